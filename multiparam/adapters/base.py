@@ -1,0 +1,233 @@
+"""The adapter interface: what one backend must provide to multiparam.
+
+An adapter is the only place a framework is imported.  It does the native
+work and nothing else; validation, canonical layout, names, error messages
+and suggestions live once in the framework-free handles (``multiparam.model``
+and ``multiparam.param``), the template-method split of Keras' ``Variable``.
+
+An adapter describes a native model as a tree of :class:`LayerNode` with
+:class:`ParamSlot` leaves.  The handles turn that tree into canonical names,
+shapes and tie groups, and call the hooks below with the slot's ``ref`` (a
+locator only the adapter understands) to read and write values.
+
+Arrays cross the interface as NumPy arrays in the framework's *native*
+layout; the handles convert to and from canonical layout (PyTorch's) using
+the slot's ``layout`` tag, so the per-framework code never transposes.
+
+Each backend module defines one subclass of :class:`Adapter` and exposes an
+instance as ``ADAPTER``.  ``multiparam.registry`` maps backend names to those
+modules; third-party adapters register through the ``multiparam.adapters``
+entry point group and run the same conformance suite
+(``pytest tests/conformance --backend NAME``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Optional, Sequence
+
+import numpy as np
+
+# Layout tags: how a native array differs from the canonical (PyTorch) layout.
+SAME = "same"                  # native == canonical
+DENSE_IN_OUT = "dense_in_out"  # native (in, out), canonical (out, in): Keras, Flax kernels
+CHANNELS_LAST_KERNEL = "channels_last_kernel"  # native (*k, in, out), canonical (out, in, *k)
+LAYOUTS = (SAME, DENSE_IN_OUT, CHANNELS_LAST_KERNEL)
+
+
+@dataclass
+class ParamSlot:
+    """One parameter (or non-trainable state array) of one layer.
+
+    role:         canonical role: ``weight``, ``bias``, ``scale``,
+                  ``running_mean``, ``running_var``, ``embedding``, or a
+                  framework-specific name kept as the framework spells it.
+    native_name:  the framework's own name for it (torch ``0.weight``,
+                  Gluon ``dense0_weight``, Keras ``sequential/dense/kernel``,
+                  Flax ``params/layers_0/kernel``).
+    ref:          adapter-private locator passed back to the hooks.
+    layout:       one of ``LAYOUTS``.
+    trainable:    False for BatchNorm running statistics and frozen weights.
+    ident:        hashable identity of the underlying storage; slots with
+                  equal ``ident`` are one parameter (a tie).
+    shape_hint:   canonical shape known from the layer's configuration
+                  before the framework has materialised the parameter,
+                  with ``None`` for unknown dims (e.g. ``(8, None)`` for a
+                  lazy dense layer of 8 units).  Ignored once materialised.
+    """
+
+    role: str
+    native_name: str
+    ref: Any
+    layout: str = SAME
+    trainable: bool = True
+    ident: Hashable = None
+    shape_hint: Optional[tuple] = None
+
+
+@dataclass
+class LayerNode:
+    """One layer (module, block, sub-model) of a native model.
+
+    key:      the child key under its parent: the position for sequential
+              containers (``"0"``), the attribute/child name otherwise
+              (``"block 1"``); ``""`` for the root.
+    kind:     the neutral kind when recognised (``Dense``, ``ReLU``,
+              ``Sequential``, ...), else the native class name.
+    native:   the framework's own layer object (or Flax module).
+    params:   the layer's own parameters, in the framework's order.
+    children: child layers, in the framework's order.  The same native
+              layer may appear under two keys (a layer reused twice).
+    """
+
+    key: str
+    kind: str
+    native: Any
+    params: list = field(default_factory=list)
+    children: list = field(default_factory=list)
+
+    @property
+    def native_type(self) -> str:
+        cls = type(self.native)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Whether a backend can do one thing, and why not when it cannot."""
+
+    supported: bool
+    reason: str = ""
+
+
+class Adapter:
+    """Base class of every backend adapter.  Each hook documents its contract.
+
+    ``state`` below is the object returned by :meth:`prepare`; it is whatever
+    the adapter needs to find the parameters again: the native model itself
+    for frameworks that keep parameters inside the model (torch, Keras,
+    Gluon), or a holder of the variables pytree for Flax linen.
+    """
+
+    #: registry name of the backend ("torch", "jax", ...)
+    name: str = ""
+    #: capability name -> Capability; absent means supported
+    capabilities: dict = {}
+
+    # -- recognising and preparing models ---------------------------------
+    def is_model(self, obj: Any) -> bool:
+        """True if ``obj`` is a native model this adapter can wrap."""
+        raise NotImplementedError
+
+    def prepare(self, native: Any, sample_input: Any = None, **options) -> Any:
+        """Make the model usable and return its ``state``.
+
+        Runs one forward on ``sample_input`` when given, so lazy or deferred
+        parameters get their shapes.  Flax: initialise (or take
+        ``options['variables']``) and keep the variables pytree.
+        """
+        raise NotImplementedError
+
+    def describe(self, state: Any) -> LayerNode:
+        """The model's layer tree.  Must not change the model."""
+        raise NotImplementedError
+
+    def is_materialized(self, state: Any) -> bool:
+        """False while some parameter's shape is still unknown."""
+        raise NotImplementedError
+
+    # -- forward -----------------------------------------------------------
+    def forward(self, state: Any, x: Any) -> Any:
+        """Run the native forward; return the framework's array type.
+
+        ``x`` may be a NumPy array or the framework's own array."""
+        raise NotImplementedError
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        """A framework array (or tensor, or variable) as a NumPy array."""
+        raise NotImplementedError
+
+    # -- parameter storage (native layout) ---------------------------------
+    def read(self, state: Any, ref: Any) -> np.ndarray:
+        """The parameter's value as a NumPy array in native layout.
+
+        Zero-copy where the framework allows it (torch, JAX on CPU); the
+        handle marks the result read-only.  Only called once materialised."""
+        raise NotImplementedError
+
+    def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
+        """The native shape, with None for dims not known yet, or None when
+        the parameter does not exist yet (an unbuilt Keras layer)."""
+        raise NotImplementedError
+
+    def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
+        """The NumPy dtype of the parameter (None if not known yet)."""
+        raise NotImplementedError
+
+    def write(self, state: Any, ref: Any, value: np.ndarray) -> None:
+        """Replace the whole value in place, so the native model sees it.
+
+        ``value`` is already validated, cast and in native layout.  Must keep
+        the parameter object's identity (torch ``Parameter``, Keras
+        ``Variable``, Gluon ``Parameter``); Flax: update the pytree in
+        ``state``, keeping every tied path pointing at the new leaf."""
+        raise NotImplementedError
+
+    def native_param(self, state: Any, ref: Any) -> Any:
+        """The framework's own parameter object (or pytree leaf)."""
+        raise NotImplementedError
+
+    def native_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
+        """The gradient the framework itself holds for this parameter, in
+        native layout, or None when it holds none (never computed, or the
+        framework keeps no gradient on parameters: JAX, Keras)."""
+        raise NotImplementedError
+
+    # -- gradients -------------------------------------------------------------
+    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None) -> dict:
+        """Fresh gradients of a scalar loss w.r.t. every trainable parameter.
+
+        ``loss`` is None (sum of all outputs, the chapter's ``y.sum()``), a
+        string (``"sum"``, ``"mean"``, ``"mse"``: mean squared error against
+        ``target``) or a callable ``loss(output, target)`` written in the
+        framework's own ops returning a scalar.  Returns ``{slot.ident: grad}``
+        with each grad a NumPy array in native layout; a parameter used twice
+        appears once with the sum of its contributions.  Must not touch the
+        gradients the framework itself accumulates (torch ``.grad``, Gluon
+        ``grad()``): a native training loop the user keeps is unaffected.
+        Raise ``ValueError`` when the loss is not a scalar."""
+        raise NotImplementedError
+
+    # -- building from the neutral spec -------------------------------------
+    def build(self, spec: Any) -> Any:
+        """Build the native model for a ``multiparam.nn`` spec.
+
+        A spec object used twice must become one native layer used twice (or
+        the framework's own sharing idiom), so its parameters are tied."""
+        raise NotImplementedError
+
+    def native_variables(self, state: Any) -> Any:
+        """The framework's own variables container when it lives outside the
+        model (the Flax pytree).  Others raise CapabilityError."""
+        from ..errors import CapabilityError
+
+        raise CapabilityError(self.name, "native_variables",
+                              "parameters live inside the model; use m.native")
+
+    def summary_idiom(self, state: Any) -> list:
+        """Native (name, shape) pairs exactly as the framework's own
+        collect-all idiom lists them (torch ``named_parameters``, Gluon
+        ``collect_params``, Keras ``weights``, Flax ``tree_map`` over the
+        pytree).  Used by the tour and by the conformance suite."""
+        raise NotImplementedError
+
+    def native_count(self, state: Any) -> int:
+        """The number of *trainable* scalars, counted the framework's own way
+        over its own collection (torch ``parameters()`` with requires_grad,
+        Keras ``trainable_weights``, Gluon ``collect_params()`` without
+        ``grad_req='null'``, the Flax ``params`` collection), de-duplicated
+        as the framework does.  Compared with ``num_parameters(trainable=True)``
+        by the conformance suite."""
+        raise NotImplementedError
+
+    def capability(self, what: str) -> Capability:
+        return self.capabilities.get(what, Capability(True))

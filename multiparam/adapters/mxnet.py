@@ -1,0 +1,391 @@
+"""The MXNet 1.9 / Gluon adapter.
+
+Gluon keeps parameters inside the blocks, so ``state`` is the block itself.
+Both Gluon array interfaces are supported: the classic ``mx.nd`` one and the
+NumPy one switched on by the user with ``npx.set_np()``.  That switch is
+global state owned by the user; this module never flips it and only asks
+``mxnet.util.is_np_array()`` which array type to produce.
+
+Framework facts this module relies on (checked against the 1.9.1 source):
+
+- ``Block._children`` is an ``OrderedDict`` of child blocks (``"0"``,
+  ``"1"``, ... in ``Sequential``; attribute names elsewhere) and
+  ``Block._reg_params`` maps attribute names to ``Parameter`` objects.
+- Deferred initialisation: ``Parameter._data`` is ``None`` until the first
+  forward resolves unknown dims, which Gluon spells ``0`` (``-1`` while
+  ``npx.set_np()`` is on); ``Parameter._deferred_init`` holds the pending
+  initializer meanwhile.
+- Tying: ``nn.Dense(.., params=shared.params)`` gives a block whose
+  ``_reg_params`` hold the *same* ``Parameter`` objects, and a block added
+  twice is shared too, so ``id(Parameter)`` identifies the storage.
+- ``NDArray._fresh_grad`` (on a parameter's *data* array) says whether a
+  backward wrote its gradient since the flag was last reset
+  (``Trainer.step`` resets it).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+import mxnet as mx
+from mxnet import autograd
+from mxnet.gluon import Block, Parameter
+from mxnet.gluon import nn
+from mxnet.util import is_np_array
+
+from .base import SAME, Adapter, LayerNode, ParamSlot
+
+# Gluon attribute name -> canonical role, for layers that are not special-cased.
+_ROLE_BY_ATTR = {
+    "weight": "weight",
+    "bias": "bias",
+    "gamma": "scale",
+    "beta": "bias",
+    "running_mean": "running_mean",
+    "running_var": "running_var",
+}
+
+
+def _unique_params(block: Block) -> list:
+    """Every Parameter reachable from ``block`` once, in tree order."""
+    seen, out = set(), []
+
+    def walk(b):
+        for p in _own_params(b).values():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        for child in b._children.values():
+            walk(child)
+
+    walk(block)
+    return out
+
+
+def _own_params(block: Block) -> dict:
+    """A block's own parameters: attribute name -> Parameter.
+
+    ``_reg_params`` holds those assigned as attributes (every built-in layer).
+    Older custom blocks sometimes call ``self.params.get(..)`` without keeping
+    the result as an attribute; such parameters are still in the block's
+    ``ParameterDict`` (and in ``collect_params``), so they are added under
+    their name with the block's prefix stripped, unless a child owns them.
+    """
+    own = dict(block._reg_params)
+    known = {id(p) for p in own.values()}
+    extra = [p for p in block.params.values() if id(p) not in known]
+    if extra:
+        in_children = {id(p) for c in block._children.values() for p in _unique_params(c)}
+        for p in extra:
+            if id(p) in in_children:
+                continue
+            attr = p.name[len(block.prefix):] if p.name.startswith(block.prefix) else p.name
+            if attr in own:
+                attr = p.name
+            own[attr] = p
+    return own
+
+
+def _gluon_shape(p: Parameter) -> Optional[tuple]:
+    """The parameter's shape with None for unknown dims (Gluon: 0, or -1 in np mode)."""
+    shape = p.shape
+    if shape is None:
+        return None
+    return tuple(int(d) if d is not None and d > 0 else None for d in shape)
+
+
+def _is_materialized(p: Parameter) -> bool:
+    return p._data is not None
+
+
+def _kind(block: Block) -> str:
+    if isinstance(block, (nn.Sequential, nn.HybridSequential)):
+        return "Sequential"
+    if isinstance(block, nn.Dense):
+        return "Dense"
+    if isinstance(block, nn.Activation) and getattr(block, "_act_type", None) == "relu":
+        return "ReLU"
+    return type(block).__name__
+
+
+def _role(block: Block, attr: str) -> str:
+    if isinstance(block, nn.Embedding) and attr == "weight":
+        return "embedding"
+    return _ROLE_BY_ATTR.get(attr, attr)
+
+
+def _like(template, value: np.ndarray):
+    """``value`` as an MXNet array of the same interface (np / nd), dtype and
+    context as ``template``, so it can be assigned into ``template``."""
+    ctx = template.context
+    if isinstance(template, mx.np.ndarray):
+        return mx.np.array(value, dtype=template.dtype, ctx=ctx)
+    return mx.nd.array(value, dtype=template.dtype, ctx=ctx)
+
+
+class MxnetAdapter(Adapter):
+    """MXNet 1.9.1 Gluon blocks (``mx.nd`` and ``npx.set_np()`` modes).
+
+    ``state`` is the Gluon block.  Parameter refs are the Gluon ``Parameter``
+    objects themselves: they are what Gluon shares between tied blocks, so
+    ``ident = id(Parameter)`` makes ties explicit.
+    """
+
+    name = "mxnet"
+    capabilities: dict = {}
+
+    #: ``grad`` records in training mode, as ``autograd.record()`` does by
+    #: default in a Gluon training loop (BatchNorm uses batch statistics,
+    #: Dropout is active); running statistics are restored afterwards.
+    grad_train_mode: bool = True
+
+    # -- recognising and preparing models ---------------------------------
+    def is_model(self, obj: Any) -> bool:
+        return isinstance(obj, Block)
+
+    def prepare(self, native: Block, sample_input: Any = None, **options) -> Block:
+        """Initialise the block if the user has not, then resolve deferred shapes.
+
+        When no parameter is initialised nor pending deferred initialisation,
+        call ``native.initialize()`` with Gluon's own default (Uniform(0.07)
+        weights, zero biases): the chapter always does this right after
+        building, and without it no parameter can ever get a value.  Blocks
+        the user initialised (even partly) are left alone.
+        """
+        params = _unique_params(native)
+        if all(p._data is None and not p._deferred_init for p in params):
+            native.initialize()
+        if sample_input is not None:
+            self.forward(native, sample_input)
+        return native
+
+    def describe(self, state: Block) -> LayerNode:
+        return self._node("", state)
+
+    def _node(self, key: str, block: Block) -> LayerNode:
+        slots = []
+        for attr, p in _own_params(block).items():
+            shape = _gluon_shape(p)
+            slots.append(ParamSlot(
+                role=_role(block, attr),
+                # p.name carries Gluon's global counters (dense3_weight): shown, never used as a key
+                native_name=p.name,
+                ref=p,
+                layout=SAME,  # Gluon is (out, in) and (out, in/groups, *k) like torch
+                trainable=p.grad_req != "null",
+                ident=id(p),
+                shape_hint=shape,
+            ))
+        children = [self._node(str(k), c) for k, c in block._children.items()]
+        return LayerNode(key=key, kind=_kind(block), native=block, params=slots, children=children)
+
+    def is_materialized(self, state: Block) -> bool:
+        # _data stays None while the shape has unknown dims or init is deferred
+        return all(_is_materialized(p) for p in _unique_params(state))
+
+    # -- forward -----------------------------------------------------------
+    def _as_input(self, state: Block, x: Any):
+        """``x`` as the array type of the current Gluon mode."""
+        np_mode = is_np_array()
+        if isinstance(x, mx.nd.NDArray):  # mx.np.ndarray is a subclass
+            if np_mode and not isinstance(x, mx.np.ndarray):
+                return x.as_np_ndarray()
+            if not np_mode and isinstance(x, mx.np.ndarray):
+                return x.as_nd_ndarray()
+            return x
+        x = np.asarray(x)
+        dtype = np.float32
+        if np.issubdtype(x.dtype, np.floating):
+            # follow a model cast to another float type (block.cast('float64'))
+            for p in _unique_params(state):
+                if _is_materialized(p) and np.issubdtype(np.dtype(p.dtype), np.floating):
+                    dtype = np.dtype(p.dtype)
+                    break
+        return mx.np.array(x, dtype=dtype) if np_mode else mx.nd.array(x, dtype=dtype)
+
+    def forward(self, state: Block, x: Any) -> Any:
+        return state(self._as_input(state, x))
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        if isinstance(array, Parameter):
+            return array.data().asnumpy()
+        if isinstance(array, mx.nd.NDArray):
+            return array.asnumpy()
+        return np.asarray(array)
+
+    # -- parameter storage (native layout) ---------------------------------
+    def read(self, state: Block, ref: Parameter) -> np.ndarray:
+        # asnumpy() copies: MXNet has no zero-copy view onto its engine's buffers
+        return ref.data().asnumpy()
+
+    def native_shape(self, state: Block, ref: Parameter) -> Optional[tuple]:
+        return _gluon_shape(ref)
+
+    def dtype(self, state: Block, ref: Parameter) -> Optional[np.dtype]:
+        return None if ref.dtype is None else np.dtype(ref.dtype)
+
+    def write(self, state: Block, ref: Parameter, value: np.ndarray) -> None:
+        """``Parameter.set_data`` copies into the existing data arrays on every
+        context, so the Parameter (and its autograd marking) stays the same."""
+        if ref._data is not None:
+            ref.set_data(_like(ref.list_data()[0], value))
+        else:
+            # deferred: Gluon keeps the value and uses it when the shape resolves
+            mk = mx.np.array if is_np_array() else mx.nd.array
+            ref.set_data(mk(value, dtype=np.dtype(ref.dtype)))
+
+    def native_param(self, state: Block, ref: Parameter) -> Parameter:
+        return ref
+
+    def native_grad(self, state: Block, ref: Parameter) -> Optional[np.ndarray]:
+        """Gluon always holds a gradient buffer (zeros before any backward), so
+        "no gradient" is read from the ``_fresh_grad`` flag: None when the
+        parameter takes no gradient, or no backward wrote it since the flag was
+        reset and the buffer is all zeros.  ``Trainer.step`` resets the flag
+        but the buffer keeps the last backward's values; those are returned,
+        as torch keeps ``.grad`` after ``optimizer.step()``."""
+        if ref.grad_req == "null" or ref._data is None or ref._grad is None:
+            return None
+        g = ref.grad().asnumpy()
+        if ref.list_data()[0]._fresh_grad or np.any(g):
+            return g
+        return None
+
+    # -- gradients -------------------------------------------------------------
+    def grad(self, state: Block, x: Any, loss: Any = None, target: Any = None) -> dict:
+        """Gradients of a scalar loss, leaving Gluon's own buffers as they were.
+
+        Gluon writes gradients into each Parameter's buffer, so the buffers
+        and ``_fresh_grad`` flags are saved, zeroed (``grad_req='add'``
+        would otherwise add to the user's accumulation), backward runs, the
+        result is copied out and the saved buffers and flags are put back.
+        Non-trainable arrays (BatchNorm running statistics, updated by a
+        training-mode forward) are restored as well.  A shared Parameter is
+        one buffer, into which Gluon sums every use.
+        """
+        if not self.is_materialized(state):
+            # resolve deferred shapes first with a plain forward (no recording,
+            # no statistics update), so every buffer exists before we save it
+            self.forward(state, x)
+        xin = self._as_input(state, x)
+        params = [p for p in _unique_params(state) if _is_materialized(p)]
+        trainable = [p for p in params if p._grad is not None]
+        frozen = [p for p in params if p._grad is None]
+
+        saved_grads = {id(p): [g.copy() for g in p.list_grad()] for p in trainable}
+        saved_flags = {id(p): [d._fresh_grad for d in p.list_data()] for p in trainable}
+        saved_frozen = {id(p): [d.copy() for d in p.list_data()] for p in frozen}
+        try:
+            for p in trainable:
+                for g in p.list_grad():
+                    g[:] = 0
+            with autograd.record(train_mode=self.grad_train_mode):
+                out = state(xin)
+                value = self._loss(out, loss, target)
+            if int(np.prod(value.shape)) != 1:
+                raise ValueError(
+                    f"grad needs a scalar loss; the loss has shape {tuple(value.shape)}")
+            value.backward()
+            result = {}
+            for p in trainable:
+                gs = [g.asnumpy() for g in p.list_grad()]
+                result[id(p)] = gs[0] if len(gs) == 1 else np.sum(gs, axis=0)
+            return result
+        finally:
+            for p in trainable:
+                for g, s in zip(p.list_grad(), saved_grads[id(p)]):
+                    g[:] = s
+                for d, f in zip(p.list_data(), saved_flags[id(p)]):
+                    d._fresh_grad = f
+            for p in frozen:
+                for d, s in zip(p.list_data(), saved_frozen[id(p)]):
+                    d[:] = s
+
+    def _loss(self, out: Any, loss: Any, target: Any):
+        def native(t):
+            if t is None:
+                return None
+            if isinstance(t, mx.nd.NDArray):
+                return t
+            ref = out[0] if isinstance(out, (list, tuple)) else out
+            return _like(ref, np.asarray(t))
+
+        if callable(loss):
+            return loss(out, native(target))
+        if isinstance(out, (list, tuple)):
+            if loss not in (None, "sum"):
+                raise ValueError(f"loss {loss!r} needs a single output; the model returns {len(out)}")
+            total = out[0].sum()
+            for o in out[1:]:
+                total = total + o.sum()
+            return total
+        if loss is None or loss == "sum":
+            return out.sum()
+        if loss == "mean":
+            return out.mean()
+        if loss == "mse":
+            if target is None:
+                raise ValueError("loss 'mse' needs a target")
+            return ((out - native(target)) ** 2).mean()
+        raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
+
+    # -- building from the neutral spec -------------------------------------
+    def build(self, spec: Any) -> Block:
+        """A Gluon block for a ``multiparam.nn`` spec, initialised with
+        ``initialize()`` (Gluon's default; shapes resolve on the first forward).
+
+        A Dense spec used twice follows the chapter: the first use builds
+        ``shared = nn.Dense(..)``, later ones ``nn.Dense(.., params=shared.params)``.
+        Any other spec used twice becomes the same block added twice."""
+        model = self._build(spec, {})
+        model.initialize()
+        return model
+
+    def _build(self, spec: Any, built: dict) -> Block:
+        from .. import nn as specs
+
+        first = built.get(id(spec))
+        if isinstance(spec, specs.Dense):
+            kwargs = dict(use_bias=spec.use_bias, in_units=spec.in_features or 0, flatten=True)
+            if first is not None:
+                return nn.Dense(spec.units, params=first.params, **kwargs)
+            block = nn.Dense(spec.units, **kwargs)
+        elif first is not None:
+            return first
+        elif isinstance(spec, specs.ReLU):
+            block = nn.Activation("relu")
+        elif isinstance(spec, specs.Sequential):
+            block = nn.Sequential()
+            for key, child in spec.children:
+                c = self._build(child, built)
+                if spec.named:
+                    # Sequential.forward/__getitem__/__len__ iterate _children in
+                    # order, so named children work like numbered ones
+                    block.register_child(c, key)
+                else:
+                    block.add(c)
+        else:
+            raise TypeError(f"cannot build {type(spec).__name__} on mxnet")
+        built[id(spec)] = block
+        return block
+
+    # -- the framework's own listings ---------------------------------------
+    def summary_idiom(self, state: Block) -> list:
+        """``collect_params()`` as Gluon lists it: global names, unknown dims as
+        Gluon shows them (0; -1 while ``npx.set_np()`` is on)."""
+        return [(name, p.shape) for name, p in state.collect_params().items()]
+
+    def native_count(self, state: Block) -> int:
+        total, seen = 0, set()
+        for p in state.collect_params().values():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            shape = _gluon_shape(p)
+            if shape is not None and all(d is not None for d in shape):
+                total += int(np.prod(shape))
+        return total
+
+
+ADAPTER = MxnetAdapter()

@@ -1,0 +1,468 @@
+"""The TensorFlow / Keras 3 adapter.
+
+Keras keeps parameters inside the layers, as ``keras.Variable`` objects held
+in layer attributes (``Dense._kernel``, ``Dense.bias``, ...), so the state is
+the model itself.  The layer tree mirrors Keras' own idioms:
+
+* ``keras.Sequential``: children are ``model.layers`` keyed by position, as
+  ``net.layers[i]`` indexes them (Keras 3 keeps a reused layer twice there);
+* functional models: ``model.layers`` without the ``InputLayer``, keyed by
+  ``layer.name``;
+* subclassed models and layers: the sub-layers held in public attributes, in
+  definition order (a list attribute ``blocks`` becomes a ``list`` node with
+  children ``"0"``, ``"1"``, ..., so names read ``blocks.0.weight`` as with
+  torch's ``ModuleList``).
+
+A slot's ``ref`` is a locator ``(layer, attribute)`` rather than the variable
+itself: Keras creates variables only when a layer is built (on the first
+call), and a post-construction tie swaps the variable held in the attribute,
+so the locator stays valid across both.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.models.functional import Functional  # no public alias in Keras 3.15
+
+from .. import nn as mpnn
+from ..errors import NotMaterializedError
+from .base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, LayerNode, ParamSlot
+
+_CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+_CONV_T = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+           keras.layers.Conv3DTranspose)
+_NORM = (keras.layers.LayerNormalization, keras.layers.GroupNormalization)
+
+
+class NamedSequential(keras.Layer):
+    """A Keras layer applying named children in order.
+
+    Keras' ``Sequential`` only numbers its layers; this keeps the names of a
+    named ``multiparam.nn.Sequential`` (``"block 0"``, ...) so the canonical
+    names match the other backends.  Children are indexable by position
+    (``seq[1]``) and by name (``seq["block 1"]``).  A layer given twice is one
+    layer called twice, so its variables are shared.
+    """
+
+    def __init__(self, named_layers=(), **kwargs):
+        super().__init__(**kwargs)
+        pairs = list(named_layers.items()) if isinstance(named_layers, dict) else list(named_layers)
+        self.child_names = [str(n) for n, _ in pairs]
+        self.child_layers = [layer for _, layer in pairs]
+
+    def call(self, inputs):
+        # the training flag reaches the children through Keras' call context
+        x = inputs
+        for layer in self.child_layers:
+            x = layer(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.child_layers)
+
+    def __getitem__(self, i):
+        if isinstance(i, str):
+            return self.child_layers[self.child_names.index(i)]
+        return self.child_layers[i]
+
+    def named_layers(self) -> list:
+        return list(zip(self.child_names, self.child_layers))
+
+    def get_config(self):
+        config = super().get_config()
+        config["named_layers"] = [[n, keras.saving.serialize_keras_object(layer)]
+                                  for n, layer in self.named_layers()]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        pairs = [(n, keras.saving.deserialize_keras_object(c)) for n, c in config.pop("named_layers")]
+        return cls(pairs, **config)
+
+
+class _Ref:
+    """Locator of one parameter: the variable held in ``layer.<attr>`` now,
+    or a fixed variable that no attribute names (held in a list, say)."""
+
+    __slots__ = ("layer", "attr", "var")
+
+    def __init__(self, layer, attr: Optional[str], var=None):
+        self.layer, self.attr, self.var = layer, attr, var
+
+    def resolve(self):
+        if self.attr is None:
+            return self.var
+        # the instance dict, not getattr: Dense.kernel is a property that
+        # raises before build (and adds LoRA deltas after)
+        v = vars(self.layer).get(self.attr)
+        return v if isinstance(v, keras.Variable) else None
+
+    def label(self) -> str:
+        return f"{self.layer.name}/{(self.attr or self.var.name).lstrip('_')}"
+
+    def __repr__(self) -> str:
+        return f"_Ref({self.label()})"
+
+
+def _is_relu(layer) -> bool:
+    return isinstance(layer, keras.layers.ReLU) or (
+        isinstance(layer, keras.layers.Activation)
+        and getattr(layer, "activation", None) is keras.activations.relu)
+
+
+def _kind(layer) -> str:
+    if isinstance(layer, (keras.Sequential, NamedSequential)):
+        return "Sequential"
+    if isinstance(layer, keras.layers.Dense):
+        return "Dense"
+    if _is_relu(layer):
+        return "ReLU"
+    return type(layer).__name__
+
+
+def _known_role(layer, attr: str):
+    """(role, layout) for the recognised layers' variables, else None."""
+    a = attr.lstrip("_")
+    if isinstance(layer, keras.layers.Dense):
+        return {"kernel": ("weight", DENSE_IN_OUT), "bias": ("bias", SAME)}.get(a)
+    if isinstance(layer, _CONV + _CONV_T):
+        # Keras (*k, in, out) and transposed (*k, out, in) both map to torch's
+        # (out, in, *k) / (in, out, *k) by the same axis move
+        return {"kernel": ("weight", CHANNELS_LAST_KERNEL), "bias": ("bias", SAME)}.get(a)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return {"gamma": ("scale", SAME), "beta": ("bias", SAME),
+                "moving_mean": ("running_mean", SAME),
+                "moving_variance": ("running_var", SAME)}.get(a)
+    if isinstance(layer, _NORM):
+        return {"gamma": ("scale", SAME), "beta": ("bias", SAME)}.get(a)
+    if isinstance(layer, keras.layers.Embedding):
+        return {"embeddings": ("embedding", SAME)}.get(a)
+    return None
+
+
+def _unbuilt_slots(layer) -> list:
+    """Slots of a layer whose variables do not exist yet, from its config:
+    (attr, role, layout, canonical shape hint, trainable).  Only the layers
+    whose build we know; an unknown unbuilt layer shows no slots yet."""
+    if isinstance(layer, keras.layers.Dense):
+        out = [("_kernel", "weight", DENSE_IN_OUT, (layer.units, None), True)]
+        if layer.use_bias:
+            out.append(("bias", "bias", SAME, (layer.units,), True))
+        return out
+    if isinstance(layer, _CONV + _CONV_T):
+        k = tuple(layer.kernel_size)
+        if isinstance(layer, _CONV):  # Conv stores _kernel (LoRA-aware property)
+            out = [("_kernel", "weight", CHANNELS_LAST_KERNEL, (layer.filters, None) + k, True)]
+        else:                         # ConvTranspose stores kernel directly
+            out = [("kernel", "weight", CHANNELS_LAST_KERNEL, (None, layer.filters) + k, True)]
+        if layer.use_bias:
+            out.append(("bias", "bias", SAME, (layer.filters,), True))
+        return out
+    if isinstance(layer, keras.layers.BatchNormalization):
+        out = []
+        if layer.scale:
+            out.append(("gamma", "scale", SAME, (None,), True))
+        if layer.center:
+            out.append(("beta", "bias", SAME, (None,), True))
+        out += [("moving_mean", "running_mean", SAME, (None,), False),
+                ("moving_variance", "running_var", SAME, (None,), False)]
+        return out
+    if isinstance(layer, keras.layers.LayerNormalization):
+        axis = layer.axis
+        if isinstance(axis, int) or len(axis) == 1:
+            out = []
+            if layer.scale:
+                out.append(("gamma", "scale", SAME, (None,), True))
+            if layer.center:
+                out.append(("beta", "bias", SAME, (None,), True))
+            return out
+        return []
+    if isinstance(layer, keras.layers.Embedding):
+        return [("_embeddings", "embedding", SAME, (layer.input_dim, layer.output_dim), True)]
+    return []
+
+
+def _is_auto_name(name: str) -> bool:
+    # add_weight(name=None) gives "variable", "variable_1", ...
+    return name == "variable" or (name.startswith("variable_") and name[9:].isdigit())
+
+
+def _own_slots(layer) -> list:
+    """The layer's own parameters (not its sub-layers'), in Keras' order."""
+    slots, used = [], set()
+
+    def add(role, ref, var, layout):
+        role = role.replace(".", "_")
+        base, n = role, 1
+        while role in used:  # two variables with one name: keep both
+            role, n = f"{base}_{n}", n + 1
+        used.add(role)
+        slots.append(ParamSlot(role=role, native_name=var.path, ref=ref, layout=layout,
+                               trainable=bool(var.trainable), ident=id(var)))
+
+    found = set()
+    attrs = [(a, v) for a, v in vars(layer).items() if isinstance(v, keras.Variable)]
+    if not attrs and not layer.built:
+        for attr, role, layout, hint, trainable in _unbuilt_slots(layer):
+            ref = _Ref(layer, attr)
+            used.add(role)
+            slots.append(ParamSlot(role=role, native_name=ref.label(), ref=ref, layout=layout,
+                                   trainable=trainable, ident=("unbuilt", id(layer), attr),
+                                   shape_hint=hint))
+        return slots
+    for attr, var in attrs:
+        known = _known_role(layer, attr)
+        if known:
+            role, layout = known
+        else:
+            # the variable's own name; its attribute when Keras named it
+            role, layout = (attr.lstrip("_") if _is_auto_name(var.name) else var.name), SAME
+        found.add(id(var))
+        add(role, _Ref(layer, attr), var, layout)
+    # variables no attribute names (kept in a list or dict by a custom layer)
+    for var in list(layer._trainable_variables) + list(layer._non_trainable_variables):
+        if id(var) not in found:
+            found.add(id(var))
+            add(var.name, _Ref(layer, None, var), var, SAME)
+    return slots
+
+
+def _attr_children(layer) -> list:
+    """(key, child) for a subclassed layer: sub-layers in public attributes,
+    in definition order; lists/tuples/dicts of layers become container nodes.
+    Tracked sub-layers reachable only through a private attribute (Keras'
+    own ``MultiHeadAttention._query_dense``) follow, keyed without the
+    underscore, and any left over by their Keras name, so no parameter is
+    ever missed."""
+    tracked = {id(l) for l in layer._layers}
+    seen, out, keys = set(), [], set()
+
+    def put(key, child):
+        if key in keys or "." in key:
+            key = key.replace(".", "_")
+            while key in keys:
+                key += "_"
+        keys.add(key)
+        out.append((key, child))
+
+    def container(obj):
+        items = list(obj.items()) if isinstance(obj, dict) else list(enumerate(obj))
+        if items and all(isinstance(v, keras.Layer) for _, v in items):
+            return [(str(k), v) for k, v in items]
+        return None
+
+    for attr, value in vars(layer).items():
+        if attr.startswith("_"):
+            continue
+        if isinstance(value, keras.Layer):
+            seen.add(id(value))
+            put(attr, value)
+        elif isinstance(value, (list, tuple, dict)):
+            items = container(value)
+            if items:
+                seen.update(id(v) for _, v in items)
+                put(attr, ("__container__", "list" if not isinstance(value, dict) else "dict",
+                           value, items))
+    for attr, value in vars(layer).items():
+        if (attr.startswith("_") and isinstance(value, keras.Layer)
+                and id(value) in tracked and id(value) not in seen):
+            seen.add(id(value))
+            put(attr.lstrip("_") or attr, value)
+    for sub in layer._layers:
+        if id(sub) not in seen:
+            seen.add(id(sub))
+            put(sub.name, sub)
+    return out
+
+
+class TensorflowAdapter(Adapter):
+    """Keras 3 on TensorFlow: layers, ``weights`` with ``.path``,
+    ``GradientTape``.  State is the model itself."""
+
+    name = "tensorflow"
+    capabilities: dict = {}
+
+    # -- recognising and preparing models ---------------------------------
+    def is_model(self, obj: Any) -> bool:
+        """Any ``keras.Layer`` (a ``Model`` is a ``Layer``)."""
+        return isinstance(obj, keras.Layer)
+
+    def prepare(self, native: Any, sample_input: Any = None, **options) -> Any:
+        """The model itself; one forward on ``sample_input`` builds it."""
+        if sample_input is not None:
+            self.forward(native, sample_input)
+        return native
+
+    def describe(self, state: Any) -> LayerNode:
+        """The layer tree; reads attributes only, never builds or calls."""
+        return self._node("", state)
+
+    def _node(self, key: str, layer) -> LayerNode:
+        if isinstance(layer, tuple) and layer[:1] == ("__container__",):
+            _, kind, native, items = layer
+            return LayerNode(key=key, kind=kind, native=native,
+                             children=[self._node(k, v) for k, v in items])
+        node = LayerNode(key=key, kind=_kind(layer), native=layer, params=_own_slots(layer))
+        if isinstance(layer, NamedSequential):
+            pairs = layer.named_layers()
+        elif isinstance(layer, keras.Sequential):
+            # a reused layer is listed twice: both keys, same variables
+            pairs = [(str(i), l) for i, l in enumerate(layer.layers)]
+        elif isinstance(layer, Functional):
+            pairs = [(l.name, l) for l in layer.layers
+                     if not isinstance(l, keras.layers.InputLayer)]
+        else:
+            pairs = _attr_children(layer)
+        node.children = [self._node(k, v) for k, v in pairs]
+        return node
+
+    def is_materialized(self, state: Any) -> bool:
+        """False while a known slot has no variable, or a parameter-holding
+        leaf layer (one with its own ``build``) is still unbuilt."""
+        def walk(node):
+            for s in node.params:
+                if s.ref.resolve() is None:
+                    return False
+            layer = node.native
+            if (isinstance(layer, keras.Layer) and not node.children and not layer.built
+                    and not getattr(type(layer).build, "_is_default", False)):
+                return False
+            return all(walk(c) for c in node.children)
+
+        return walk(self.describe(state))
+
+    # -- forward -----------------------------------------------------------
+    def _to_tensor(self, x):
+        if isinstance(x, (tf.Tensor, tf.Variable, keras.Variable)):
+            return x
+        if isinstance(x, (np.ndarray, list, float, int, np.generic)):
+            arr = np.asarray(x)
+            if not np.issubdtype(arr.dtype, np.floating):
+                arr = arr.astype(np.float32)  # Embedding casts ids back to int32 itself
+            return tf.convert_to_tensor(arr)
+        return x  # dicts of inputs and other structures go to Keras as they are
+
+    def forward(self, state: Any, x: Any) -> Any:
+        """``model(x)``; NumPy input becomes a tensor (float32 unless already float)."""
+        return state(self._to_tensor(x))
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        if isinstance(array, np.ndarray):
+            return array
+        if isinstance(array, keras.Variable):
+            return array.numpy()
+        if isinstance(array, tf.IndexedSlices):
+            array = tf.convert_to_tensor(array)
+        if hasattr(array, "numpy"):
+            return np.asarray(array.numpy())
+        return np.asarray(array)
+
+    # -- parameter storage (native layout) ---------------------------------
+    def _var(self, ref: _Ref):
+        v = ref.resolve()
+        if v is None:
+            raise NotMaterializedError(ref.label(), ())
+        return v
+
+    def read(self, state: Any, ref: Any) -> np.ndarray:
+        """``variable.numpy()`` (a copy: TF variables are not viewable)."""
+        return self._var(ref).numpy()
+
+    def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
+        v = ref.resolve()
+        return None if v is None else tuple(int(d) for d in v.shape)
+
+    def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
+        v = ref.resolve()
+        return None if v is None else np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
+
+    def write(self, state: Any, ref: Any, value: np.ndarray) -> None:
+        """``variable.assign``: same Variable object, seen by every layer holding it."""
+        self._var(ref).assign(value)
+
+    def native_param(self, state: Any, ref: Any) -> Any:
+        return self._var(ref)
+
+    def native_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
+        """Always None: Keras keeps no gradient on its variables."""
+        return None
+
+    # -- gradients -------------------------------------------------------------
+    def _loss(self, out, loss, target):
+        if loss is None or loss == "sum":
+            return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
+        if loss == "mean":
+            return tf.reduce_mean(out)
+        if loss == "mse":
+            if target is None:
+                raise ValueError("loss='mse' needs a target")
+            t = tf.cast(self._to_tensor(target), out.dtype)
+            return tf.reduce_mean(tf.square(out - t))
+        if callable(loss):
+            return loss(out, target if target is None else self._to_tensor(target))
+        raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
+
+    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None) -> dict:
+        """``tf.GradientTape`` over ``model.trainable_variables``.
+
+        Keras de-duplicates a reused layer's variables, so the tape already
+        sums the contributions of every use.  Unused variables get zeros;
+        embedding gradients (``IndexedSlices``) come back dense."""
+        xt = self._to_tensor(x)
+        with tf.GradientTape() as tape:
+            out = state(xt)  # builds the model on a first call; the tape sees the new variables
+            value = self._loss(out, loss, target)
+        value = tf.convert_to_tensor(value)
+        if value.shape.rank != 0:
+            raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
+        variables = state.trainable_variables
+        grads = tape.gradient(value, variables,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
+
+    # -- building from the neutral spec -------------------------------------
+    def build(self, spec: Any) -> Any:
+        """Keras layers for a spec: ``Dense``, ``ReLU``, ``keras.Sequential``
+        (numbered) or :class:`NamedSequential` (named).  One spec object
+        used twice becomes one Keras layer called twice (shared variables)."""
+        memo: dict = {}
+
+        def make(s):
+            if id(s) in memo:
+                return memo[id(s)]
+            if isinstance(s, mpnn.Dense):
+                layer = keras.layers.Dense(s.units, use_bias=s.use_bias)
+                if s.in_features is not None:
+                    layer.build((None, s.in_features))
+            elif isinstance(s, mpnn.ReLU):
+                layer = keras.layers.ReLU()
+            elif isinstance(s, mpnn.Sequential):
+                if s.named:
+                    layer = NamedSequential([(k, make(c)) for k, c in s.children])
+                else:
+                    layer = keras.Sequential([make(c) for _, c in s.children])
+            else:
+                raise TypeError(f"the tensorflow backend cannot build {type(s).__name__} specs")
+            memo[id(s)] = layer
+            return layer
+
+        return make(spec)
+
+    def summary_idiom(self, state: Any) -> list:
+        """``[(v.path, shape) for v in model.weights]``: Keras' collect-all,
+        a tied variable listed once."""
+        return [(v.path, tuple(int(d) for d in v.shape)) for v in state.weights]
+
+    def native_count(self, state: Any) -> int:
+        """``model.count_params()``; before the model is built (Keras refuses
+        then) the same sum over the variables that already exist."""
+        if state.built:
+            return int(state.count_params())
+        return int(sum(int(np.prod(v.shape)) for v in state.weights))
+
+
+ADAPTER = TensorflowAdapter()

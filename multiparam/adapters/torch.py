@@ -1,0 +1,237 @@
+"""PyTorch adapter: ``nn.Module``, ``named_parameters``, ``.data``, autograd.
+
+Parameters live inside the modules, so the state is the module itself and a
+slot's ref is ``(module, attribute)``: it stays valid when a Lazy module
+materialises (torch swaps the ``UninitializedParameter``'s class in place)
+and when a tie assigns another ``Parameter`` to the attribute.  Canonical
+layout is torch's own, so no slot needs a layout conversion.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from .base import Adapter, LayerNode, ParamSlot
+
+# canonical role of a torch attribute, per layer family (else the attribute name)
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+_KINDS = (
+    (nn.Sequential, "Sequential"),
+    (nn.Linear, "Dense"),
+    (nn.LazyLinear, "Dense"),
+    (nn.ReLU, "ReLU"),
+    (nn.Conv2d, "Conv2d"),
+    (nn.modules.batchnorm._NormBase, "BatchNorm"),
+    (nn.LayerNorm, "LayerNorm"),
+    (nn.Embedding, "Embedding"),
+    (nn.LSTM, "LSTM"),
+    (nn.Flatten, "Flatten"),
+)
+# buffers that are state worth moving; counters such as num_batches_tracked are not parameters
+_STATE_BUFFERS = ("running_mean", "running_var")
+
+
+def _kind(module: nn.Module) -> str:
+    for cls, kind in _KINDS:
+        if isinstance(module, cls):
+            return kind
+    return type(module).__name__
+
+
+def _role(module: nn.Module, attr: str) -> str:
+    if isinstance(module, _NORM_TYPES) and attr == "weight":
+        return "scale"
+    if isinstance(module, nn.Embedding) and attr == "weight":
+        return "embedding"
+    return attr
+
+
+def _shape_hint(module: nn.Module, attr: str) -> Optional[tuple]:
+    """Canonical shape of a lazy parameter, as far as the config tells."""
+    out = getattr(module, "out_features", None) or getattr(module, "out_channels", None)
+    if out is None:
+        return None
+    if attr == "bias":
+        return (out,)
+    if attr == "weight":
+        kernel = tuple(getattr(module, "kernel_size", ()))
+        return (out, None) + kernel
+    return None
+
+
+def _tensor(ref) -> torch.Tensor:
+    module, attr = ref
+    t = module._parameters.get(attr)
+    if t is None:
+        t = module._buffers.get(attr)
+    if t is None:
+        raise LookupError(f"{type(module).__name__} has no parameter {attr!r} any more; "
+                          "call m.refresh() after changing the model")
+    return t
+
+
+_NP_DTYPES = {
+    torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64,
+    torch.int8: np.int8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
+    torch.uint8: np.uint8, torch.bool: np.bool_, torch.complex64: np.complex64,
+    torch.complex128: np.complex128,
+}
+
+
+class TorchAdapter(Adapter):
+    """Adapter for ``torch.nn.Module`` (Lazy modules included)."""
+
+    name = "torch"
+
+    def is_model(self, obj: Any) -> bool:
+        return isinstance(obj, nn.Module)
+
+    def prepare(self, native: nn.Module, sample_input: Any = None, **options) -> nn.Module:
+        if options:
+            raise TypeError(f"unexpected options for a torch model: {sorted(options)}")
+        if sample_input is not None:
+            with torch.no_grad():
+                native(self._input(sample_input))
+        return native
+
+    # -- description -----------------------------------------------------------
+    def describe(self, state: nn.Module) -> LayerNode:
+        return self._node(state, "", "")
+
+    def _node(self, module: nn.Module, key: str, native_prefix: str) -> LayerNode:
+        node = LayerNode(key=key, kind=_kind(module), native=module)
+        items = [(a, t) for a, t in module._parameters.items() if t is not None]
+        items += [(a, t) for a, t in module._buffers.items()
+                  if t is not None and a in _STATE_BUFFERS]
+        for attr, t in items:
+            node.params.append(ParamSlot(
+                role=_role(module, attr),
+                native_name=native_prefix + attr,
+                ref=(module, attr),
+                trainable=isinstance(t, nn.Parameter) and t.requires_grad,
+                ident=id(t),
+                shape_hint=_shape_hint(module, attr) if is_lazy(t) else tuple(t.shape),
+            ))
+        # _modules, not named_children(): a module used twice must appear at both keys
+        for child_key, child in module._modules.items():
+            if child is not None:
+                node.children.append(self._node(child, child_key, f"{native_prefix}{child_key}."))
+        return node
+
+    def is_materialized(self, state: nn.Module) -> bool:
+        return not any(is_lazy(t) for t in state.parameters()) and \
+            not any(is_lazy(t) for t in state.buffers())
+
+    # -- forward ---------------------------------------------------------------
+    def _input(self, x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x
+        arr = np.asarray(x)
+        if arr.dtype.kind == "f":
+            # NumPy's float64 default would clash with float32 weights
+            return torch.as_tensor(arr, dtype=torch.get_default_dtype())
+        return torch.as_tensor(arr)
+
+    def forward(self, state: nn.Module, x: Any) -> torch.Tensor:
+        return state(self._input(x))
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return array.detach().cpu().numpy()
+
+    # -- storage -----------------------------------------------------------------
+    def native_shape(self, state, ref) -> Optional[tuple]:
+        t = _tensor(ref)
+        return None if is_lazy(t) else tuple(t.shape)
+
+    def dtype(self, state, ref) -> Optional[np.dtype]:
+        t = _tensor(ref)
+        np_type = _NP_DTYPES.get(t.dtype)
+        if np_type is None:
+            from ..errors import CapabilityError
+
+            raise CapabilityError("torch", f"show {t.dtype} as NumPy", "NumPy has no such dtype")
+        return np.dtype(np_type)
+
+    def read(self, state, ref) -> np.ndarray:
+        # detach().numpy() shares memory with the parameter on CPU: no copy
+        return _tensor(ref).detach().cpu().numpy()
+
+    def write(self, state, ref, value: np.ndarray) -> None:
+        t = _tensor(ref)
+        with torch.no_grad():  # an in-place edit, not part of any graph (torch's .data idiom)
+            t.copy_(torch.from_numpy(value))
+
+    def native_param(self, state, ref) -> torch.Tensor:
+        return _tensor(ref)
+
+    def native_grad(self, state, ref) -> Optional[np.ndarray]:
+        g = _tensor(ref).grad
+        return None if g is None else g.detach().cpu().numpy()
+
+    # -- gradients -----------------------------------------------------------------
+    def grad(self, state: nn.Module, x: Any, loss: Any = None, target: Any = None) -> dict:
+        out = state(self._input(x))
+        params = [p for p in state.parameters() if p.requires_grad]  # de-duplicated by torch
+        value = _loss(out, loss, None if target is None else self._input(target))
+        if value.numel() != 1:
+            raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
+        # autograd.grad leaves every .grad untouched: a native training loop is unaffected
+        grads = torch.autograd.grad(value.reshape(()), params, allow_unused=True)
+        return {id(p): (np.zeros(tuple(p.shape), dtype=_NP_DTYPES[p.dtype]) if g is None
+                        else g.detach().cpu().numpy()) for p, g in zip(params, grads)}
+
+    # -- building -----------------------------------------------------------------------
+    def build(self, spec: Any) -> nn.Module:
+        return self._build(spec, {})
+
+    def _build(self, spec, memo: dict) -> nn.Module:
+        from .. import nn as mpnn
+
+        if id(spec) in memo:  # one spec used twice is one module used twice: tied
+            return memo[id(spec)]
+        if isinstance(spec, mpnn.Dense):
+            if spec.in_features is None:
+                module = nn.LazyLinear(spec.units, bias=spec.use_bias)
+            else:
+                module = nn.Linear(spec.in_features, spec.units, bias=spec.use_bias)
+        elif isinstance(spec, mpnn.ReLU):
+            module = nn.ReLU()
+        elif isinstance(spec, mpnn.Sequential):
+            module = nn.Sequential()
+            for key, child in spec.children:
+                module.add_module(key, self._build(child, memo))  # the chapter's add_module idiom
+        else:
+            raise TypeError(f"the torch adapter cannot build {type(spec).__name__}")
+        memo[id(spec)] = module
+        return module
+
+    # -- the framework's own views ------------------------------------------------------------
+    def summary_idiom(self, state: nn.Module) -> list:
+        out = []
+        for name, p in state.named_parameters():
+            out.append((name, None if is_lazy(p) else tuple(p.shape)))
+        return out
+
+    def native_count(self, state: nn.Module) -> int:
+        return sum(p.numel() for p in state.parameters() if p.requires_grad)
+
+
+def _loss(out: torch.Tensor, loss: Any, target: Optional[torch.Tensor]) -> torch.Tensor:
+    if loss is None or loss == "sum":
+        return out.sum()
+    if loss == "mean":
+        return out.mean()
+    if loss == "mse":
+        if target is None:
+            raise ValueError("loss='mse' needs a target")
+        return ((out - target) ** 2).mean()
+    if callable(loss):
+        return loss(out, target)
+    raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
+
+
+ADAPTER = TorchAdapter()

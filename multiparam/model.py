@@ -1,0 +1,349 @@
+"""The Model and Layer handles, and ``wrap``.
+
+A Model handle holds the native model, its adapter and the adapter's state,
+and an index built from the adapter's layer tree: canonical layer paths,
+canonical parameter names, and tie groups (names whose slots share one
+``ident``).  The index is cached once every shape is known; while a model
+is still lazy it is rebuilt on each access, so shapes appear after the first
+forward whichever way that forward was run.  Call ``refresh()`` after you
+change the native model's structure yourself.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from .errors import NotMaterializedError, UnknownNameError, UnsupportedModelError
+from .nn import Spec
+from .param import Param, _fmt_shape
+from .registry import backend_of, load_adapter, supported_text
+
+
+class _Index:
+    """Canonical view of one description of the native model."""
+
+    def __init__(self, model: "Model", root):
+        self.layers: Dict[str, "Layer"] = {}
+        self.params: Dict[str, Param] = {}      # every canonical name, aliases included
+        self.unique: Dict[str, Param] = {}      # each parameter once, by its first name
+        by_ident: Dict[Any, Param] = {}
+
+        def visit(node, path: str) -> None:
+            layer = Layer(model, node, path)
+            self.layers[path] = layer
+            for slot in node.params:
+                name = f"{path}.{slot.role}" if path else slot.role
+                key = slot.ident if slot.ident is not None else id(slot)
+                param = by_ident.get(key)
+                if param is None:
+                    param = by_ident[key] = Param(model, slot, name)
+                    self.unique[name] = param
+                else:
+                    param.aliases = param.aliases + (name,)
+                self.params[name] = param
+            for child in node.children:
+                visit(child, f"{path}.{child.key}" if path else child.key)
+
+        visit(root, "")
+        self.root = self.layers[""]
+
+
+class Layer:
+    """One layer of a wrapped model, indexed like the framework's own
+    Sequential: ``m[0]``, ``m[0][1][0]``, ``m[0]["block 1"]``."""
+
+    def __init__(self, model: "Model", node, path: str):
+        self._model = model
+        self._node = node
+        self.path = path          #: canonical path from the root ("" for the root)
+
+    @property
+    def key(self) -> str:
+        return self._node.key
+
+    @property
+    def kind(self) -> str:
+        """Neutral kind (Dense, ReLU, Sequential, ...) or the native class name."""
+        return self._node.kind
+
+    @property
+    def native(self) -> Any:
+        """The framework's own layer object."""
+        return self._node.native
+
+    @property
+    def native_type(self) -> str:
+        return self._node.native_type
+
+    def _child_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def children(self) -> List["Layer"]:
+        index = self._model._index()
+        return [index.layers[self._child_path(c.key)] for c in self._node.children]
+
+    def __len__(self) -> int:
+        return len(self._node.children)
+
+    def __iter__(self) -> Iterator["Layer"]:
+        return iter(self.children())
+
+    def __getitem__(self, key: Union[int, str]) -> Union["Layer", Param]:
+        """A child layer by position or key, or one of this layer's own
+        parameters by role (``m[2]["bias"]``)."""
+        children = self._node.children
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            n = len(children)
+            if not -n <= key < n:
+                raise IndexError(f"layer {self.path or '<root>'!r} has {n} children; index {key} is out of range")
+            return self._model._index().layers[self._child_path(children[key].key)]
+        if isinstance(key, str):
+            index = self._model._index()
+            if any(c.key == key for c in children):
+                return index.layers[self._child_path(key)]
+            own = self.params()
+            if key in own:
+                return own[key]
+            known = [c.key for c in children] + list(own)
+            raise UnknownNameError(key, known, what=f"child or parameter of layer {self.path or '<root>'!r}")
+        raise TypeError(f"layers are indexed by int or str, not {type(key).__name__}")
+
+    def params(self) -> Dict[str, Param]:
+        """This layer's own parameters by role: ``{"weight": Param, "bias": Param}``."""
+        index = self._model._index()
+        return {slot.role: index.params[self._child_path(slot.role)] for slot in self._node.params}
+
+    def named_parameters(self, pattern: Optional[str] = None) -> Dict[str, Param]:
+        """Parameters of this layer and its descendants, named relative to it
+        (``net[0].named_parameters()`` gives ``weight``, ``bias``)."""
+        prefix = f"{self.path}." if self.path else ""
+        out: Dict[str, Param] = {}
+        seen = set()
+        for name, p in self._model._index().params.items():
+            if not name.startswith(prefix) or id(p) in seen:
+                continue
+            rel = name[len(prefix):]
+            if pattern is not None and not re.match(pattern, rel):
+                continue
+            seen.add(id(p))
+            out[rel] = p
+        return out
+
+    def init(self, initializer, seed: Optional[int] = None, **kw):
+        """Initialise this layer's parameters (see ``Model.init``)."""
+        return self._model.init(initializer, where=self, seed=seed, **kw)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{r}{_fmt_shape(p.shape)}" for r, p in self.params().items())
+        return f"Layer({self.path or '<root>'!r}, kind={self.kind}, native={type(self.native).__name__}" + (
+            f", params: {params})" if params else ")")
+
+
+class Model:
+    """A native model of any backend, seen through one interface."""
+
+    def __init__(self, adapter, native: Any, state: Any):
+        self.adapter = adapter
+        self.native = native          #: the framework's own model object
+        self._state = state
+        self._cache: Optional[_Index] = None
+        self._grads: dict = {}        # ident -> last gradient from m.grad (native layout)
+
+    # -- basics -----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self.adapter.name
+
+    @property
+    def variables(self) -> Any:
+        """The framework's variables container where it lives outside the
+        model (the Flax pytree); other backends raise CapabilityError."""
+        return self.adapter.native_variables(self._state)
+
+    def __call__(self, x: Any) -> Any:
+        """Forward through the native model; returns the framework's array."""
+        out = self.adapter.forward(self._state, x)
+        if self._cache is not None and not self._materialized:
+            self._cache = None
+        return out
+
+    def refresh(self) -> "Model":
+        """Forget the cached index (after changing the native structure)."""
+        self._cache = None
+        self._materialized = False
+        return self
+
+    _materialized = False
+
+    def _index(self) -> _Index:
+        if self._cache is None or not self._materialized:
+            self._materialized = bool(self.adapter.is_materialized(self._state))
+            self._cache = _Index(self, self.adapter.describe(self._state))
+        return self._cache
+
+    # -- access -----------------------------------------------------------------
+    def __getitem__(self, key: Union[int, str]) -> Union[Layer, Param]:
+        """``m[2]`` a layer; ``m["2.bias"]`` a parameter; ``m["0.block 1"]`` a layer."""
+        index = self._index()
+        if isinstance(key, str):
+            if key in index.params:
+                return index.params[key]
+            if key in index.layers and key:
+                return index.layers[key]
+            known = list(index.params) + [k for k in index.layers if k]
+            raise UnknownNameError(key, known, what="parameter or layer")
+        return index.root[key]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        """``m["0.weight"] = array`` sets; ``m["0.weight"] += 1`` updates in place."""
+        param = self[name]
+        if not isinstance(param, Param):
+            raise TypeError(f"{name!r} is a layer; assign to one of its parameters")
+        if value is not param:
+            param.set(value)
+
+    def __len__(self) -> int:
+        return len(self._index().root)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._index().root)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._index().params
+
+    @property
+    def root(self) -> Layer:
+        return self._index().root
+
+    def params(self) -> Dict[str, Param]:
+        return self._index().root.params()
+
+    def named_layers(self) -> Dict[str, Layer]:
+        """Every layer by canonical path (the root is ``""``)."""
+        return dict(self._index().layers)
+
+    def named_parameters(self, pattern: Optional[str] = None) -> Dict[str, Param]:
+        """Ordered ``{canonical name: Param}``, each tied parameter once.
+
+        ``pattern`` selects with a regular expression matched at the start
+        of the name, as Gluon's ``collect_params(select)`` does
+        (``".*weight"``, ``"0\\..*"``).  A tied parameter is listed under its
+        first name, or under the first of its names that matches."""
+        index = self._index()
+        if pattern is None:
+            return dict(index.unique)
+        rx = re.compile(pattern)
+        out = {}
+        for param in index.unique.values():
+            for name in param.aliases:
+                if rx.match(name):
+                    out[name] = param
+                    break
+        return out
+
+    def parameters(self) -> List[Param]:
+        return list(self._index().unique.values())
+
+    def shapes(self) -> Dict[str, Optional[tuple]]:
+        """``{canonical name: canonical shape}``; None for a dim not known yet."""
+        return {name: p.shape for name, p in self._index().unique.items()}
+
+    def num_parameters(self, trainable: Optional[bool] = None) -> int:
+        """Number of scalars, each tied parameter once.  ``trainable=True``
+        counts only trainable ones (torch's ``parameters()``); the default
+        counts everything in the state (Keras' ``count_params``, Gluon's
+        ``collect_params``), running statistics included."""
+        total = 0
+        for name, p in self._index().unique.items():
+            if trainable is not None and p.trainable != trainable:
+                continue
+            shape = p.shape
+            if shape is None or any(d is None for d in shape):
+                raise NotMaterializedError(name, shape)
+            total += int(np.prod(shape, dtype=np.int64))
+        return total
+
+    def ties(self) -> List[Tuple[str, ...]]:
+        """Groups of canonical names that are one parameter."""
+        return [p.aliases for p in self._index().unique.values() if len(p.aliases) > 1]
+
+    # -- summary ------------------------------------------------------------------
+    def summary(self) -> "Summary":
+        """A table of every parameter: canonical and native name and shape,
+        dtype, trainable, ties.  Prints as text; renders as HTML in notebooks."""
+        from .summary import Summary
+
+        return Summary(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def __repr__(self) -> str:
+        index = self._index()
+        try:
+            count = f"{self.num_parameters():,} values"
+        except NotMaterializedError:
+            count = "shapes not known yet"
+        return (f"<multiparam.Model backend={self.backend!r} native={type(self.native).__name__} "
+                f"{len(index.unique)} parameters, {count}>")
+
+    # -- hooks implemented in later modules ---------------------------------------
+    def grad(self, x: Any, loss: Any = None, target: Any = None) -> Dict[str, np.ndarray]:
+        """Fresh gradients ``{canonical name: array}`` (canonical layout) of
+        ``loss(output, target)``; the default loss is the sum of the outputs.
+        A tied parameter appears once, holding the sum of its uses'
+        contributions.  Native accumulated gradients are left untouched."""
+        from .gradients import model_grad
+
+        return model_grad(self, x, loss=loss, target=target)
+
+    def init(self, initializer, where=None, seed: Optional[int] = None, **kw):
+        """Initialise parameters; see ``multiparam.init``."""
+        from .init import init_model
+
+        return init_model(self, initializer, where=where, seed=seed, **kw)
+
+    def apply(self, fn: Callable[[Layer], Any]) -> "Model":
+        """Call ``fn(layer)`` on every layer, children before parents, as
+        torch's ``Module.apply`` does; a layer reused twice is visited once."""
+        seen = set()
+
+        def visit(layer: Layer) -> None:
+            for child in layer.children():
+                visit(child)
+            if id(layer.native) in seen and layer.path:
+                return
+            seen.add(id(layer.native))
+            fn(layer)
+
+        visit(self._index().root)
+        return self
+
+
+def wrap(obj: Any, sample_input: Any = None, backend: Optional[str] = None, **options) -> Model:
+    """A Model handle for ``obj``: a native model of any registered backend,
+    or a ``multiparam.nn`` spec (built for ``backend``, default the current
+    one).  ``sample_input`` runs one forward so lazy shapes become known.
+    Flax: pass ``variables=`` to use existing variables instead of
+    initialising, ``seed=`` to choose the init key."""
+    if isinstance(obj, Model):
+        if sample_input is not None:
+            obj(sample_input)
+        return obj
+    if isinstance(obj, Spec):
+        from .backend import get_backend
+
+        adapter = load_adapter(backend or get_backend())
+        native = adapter.build(obj)
+    else:
+        name = backend_of(obj)
+        if backend is not None and backend != name:
+            raise UnsupportedModelError(obj, f"models of backend {backend!r}, but this one is {name!r}")
+        adapter = load_adapter(name)
+        if not adapter.is_model(obj):
+            raise UnsupportedModelError(obj, supported_text())
+        native = obj
+    state = adapter.prepare(native, sample_input, **options)
+    return Model(adapter, native, state)

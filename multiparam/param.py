@@ -1,0 +1,246 @@
+"""The Param handle: one parameter, the same on every backend.
+
+All validation lives here (shape, dtype, materialisation), so an adapter's
+``write`` only ever receives a value that is already checked, cast and in
+native layout: a bad ``set`` raises before anything is written.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Tuple
+
+import numpy as np
+
+from . import layout as _layout
+from .errors import DtypeError, NotMaterializedError, ReadOnlyError, ShapeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .adapters.base import ParamSlot
+    from .model import Model
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """Any framework's array (or a Param, list, scalar) as a NumPy array,
+    without importing a framework."""
+    if isinstance(value, Param):
+        return value.value
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "asnumpy"):          # MXNet NDArray and mx.np arrays
+        return value.asnumpy()
+    if hasattr(value, "detach") and hasattr(value, "cpu"):   # torch tensors
+        return value.detach().cpu().numpy()
+    return np.asarray(value)               # JAX arrays, tf tensors/variables, lists
+
+
+def check_cast(src: np.dtype, dst: np.dtype, what: str) -> None:
+    """Allow NumPy's 'same_kind' casts (float64 -> float32 is fine, since
+    NumPy literals are float64; float -> int or complex -> float is not)."""
+    if not np.can_cast(src, dst, casting="same_kind"):
+        raise DtypeError(f"cannot write {src} values into {what} of dtype {dst} "
+                         "without losing their kind; cast explicitly first")
+
+
+class Param:
+    """One parameter of a wrapped model, in canonical names and layout.
+
+    ``value`` is a read-only NumPy array in canonical layout (a view of the
+    framework's memory where it allows: torch, JAX on CPU).  Writes go
+    through the handle (``set``, ``p[...] = v``, ``p += 1``) so they mean the
+    same on every backend and keep the framework's own parameter object.
+    """
+
+    __slots__ = ("_model", "_slot", "name", "aliases")
+
+    def __init__(self, model: "Model", slot: "ParamSlot", name: str):
+        self._model = model
+        self._slot = slot
+        self.name = name            #: canonical name (the first one, for a tie)
+        self.aliases = (name,)      #: every canonical name that reaches it
+
+    # -- description ----------------------------------------------------------
+    @property
+    def role(self) -> str:
+        return self._slot.role
+
+    @property
+    def native_name(self) -> str:
+        """The framework's own name (Gluon's carries global counters)."""
+        return self._slot.native_name
+
+    @property
+    def trainable(self) -> bool:
+        return self._slot.trainable
+
+    @property
+    def backend(self) -> str:
+        return self._model.backend
+
+    @property
+    def native_shape(self) -> Optional[tuple]:
+        """The shape as the framework stores it; None for unknown dims."""
+        adapter = self._model.adapter
+        shape = adapter.native_shape(self._model._state, self._slot.ref)
+        if shape is None:
+            hint = self._slot.shape_hint
+            return None if hint is None else _native_hint(hint, self._slot.layout)
+        return tuple(shape)
+
+    @property
+    def shape(self) -> Optional[tuple]:
+        """Canonical (PyTorch) shape; None for dims not known yet."""
+        shape = self._model.adapter.native_shape(self._model._state, self._slot.ref)
+        if shape is None:
+            return self._slot.shape_hint
+        return _layout.shape_to_canonical(tuple(shape), self._slot.layout)
+
+    @property
+    def materialized(self) -> bool:
+        shape = self._model.adapter.native_shape(self._model._state, self._slot.ref)
+        return shape is not None and all(d is not None for d in shape)
+
+    @property
+    def dtype(self) -> Optional[np.dtype]:
+        return self._model.adapter.dtype(self._model._state, self._slot.ref)
+
+    @property
+    def size(self) -> int:
+        self._require_value()
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    # -- values ---------------------------------------------------------------
+    def _require_value(self) -> None:
+        if not self.materialized:
+            raise NotMaterializedError(self.name, self.shape)
+
+    @property
+    def value(self) -> np.ndarray:
+        """Read-only canonical-layout NumPy array."""
+        self._require_value()
+        native = self._model.adapter.read(self._model._state, self._slot.ref)
+        out = _layout.to_canonical(native, self._slot.layout)
+        if out.flags.writeable:
+            out = out.view()
+            out.flags.writeable = False
+        return out
+
+    @value.setter
+    def value(self, _new) -> None:
+        raise ReadOnlyError(
+            f"Param.value is read-only; write with {self.name!r}.set(array), "
+            "p[...] = v or p += v, which mean the same on every backend")
+
+    def numpy(self) -> np.ndarray:
+        """A writable copy of the value (canonical layout)."""
+        return np.array(self.value)
+
+    def __array__(self, dtype=None, copy=None):
+        v = self.value
+        return np.array(v, dtype=dtype) if (dtype is not None or copy) else v
+
+    @property
+    def native(self) -> Any:
+        """The framework's own parameter object (the pytree leaf for Flax)."""
+        return self._model.adapter.native_param(self._model._state, self._slot.ref)
+
+    @property
+    def grad(self) -> Optional[np.ndarray]:
+        """Gradient in canonical layout, or None before any backward.
+
+        The framework's own accumulated gradient when it keeps one (torch
+        ``.grad`` after your ``backward()``, Gluon ``grad()`` after
+        ``autograd`` backward), else the one from the model handle's last
+        ``m.grad(...)`` call."""
+        native = self._model.adapter.native_grad(self._model._state, self._slot.ref)
+        if native is None:
+            native = self._model._grads.get(self._key)
+        if native is None:
+            return None
+        out = _layout.to_canonical(np.asarray(native), self._slot.layout)
+        out = out.view()
+        out.flags.writeable = False
+        return out
+
+    @property
+    def _key(self):
+        return self._slot.ident if self._slot.ident is not None else id(self._slot)
+
+    # -- writes ---------------------------------------------------------------
+    def set(self, array: Any) -> "Param":
+        """Replace the value in place (canonical layout), checked first.
+
+        The shape must equal ``shape`` exactly; the dtype must cast to the
+        parameter's under NumPy's 'same_kind' rule.  Nothing is written when
+        either check fails."""
+        self._require_value()
+        new = as_numpy(array)
+        if tuple(new.shape) != tuple(self.shape):
+            raise ShapeError(f"cannot set {self.name!r} of shape {self.shape} "
+                             f"from an array of shape {tuple(new.shape)}")
+        dtype = self.dtype
+        check_cast(new.dtype, dtype, repr(self.name))
+        self._write_canonical(new.astype(dtype, copy=False))
+        return self
+
+    def _write_canonical(self, canonical: np.ndarray) -> None:
+        native = np.ascontiguousarray(_layout.to_native(canonical, self._slot.layout))
+        self._model.adapter.write(self._model._state, self._slot.ref, native)
+
+    def __getitem__(self, index) -> np.ndarray:
+        """A writable copy of ``value[index]`` (so ``p[:] += 1`` works)."""
+        return self.value[index].copy()
+
+    def __setitem__(self, index, v) -> None:
+        """``p[0, 0] = 42``: canonical indices, written in place."""
+        self._require_value()
+        src = as_numpy(v)
+        check_cast(src.dtype, self.dtype, repr(self.name))
+        new = self.numpy()
+        new[index] = src      # NumPy raises for a bad index or shape; nothing written yet
+        self._write_canonical(new)
+
+    def _inplace(self, op, other) -> "Param":
+        other = as_numpy(other)
+        check_cast(other.dtype, self.dtype, repr(self.name))
+        new = op(self.numpy(), other)
+        if new.shape != self.value.shape:
+            raise ShapeError(f"in-place update of {self.name!r} would change its shape "
+                             f"{self.shape} to {tuple(new.shape)}")
+        self._write_canonical(new.astype(self.dtype, copy=False))
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(np.add, other)
+
+    def __isub__(self, other):
+        return self._inplace(np.subtract, other)
+
+    def __imul__(self, other):
+        return self._inplace(np.multiply, other)
+
+    def __itruediv__(self, other):
+        return self._inplace(np.true_divide, other)
+
+    # -- display ----------------------------------------------------------------
+    def __repr__(self) -> str:
+        shape = _fmt_shape(self.shape)
+        dtype = self.dtype
+        tied = f", tied={list(self.aliases[1:])}" if len(self.aliases) > 1 else ""
+        return (f"Param({self.name!r}, shape={shape}, dtype={dtype}, backend={self.backend!r}, "
+                f"native_name={self.native_name!r}{tied})")
+
+
+def _fmt_shape(shape: Optional[tuple]) -> str:
+    if shape is None:
+        return "?"
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _native_hint(hint: tuple, layout: str) -> tuple:
+    """A canonical shape hint in native layout (shown before the build)."""
+    perm = _layout._to_canonical_axes(layout, len(hint))
+    if perm is None:
+        return tuple(hint)
+    native = [None] * len(hint)
+    for canonical_axis, native_axis in enumerate(perm):
+        native[native_axis] = hint[canonical_axis]
+    return tuple(native)
