@@ -27,6 +27,8 @@ def as_numpy(value: Any) -> np.ndarray:
         return value
     if hasattr(value, "asnumpy"):          # MXNet NDArray and mx.np arrays
         return value.asnumpy()
+    if hasattr(value, "list_data"):        # a Gluon Parameter
+        return value.data().asnumpy()
     if hasattr(value, "detach") and hasattr(value, "cpu"):   # torch tensors
         return value.detach().cpu().numpy()
     return np.asarray(value)               # JAX arrays, tf tensors/variables, lists

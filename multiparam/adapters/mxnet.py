@@ -379,7 +379,7 @@ class MxnetAdapter(Adapter):
     def native_count(self, state: Block) -> int:
         total, seen = 0, set()
         for p in state.collect_params().values():
-            if id(p) in seen:
+            if id(p) in seen or p.grad_req == "null":   # running statistics are not trained
                 continue
             seen.add(id(p))
             shape = _gluon_shape(p)

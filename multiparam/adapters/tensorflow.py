@@ -458,11 +458,10 @@ class TensorflowAdapter(Adapter):
         return [(v.path, tuple(int(d) for d in v.shape)) for v in state.weights]
 
     def native_count(self, state: Any) -> int:
-        """``model.count_params()``; before the model is built (Keras refuses
-        then) the same sum over the variables that already exist."""
-        if state.built:
-            return int(state.count_params())
-        return int(sum(int(np.prod(v.shape)) for v in state.weights))
+        """Trainable scalars the Keras way: the sizes of
+        ``model.trainable_weights`` (which Keras de-duplicates), the
+        "Trainable params" line of ``model.summary()``."""
+        return int(sum(int(np.prod(v.shape)) for v in state.trainable_weights))
 
 
 ADAPTER = TensorflowAdapter()

@@ -1,0 +1,90 @@
+"""The chapter's MXNet/Gluon idioms (seed 002 and the mxnet tab of seed 001)."""
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, init
+from mxnet.gluon import nn
+
+from . import NativeCase
+
+
+def _block(net, path):
+    block = net
+    for key in path:
+        block = block._children[key]      # Sequential keys are "0", "1", ...; named children keep names
+    return block
+
+
+def read(m, name):
+    *path, role = name.split(".")
+    return getattr(_block(m.native, path), role).data().asnumpy().copy()   # net[1].bias.data()
+
+
+def forward(m, x):
+    return m.native(mx.nd.array(np.asarray(x, dtype=np.float32))).asnumpy()
+
+
+def count(m):
+    params = {id(p): p for p in m.native.collect_params().values() if p.grad_req != "null"}
+    return sum(p.data().size for p in params.values())
+
+
+def grads(m, x):
+    net = m.native
+    with autograd.record():
+        y = net(mx.nd.array(np.asarray(x, dtype=np.float32))).sum()
+    y.backward()
+    out = {}
+    for name in m.named_parameters():
+        *path, role = name.split(".")
+        p = getattr(_block(net, path), role)
+        out[name] = p.grad().asnumpy().copy()
+    for p in net.collect_params().values():
+        p.zero_grad()
+    return out
+
+
+def chapter_models():
+    mx.random.seed(0)
+    x = mx.nd.random.uniform(shape=(2, 20))
+    cases = []
+
+    net = nn.Sequential()
+    net.add(nn.Dense(256, activation="relu"))
+    net.add(nn.Dense(10))
+    net.initialize()  # Use the default initialization method
+    cases.append(NativeCase("mlp (d2l 002)", net, x,
+                            {"0.weight": (256, 20), "0.bias": (256,), "1.weight": (10, 256), "1.bias": (10,)}))
+
+    def block1():
+        net = nn.Sequential()
+        net.add(nn.Dense(32, activation="relu"))
+        net.add(nn.Dense(16, activation="relu"))
+        return net
+
+    def block2():
+        net = nn.Sequential()
+        for _ in range(4):
+            net.add(block1())
+        return net
+
+    rgnet = nn.Sequential()
+    rgnet.add(block2())
+    rgnet.add(nn.Dense(10))
+    rgnet.initialize()
+    shapes = {}
+    for i in range(4):
+        shapes.update({f"0.{i}.0.weight": (32, 20 if i == 0 else 16), f"0.{i}.0.bias": (32,),
+                       f"0.{i}.1.weight": (16, 32), f"0.{i}.1.bias": (16,)})
+    shapes.update({"1.weight": (10, 16), "1.bias": (10,)})
+    cases.append(NativeCase("rgnet (d2l 002)", rgnet, x, shapes))
+
+    net = nn.Sequential()
+    shared = nn.Dense(8, activation="relu")
+    net.add(nn.Dense(8, activation="relu"), shared,
+            nn.Dense(8, activation="relu", params=shared.params), nn.Dense(10))
+    net.initialize()
+    cases.append(NativeCase("shared params (d2l 002)", net, x,
+                            {"0.weight": (8, 20), "0.bias": (8,), "1.weight": (8, 8), "1.bias": (8,),
+                             "3.weight": (10, 8), "3.bias": (10,)},
+                            ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")]))
+    return cases

@@ -1,0 +1,120 @@
+"""Parameter access, per backend: the chapter's 'Parameter Access' and
+'Targeted Parameters' steps on a model built with multiparam.nn."""
+import numpy as np
+import pytest
+
+import multiparam as mp
+
+from .models import MLP_SHAPES, mlp, numpy_forward
+
+
+@pytest.fixture
+def m(backend, X):
+    return mp.wrap(mlp(), sample_input=X)
+
+
+def test_backend_and_native(m, backend, adapter):
+    assert m.backend == backend
+    assert adapter.is_model(m.native)
+
+
+def test_layers_indexed_like_sequential(m):
+    assert len(m) == 3
+    assert [l.kind for l in m] == ["Dense", "ReLU", "Dense"]
+    assert m[2].kind == "Dense" and m[-1].path == "2"
+    assert set(m[2].params()) == {"weight", "bias"}
+    assert m[1].params() == {}
+    with pytest.raises(IndexError):
+        m[3]
+
+
+def test_names_and_shapes_are_canonical(m):
+    assert list(m.named_parameters()) == list(MLP_SHAPES)
+    assert m.shapes() == MLP_SHAPES
+    for name, p in m.named_parameters().items():
+        assert p.name == name
+        assert p.shape == MLP_SHAPES[name]
+        assert p.dtype == np.float32
+        assert p.trainable
+
+
+def test_value_matches_native_idiom(m, kit):
+    for name, p in m.named_parameters().items():
+        np.testing.assert_array_equal(p.value, kit.read(m, name))
+
+
+def test_targeted_param_and_layer_params_are_one(m):
+    p = m["2.bias"]
+    assert m[2].params()["bias"] is p
+    assert m[2]["bias"] is p
+    assert p.value.shape == (1,)
+
+
+def test_native_object_is_the_frameworks(m, kit):
+    p = m["2.bias"]
+    np.testing.assert_array_equal(np.asarray(mp.param.as_numpy(p.native)), kit.read(m, "2.bias"))
+
+
+def test_forward_matches_numpy_reference(m, X):
+    out = mp.param.as_numpy(m(X))
+    np.testing.assert_allclose(out, numpy_forward(m, X), rtol=1e-5, atol=1e-6)
+
+
+def test_set_is_visible_to_native_forward(m, kit, X):
+    rng = np.random.default_rng(1)
+    for name, p in m.named_parameters().items():
+        new = rng.normal(size=p.shape).astype(np.float32)
+        native_before = p.native
+        p.set(new)
+        np.testing.assert_array_equal(p.value, new)
+        np.testing.assert_array_equal(kit.read(m, name), new)
+        if m.backend != "jax":   # Flax leaves are immutable: the pytree holds a new leaf
+            assert p.native is native_before
+    np.testing.assert_allclose(kit.forward(m, X), numpy_forward(m, X), rtol=1e-5, atol=1e-6)
+
+
+def test_set_accepts_float64_and_framework_arrays(m):
+    p = m["0.weight"]
+    p.set(np.ones((8, 4)))                    # NumPy's float64 default
+    assert p.dtype == np.float32 and p.value.sum() == 32
+    b = m["0.bias"]
+    b.set(np.full(8, 2.0))
+    b.set(b.native)                           # the framework's own parameter / array type
+    assert b.value.sum() == 16
+
+
+def test_chapter_direct_edits(m, kit):
+    # net[0].weight.data[:] += 1; net[0].weight.data[0, 0] = 42
+    p = m["0.weight"]
+    before = p.numpy()
+    p[:] += 1
+    p[0, 0] = 42
+    expected = before + 1
+    expected[0, 0] = 42
+    np.testing.assert_array_equal(p.value, expected)
+    np.testing.assert_array_equal(kit.read(m, "0.weight"), expected)
+    p += 1
+    np.testing.assert_array_equal(kit.read(m, "0.weight"), expected + 1)
+    m["0.bias"] = np.zeros(8, dtype=np.float32)
+    np.testing.assert_array_equal(kit.read(m, "0.bias"), np.zeros(8))
+
+
+def test_value_is_read_only(m):
+    p = m["0.weight"]
+    with pytest.raises(ValueError):
+        p.value[0, 0] = 1.0
+    with pytest.raises(mp.ReadOnlyError):
+        p.value = np.zeros((8, 4))
+
+
+def test_grad_is_none_before_any_backward(m):
+    assert m["2.weight"].grad is None
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_summary_lists_names_and_native_names(m):
+    text = str(m.summary())
+    for name, p in m.named_parameters().items():
+        assert name in text and p.native_name in text
+    html = m._repr_html_()
+    assert html.startswith("<table") and "0.weight" in html
