@@ -302,7 +302,7 @@ class JaxAdapter(Adapter):
 
     # -- recognising and preparing ------------------------------------------
     def is_model(self, obj: Any) -> bool:
-        return isinstance(obj, (nn.Module, nnx.Module, FlaxState))
+        return isinstance(obj, (nn.Module, nnx.Module))
 
     def prepare(self, native: Any, sample_input: Any = None, variables: Any = None,
                 seed: int = 0, **options) -> FlaxState:
@@ -566,6 +566,8 @@ class JaxAdapter(Adapter):
                     n.children.append(container(attr, enumerate(val), val, path + (attr,), visiting))
                 elif isinstance(val, dict) and any(isinstance(e, nnx.Module) for e in val.values()):
                     n.children.append(container(attr, val.items(), val, path + (attr,), visiting))
+            # trainable Params first (weight, bias, then running stats), as linen
+            n.params.sort(key=lambda sl: not sl.trainable)
             return n
 
         return node(root, "", (), frozenset())
@@ -640,6 +642,18 @@ class JaxAdapter(Adapter):
                 variables = _replace(variables, path, new)
         state.variables = variables
 
+    def tie(self, state: FlaxState, ref: Any, src_ref: Any) -> None:
+        """linen extra (not in the base interface yet): put the leaf object of
+        ``src_ref`` at ``ref`` too, so later writes (which follow the leaf's
+        identity) keep both paths one value.  Gradients stay per path; the
+        handle sums them for the tie group."""
+        if state.kind == "nnx":
+            from ..errors import CapabilityError
+
+            raise CapabilityError(self.name, "tie NNX parameters",
+                                  "assign the same nnx.Variable/Module to both attributes natively")
+        state.variables = _replace(state.variables, tuple(ref), self._leaf(state, src_ref))
+
     def native_param(self, state: FlaxState, ref: Any) -> Any:
         """NNX: the ``nnx.Variable``; linen: the pytree leaf (a jax Array)."""
         return ref if state.kind == "nnx" else self._leaf(state, ref)
@@ -691,10 +705,13 @@ class JaxAdapter(Adapter):
         model = state.module
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
-        def f(p):
-            return self._loss(nnx.merge(graphdef, p, rest)(x), loss, target)
+        # rest (BatchStat, RNG state) goes in as an argument too, and merge
+        # copies (fresh Variables owned by this trace): a train-mode
+        # BatchNorm updates the copy, never the user's model
+        def f(p, r):
+            return self._loss(nnx.merge(graphdef, p, r, copy=True)(x), loss, target)
 
-        g = jax.grad(f)(params)
+        g = jax.grad(f)(params, rest)
         # split lists a shared Variable once, at its first graph path, the
         # same traversal iter_graph does: map paths back to the objects
         by_path = {tuple(p): v for p, v in nnx.iter_graph(model) if isinstance(v, nnx.Variable)}
@@ -754,14 +771,14 @@ class JaxAdapter(Adapter):
         return [("/".join(_keystr(k) for k in path), tuple(np.shape(leaf))) for path, leaf in flat]
 
     def native_count(self, state: FlaxState) -> int:
-        """Sum of leaf sizes over all collections (linen), or over every
-        non-RNG variable of ``nnx.state`` (NNX); 0 before linen init."""
+        """Trainable scalars the Flax way: leaf sizes of the ``params``
+        collection (linen; 0 before init), or of ``nnx.state(model, nnx.Param)``."""
         if state.kind == "nnx":
-            return int(sum(np.size(v.get_value()) for _, v in nnx.to_flat_state(nnx.state(state.module))
-                           if not isinstance(v, nnx.RngState)))
+            return int(sum(np.size(v.get_value())
+                           for _, v in nnx.to_flat_state(nnx.state(state.module, nnx.Param))))
         if state.variables is None:
             return 0
-        return int(sum(np.size(l) for l in jax.tree_util.tree_leaves(state.variables)))
+        return int(sum(np.size(l) for l in jax.tree_util.tree_leaves(state.variables.get("params", {}))))
 
 
 ADAPTER = JaxAdapter()

@@ -24,10 +24,12 @@ def test_chapter_models(kit, backend):
             assert all(m[n] is m[group[0]] for n in group)
 
 
-def test_summary_idiom_matches_handle(adapter, kit):
-    """The adapter's rendering of the framework's own collect-all idiom
-    lists as many entries as the framework keeps (the tour shows it)."""
+def test_framework_listing_matches_native_names(adapter, kit):
+    """The framework's own collect-all idiom (named_parameters, weights,
+    collect_params, the pytree) lists exactly the native names and native
+    shapes the handles report."""
     for case in kit.chapter_models():
         m = mp.wrap(case.model, sample_input=case.x, **case.options)
-        idiom = adapter.summary_idiom(m._state)
-        assert len(idiom) >= len(m.named_parameters()), case.label
+        idiom = {name: tuple(shape) for name, shape in adapter.summary_idiom(m._state)}
+        ours = {p.native_name: tuple(p.native_shape) for p in m.named_parameters().values()}
+        assert idiom == ours, case.label

@@ -1,0 +1,124 @@
+"""The chapter's JAX/Flax idioms (the jax tab of seed 001).
+
+Flax keeps parameters in a pytree outside the model; the kit reads the
+handle's pytree (``m.variables``) with plain dictionary indexing, as the
+chapter does with ``params['params']['layers_2']['bias']``.
+"""
+import flax
+import jax
+import numpy as np
+from flax import linen as nn
+from flax import nnx
+from jax import numpy as jnp
+
+from . import NativeCase
+
+
+def _path(module, keys):
+    """Pytree keys of a canonical layer path, by Flax's naming rules:
+    Sequential children are layers_<i> (a module reused keeps its first
+    position's name); multiparam's named blocks keep their own names."""
+    out = []
+    for key in keys:
+        names = getattr(module, "names", None)
+        if names is not None:            # multiparam's NamedSequential: children keep their names
+            child = module.layers[names.index(key)]
+            out.append(key)
+        else:
+            child = module.layers[int(key)]
+            first = next(j for j, l in enumerate(module.layers) if l is child)
+            out.append(f"layers_{first}")
+        module = child
+    return out
+
+
+def _nnx_layer(model, keys):
+    for key in keys:
+        model = model.layers[int(key)]      # nnx.Sequential keeps a list
+    return model
+
+
+def read(m, name):
+    *keys, role = name.split(".")
+    if isinstance(m.native, nnx.Module):     # NNX: parameters live on the module, mutable
+        layer = _nnx_layer(m.native, keys)
+        if role == "weight":
+            return np.asarray(layer.kernel[...]).T.copy()
+        return np.asarray(getattr(layer, role)[...]).copy()
+    tree = m.variables["params"]
+    for k in _path(m.native, keys):
+        tree = tree[k]
+    if role == "weight":
+        return np.asarray(tree["kernel"]).T.copy()     # Flax kernels are (in, out)
+    return np.asarray(tree[role]).copy()
+
+
+def forward(m, x):
+    if isinstance(m.native, nnx.Module):
+        return np.asarray(m.native(jnp.asarray(x)))
+    return np.asarray(m.native.apply(m.variables, jnp.asarray(x)))
+
+
+def count(m):
+    if isinstance(m.native, nnx.Module):
+        return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(m.native, nnx.Param)))
+    return sum(x.size for x in jax.tree_util.tree_leaves(m.variables["params"]))
+
+
+def grads(m, x):
+    variables = m.variables
+    g = jax.grad(lambda p: m.native.apply({**variables, "params": p}, jnp.asarray(x)).sum())(
+        variables["params"])
+    out = {}
+    for name in m.named_parameters():
+        *keys, role = name.split(".")
+        tree = g
+        for k in _path(m.native, keys):
+            tree = tree[k]
+        out[name] = np.asarray(tree["kernel"]).T if role == "weight" else np.asarray(tree[role])
+    return out
+
+
+def chapter_models():
+    X = jax.random.uniform(jax.random.PRNGKey(0), (2, 4))
+    cases = []
+    net = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(1)])
+    params = net.init(jax.random.PRNGKey(1), X)
+    cases.append(NativeCase("mlp (d2l 001)", net, None,
+                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)},
+                            options={"variables": params}))
+
+    shared = nn.Dense(8)
+    net = nn.Sequential([nn.Dense(8), nn.relu, shared, nn.relu, shared, nn.relu, nn.Dense(1)])
+    params = net.init(jax.random.PRNGKey(2), X)
+    assert len(params["params"]) == 3          # the chapter's check
+    cases.append(NativeCase("shared (d2l 001)", net, None,
+                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,),
+                             "6.weight": (1, 8), "6.bias": (1,)},
+                            ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")],
+                            options={"variables": params}))
+
+    def block1():
+        return nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(4), nn.relu])
+
+    def block2():
+        return nn.Sequential([block1() for _ in range(4)])
+
+    rgnet = nn.Sequential([block2(), nn.Dense(1)])
+    shapes = {}
+    for i in range(4):
+        shapes.update({f"0.{i}.0.weight": (8, 4), f"0.{i}.0.bias": (8,),
+                       f"0.{i}.2.weight": (4, 8), f"0.{i}.2.bias": (4,)})
+    shapes.update({"1.weight": (1, 4), "1.bias": (1,)})
+    cases.append(NativeCase("rgnet (sample_input)", rgnet, X, shapes))
+
+    rngs = nnx.Rngs(0)
+    model = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, nnx.Linear(8, 1, rngs=rngs))
+    cases.append(NativeCase("nnx mlp", model, None,
+                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}))
+    shared = nnx.Linear(8, 8, rngs=rngs)
+    model = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, shared, nnx.relu, shared)
+    cases.append(NativeCase("nnx shared", model, None,
+                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,)},
+                            ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")]))
+    return cases
