@@ -90,3 +90,9 @@ class CapabilityError(MultiparamError, NotImplementedError):
 def _close(name: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class InitError(MultiparamError, ValueError):
+    """A bad ``m.init`` call: an unknown initializer, a ``where`` that
+    selects nothing, a layer with no known framework default.  Raised before
+    any parameter is written."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import NotMaterializedError, UnknownNameError, UnsupportedModelError
 from .nn import Spec
-from .param import Param, _fmt_shape
+from .param import Param, TransposedParam, _fmt_shape
 from .registry import backend_of, load_adapter, supported_text
 
 
@@ -28,25 +28,35 @@ class _Index:
         self.layers: Dict[str, "Layer"] = {}
         self.params: Dict[str, Param] = {}      # every canonical name, aliases included
         self.unique: Dict[str, Param] = {}      # each parameter once, by its first name
+        self.slots: Dict[str, tuple] = {}       # every canonical name -> (slot, layer node)
         by_ident: Dict[Any, Param] = {}
 
+        order = []   # (name, slot) in the framework's order
+
         def visit(node, path: str) -> None:
-            layer = Layer(model, node, path)
-            self.layers[path] = layer
+            self.layers[path] = Layer(model, node, path)
             for slot in node.params:
                 name = f"{path}.{slot.role}" if path else slot.role
-                key = slot.ident if slot.ident is not None else id(slot)
-                param = by_ident.get(key)
-                if param is None:
-                    param = by_ident[key] = Param(model, slot, name)
-                    self.unique[name] = param
-                else:
-                    param.aliases = param.aliases + (name,)
-                self.params[name] = param
+                self.slots[name] = (slot, node)
+                order.append((name, slot))
             for child in node.children:
                 visit(child, f"{path}.{child.key}" if path else child.key)
 
         visit(root, "")
+        # the first untransposed name of each ident owns the Param; the rest alias it
+        for name, slot in order:
+            key = slot.ident if slot.ident is not None else id(slot)
+            if key not in by_ident and not slot.transposed:
+                by_ident[key] = Param(model, slot, name)
+        for name, slot in order:
+            key = slot.ident if slot.ident is not None else id(slot)
+            param = by_ident[key]
+            if param.name == name:
+                self.unique[name] = param
+                self.params[name] = param
+                continue
+            param.aliases = param.aliases + (name,)
+            self.params[name] = TransposedParam(param, name) if slot.transposed else param
         self.root = self.layers[""]
 
 
@@ -159,8 +169,24 @@ class Model:
     @property
     def variables(self) -> Any:
         """The framework's variables container where it lives outside the
-        model (the Flax pytree); other backends raise CapabilityError."""
+        model (the Flax pytree, every tied path filled); other backends
+        raise CapabilityError.  Assign a pytree of the same structure to
+        replace it (after an optax step, say)."""
         return self.adapter.native_variables(self._state)
+
+    @variables.setter
+    def variables(self, tree: Any) -> None:
+        self.adapter.set_native_variables(self._state, tree)
+
+    def unique_variables(self) -> Any:
+        """Flax: the pytree with each parameter once (tied copies removed):
+        what an optax loop should differentiate and update.  Put the result
+        back with ``m.variables = m.expand_variables(new_unique)``."""
+        return self.adapter.unique_variables(self._state)
+
+    def expand_variables(self, unique: Any) -> Any:
+        """Flax: the full pytree (tied paths filled) from a unique one."""
+        return self.adapter.expand_variables(self._state, unique)
 
     def __call__(self, x: Any) -> Any:
         """Forward through the native model; returns the framework's array."""
@@ -269,6 +295,78 @@ class Model:
         """Groups of canonical names that are one parameter."""
         return [p.aliases for p in self._index().unique.values() if len(p.aliases) > 1]
 
+    def tie(self, dst: str, src: str, transpose: bool = False) -> "Model":
+        """Make ``dst`` use ``src``'s parameters from now on, in the
+        framework itself: its forward, autograd and optimizers then see one
+        parameter, and ``dst`` takes ``src``'s current values.
+
+        ``dst`` and ``src`` are both layer paths (``m.tie("4", "2")``: every
+        parameter of layer 4 by role) or both parameter names
+        (``m.tie("out.weight", "embed.weight")``).  ``transpose=True`` ties a
+        2-D parameter to the transpose of another (tied autoencoder weights).
+        Everything is checked before anything is tied."""
+        from . import layout as _layout
+        from .errors import CapabilityError, DtypeError, MultiparamError, ShapeError
+
+        index = self._index()
+        pairs = self._tie_pairs(index, dst, src)
+        plans = []
+        for d, s in pairs:
+            pd, ps = index.params[d], index.params[s]
+            if pd is ps or (isinstance(pd, TransposedParam) and pd._primary is ps):
+                raise MultiparamError(f"{d!r} and {s!r} are already one parameter"
+                                      if d != s else f"cannot tie {d!r} to itself")
+            for p in (pd, ps):
+                if not p.materialized:
+                    raise NotMaterializedError(p.name, p.shape)
+            want = tuple(reversed(ps.shape)) if transpose else tuple(ps.shape)
+            if transpose and len(ps.shape) != 2:
+                raise ShapeError(f"transpose=True ties 2-D parameters; {s!r} has shape {ps.shape}")
+            if tuple(pd.shape) != want:
+                raise ShapeError(f"cannot tie {d!r} of shape {pd.shape} to {s!r} of shape {ps.shape}"
+                                 + (" transposed" if transpose else "")
+                                 + ("" if transpose or len(ps.shape) != 2 or tuple(pd.shape) != tuple(reversed(ps.shape))
+                                    else "; pass transpose=True to tie it to the transpose"))
+            if pd.dtype != ps.dtype:
+                raise DtypeError(f"cannot tie {d!r} ({pd.dtype}) to {s!r} ({ps.dtype})")
+            dslot, dnode = index.slots[d]
+            sslot, _ = index.slots[s]
+            native_transpose = _needs_native_transpose(sslot, dslot, tuple(ps.shape), transpose)
+            plans.append((dslot, dnode, sslot, native_transpose))
+        if any(t for *_, t in plans):
+            cap = self.adapter.capability("tie_transposed")
+            if not cap.supported:
+                raise CapabilityError(self.backend, "tie a parameter to a transposed one", cap.reason)
+        for dslot, dnode, sslot, native_transpose in plans:
+            self.adapter.tie(self._state, dslot, dnode.native, sslot, native_transpose)
+        self.refresh()
+        return self
+
+    @staticmethod
+    def _tie_pairs(index: _Index, dst: str, src: str) -> List[Tuple[str, str]]:
+        if not isinstance(dst, str) or not isinstance(src, str):
+            raise TypeError("tie() takes two layer paths or two parameter names as strings")
+        def known(name):
+            if name not in index.params and name not in index.layers:
+                raise UnknownNameError(name, list(index.params) + [k for k in index.layers if k],
+                                       what="parameter or layer")
+        known(dst)
+        known(src)
+        if dst in index.params and src in index.params:
+            return [(dst, src)]
+        if dst in index.layers and src in index.layers and dst and src:
+            if dst == src:
+                from .errors import MultiparamError
+                raise MultiparamError(f"cannot tie layer {dst!r} to itself")
+            droles = [s.role for s in index.layers[dst]._node.params]
+            sroles = [s.role for s in index.layers[src]._node.params]
+            if sorted(droles) != sorted(sroles) or not droles:
+                from .errors import ShapeError
+                raise ShapeError(f"cannot tie layer {dst!r} (parameters {droles}) to layer {src!r} "
+                                 f"(parameters {sroles}): they must have the same parameters")
+            return [(f"{dst}.{r}", f"{src}.{r}") for r in droles]
+        raise TypeError(f"tie() needs two layers or two parameters; got {dst!r} and {src!r}")
+
     # -- summary ------------------------------------------------------------------
     def summary(self) -> "Summary":
         """A table of every parameter: canonical and native name and shape,
@@ -347,3 +445,22 @@ def wrap(obj: Any, sample_input: Any = None, backend: Optional[str] = None, **op
         native = obj
     state = adapter.prepare(native, sample_input, **options)
     return Model(adapter, native, state)
+
+
+def _needs_native_transpose(src_slot, dst_slot, src_shape: tuple, transpose: bool) -> bool:
+    """Whether the dst's native array is the transpose of the src's native
+    array (as opposed to the same array), given both slots' layouts and the
+    canonical relation the user asked for.  Layouts that differ by more than
+    a transpose cannot be tied."""
+    from . import layout as _layout
+    from .errors import CapabilityError
+
+    probe = np.arange(int(np.prod(src_shape))).reshape(src_shape)     # canonical src
+    src_native = _layout.to_native(probe, src_slot.layout)
+    dst_native = _layout.to_native(probe.T if transpose else probe, dst_slot.layout)
+    if dst_native.shape == src_native.shape and np.array_equal(dst_native, src_native):
+        return False
+    if dst_native.ndim == 2 and np.array_equal(dst_native, src_native.T):
+        return True
+    raise CapabilityError("multiparam", "tie parameters whose native layouts differ by more than a transpose",
+                          f"{dst_slot.native_name} and {src_slot.native_name}")

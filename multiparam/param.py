@@ -246,3 +246,40 @@ def _native_hint(hint: tuple, layout: str) -> tuple:
     for canonical_axis, native_axis in enumerate(perm):
         native[native_axis] = hint[canonical_axis]
     return tuple(native)
+
+
+class TransposedParam(Param):
+    """The name of a parameter tied transposed (``m.tie(a, b, transpose=True)``):
+    it reads and writes the shared parameter, transposed, so ``m[a].value``
+    is ``m[b].value.T``.  Listed once, under the shared parameter's name."""
+
+    __slots__ = ("_primary",)
+
+    def __init__(self, primary: Param, name: str):
+        super().__init__(primary._model, primary._slot, name)
+        self._primary = primary
+
+    @property
+    def shape(self):
+        shape = self._primary.shape
+        return None if shape is None else tuple(reversed(shape))
+
+    @property
+    def native_shape(self):
+        shape = self._primary.native_shape
+        return None if shape is None else tuple(reversed(shape))
+
+    @property
+    def value(self) -> np.ndarray:
+        return self._primary.value.T
+
+    @property
+    def grad(self):
+        g = self._primary.grad
+        return None if g is None else g.T
+
+    def _write_canonical(self, canonical: np.ndarray) -> None:
+        self._primary._write_canonical(np.ascontiguousarray(canonical.T))
+
+    def __repr__(self) -> str:
+        return f"TransposedParam({self.name!r}, shape={_fmt_shape(self.shape)}, of={self._primary.name!r})"

@@ -53,6 +53,9 @@ class ParamSlot:
                   before the framework has materialised the parameter,
                   with ``None`` for unknown dims (e.g. ``(8, None)`` for a
                   lazy dense layer of 8 units).  Ignored once materialised.
+    transposed:   True when this slot is tied to another slot (same
+                  ``ident``) and its canonical value is that slot's
+                  canonical value transposed (``m.tie(..., transpose=True)``).
     """
 
     role: str
@@ -62,6 +65,7 @@ class ParamSlot:
     trainable: bool = True
     ident: Hashable = None
     shape_hint: Optional[tuple] = None
+    transposed: bool = False
 
 
 @dataclass
@@ -197,6 +201,23 @@ class Adapter:
         Raise ``ValueError`` when the loss is not a scalar."""
         raise NotImplementedError
 
+    # -- tying after construction ------------------------------------------------
+    def tie(self, state: Any, dst: ParamSlot, dst_layer: Any, src: ParamSlot,
+            native_transpose: bool) -> None:
+        """Make the framework itself use ``src``'s parameter where ``dst``'s
+        was, so its native forward, autograd and optimizers see one
+        parameter.  ``dst_layer`` is the native layer that owns ``dst``.
+        ``native_transpose`` says the dst's native value must be the
+        transpose of src's native value (layouts differ, or the user asked
+        for a transposed tie); a framework that cannot express that raises
+        ``CapabilityError``.  The handle has already checked names, shapes
+        and dtypes; after this, ``describe`` must give ``dst`` the ident of
+        ``src`` (and ``transposed=True`` when the canonical values are
+        transposes of each other)."""
+        from ..errors import CapabilityError
+
+        raise CapabilityError(self.name, "tie parameters after construction", "not implemented")
+
     # -- building from the neutral spec -------------------------------------
     def build(self, spec: Any) -> Any:
         """Build the native model for a ``multiparam.nn`` spec.
@@ -212,6 +233,25 @@ class Adapter:
 
         raise CapabilityError(self.name, "native_variables",
                               "parameters live inside the model; use m.native")
+
+    def set_native_variables(self, state: Any, variables: Any) -> None:
+        """Replace the external variables container (Flax); others raise."""
+        from ..errors import CapabilityError
+
+        raise CapabilityError(self.name, "replace the variables",
+                              "parameters live inside the model; write through the handles")
+
+    def unique_variables(self, state: Any) -> Any:
+        """The external variables with every tied copy removed (Flax: the
+        pytree an optax loop should update); others raise."""
+        from ..errors import CapabilityError
+
+        raise CapabilityError(self.name, "de-duplicate the variables",
+                              "the framework already holds a tied parameter once")
+
+    def expand_variables(self, state: Any, unique: Any) -> Any:
+        """Inverse of :meth:`unique_variables`; others raise."""
+        return self.unique_variables(state)
 
     def summary_idiom(self, state: Any) -> list:
         """Native (name, shape) pairs exactly as the framework's own
@@ -231,3 +271,31 @@ class Adapter:
 
     def capability(self, what: str) -> Capability:
         return self.capabilities.get(what, Capability(True))
+
+    # -- initialisation (native mode) --
+    def native_init(self, state: Any, ref: Any, initializer: Any, seed: int) -> bool:
+        """Initialise one parameter in place with the framework's own random
+        ops (``m.init(..., mode="native")``); return False, having changed
+        nothing, when this adapter cannot, and the core draws the values
+        portably instead.
+
+        ``initializer`` is already resolved against the parameter's canonical
+        shape, so it is one of the primitives of ``multiparam.initializers``:
+        ``Constant(value)``, ``Uniform(low, high)``, ``Normal(mean, std)``,
+        ``TruncatedNormal(mean, std, a, b)`` (absolute bounds) or
+        ``Orthogonal(gain)``; fan-based initializers (xavier, kaiming,
+        lecun) arrive as Uniform/Normal/TruncatedNormal with their bounds
+        computed, so no adapter computes fans.  Anything else (a user's
+        initializer) must return False.  ``seed`` is a per-parameter 32-bit
+        int.  Must keep the parameter object (torch ``Parameter``, Keras
+        ``Variable``, Gluon ``Parameter``; Flax: the handle's pytree, tied
+        paths included), as :meth:`write` does.  The default does nothing."""
+        return False
+
+    def framework_default(self, state: Any, layer_node: LayerNode, slot: ParamSlot):
+        """The ``multiparam.init`` initializer that reproduces the framework's
+        documented default for this layer type and parameter role
+        (``mp.init.framework_default()``), or None when unknown (the core
+        then raises, naming the parameter).  Fans are computed by the core
+        from the canonical shape."""
+        return None

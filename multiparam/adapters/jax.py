@@ -96,6 +96,8 @@ class FlaxState:
     seed: int = 0
     sample: Any = None
     hints: dict = dataclasses.field(default_factory=dict, repr=False)
+    #: linen ties made after construction: dst path -> (src path, transposed)
+    ties: dict = dataclasses.field(default_factory=dict)
     _trace_cache: Any = dataclasses.field(default=None, repr=False)
     _mutable: Any = dataclasses.field(default=False, repr=False)
 
@@ -226,6 +228,25 @@ def _replace(node, path, new):
         return node.copy({k: child})
     out = dict(node)
     out[k] = child
+    return out
+
+
+def _remove(node, path):
+    """A copy of the nested dict ``node`` without the leaf at ``path``."""
+    k = path[0]
+    out = dict(node)
+    if len(path) == 1:
+        out.pop(k, None)
+    else:
+        out[k] = _remove(node[k], path[1:])
+    return out
+
+
+def _insert(node, path, leaf):
+    """A copy of ``node`` with ``leaf`` at ``path`` (creating dicts on the way)."""
+    k = path[0]
+    out = dict(node)
+    out[k] = leaf if len(path) == 1 else _insert(node.get(k, {}), path[1:], leaf)
     return out
 
 
@@ -458,7 +479,9 @@ class JaxAdapter(Adapter):
             if materialized:
                 for full, leaf in owned.get(path, []):
                     role, layout, trainable = _role(fam, full[0], full[-1], np.ndim(leaf))
-                    out.append(ParamSlot(role, "/".join(full), full, layout, trainable, full))
+                    src, transposed = state.ties.get(full, (full, False))
+                    out.append(ParamSlot(role, "/".join(full), full, layout, trainable, src,
+                                         transposed=transposed))
             elif module is not None:
                 for col, leafname, native in _linen_hints(module):
                     full = (col, *path, leafname)
@@ -640,19 +663,73 @@ class JaxAdapter(Adapter):
         for path, leaf in _ordered_leaves(variables):
             if leaf is old or path == tuple(ref):
                 variables = _replace(variables, path, new)
-        state.variables = variables
+        state.variables = self._expand(state, variables)
 
-    def tie(self, state: FlaxState, ref: Any, src_ref: Any) -> None:
-        """linen extra (not in the base interface yet): put the leaf object of
-        ``src_ref`` at ``ref`` too, so later writes (which follow the leaf's
-        identity) keep both paths one value.  Gradients stay per path; the
-        handle sums them for the tie group."""
+    @staticmethod
+    def _expand(state: FlaxState, variables):
+        """Every tied path (``m.tie``) given its source's leaf (transposed
+        where the tie is): the pytree Flax applies is always consistent."""
+        for dst, (src, transposed) in state.ties.items():
+            leaf = _get(variables, src)
+            variables = _replace(variables, dst, leaf.T if transposed else leaf)
+        return variables
+
+    def tie(self, state: FlaxState, dst: ParamSlot, dst_layer: Any, src: ParamSlot,
+            native_transpose: bool) -> None:
+        """linen: Flax keeps parameters in a pytree, so the handle records the
+        tie (dst path -> src path) and rebuilds every dst leaf from its
+        source after each write; ``grad`` differentiates through that
+        expansion, so a tied parameter's gradient is the sum of its uses.
+        ``unique_variables`` / ``expand_variables`` give an optax loop the
+        de-duplicated pytree and the way back.  NNX: assign the src
+        ``nnx.Variable`` to the dst module's attribute (NNX graphs share
+        Variables natively)."""
+        from ..errors import CapabilityError
+
         if state.kind == "nnx":
-            from ..errors import CapabilityError
+            if native_transpose:
+                raise CapabilityError(self.name, "tie NNX parameters transposed",
+                                      "an nnx.Variable cannot be the transpose of another")
+            attrs = [a for a, v in vars(dst_layer).items() if v is dst.ref]
+            if not attrs:
+                raise CapabilityError(self.name, f"tie {dst.native_name}",
+                                      "no module attribute holds that variable")
+            for a in attrs:
+                setattr(dst_layer, a, src.ref)
+            return
+        state.ties[tuple(dst.ref)] = (tuple(src.ident), native_transpose)
+        state.variables = self._expand(state, state.variables)
 
-            raise CapabilityError(self.name, "tie NNX parameters",
-                                  "assign the same nnx.Variable/Module to both attributes natively")
-        state.variables = _replace(state.variables, tuple(ref), self._leaf(state, src_ref))
+    def unique_variables(self, state: FlaxState) -> Any:
+        """The variables with each tied path (``m.tie``) removed: the pytree
+        to give optax, so an update changes a tied parameter once."""
+        variables = state.variables
+        for dst in state.ties:
+            variables = _remove(variables, dst)
+        return variables
+
+    def expand_variables(self, state: FlaxState, unique: Any) -> Any:
+        """The full pytree Flax applies, from a ``unique_variables`` tree."""
+        variables = unique
+        for dst, (src, transposed) in state.ties.items():
+            leaf = _get(variables, src)
+            variables = _insert(variables, dst, leaf.T if transposed else leaf)
+        return variables
+
+    def set_native_variables(self, state: FlaxState, variables: Any) -> None:
+        """Replace the handle's pytree (same structure and shapes), e.g. after
+        an optax step on ``expand_variables(new_unique)``."""
+        if state.kind == "nnx":
+            nnx.update(state.module, variables)
+            return
+        old = jax.tree_util.tree_structure(state.variables)
+        new = jax.tree_util.tree_structure(variables)
+        if old != new:
+            raise ValueError(f"the new variables do not have the model's structure: {new} vs {old}")
+        for a, b in zip(jax.tree_util.tree_leaves(state.variables), jax.tree_util.tree_leaves(variables)):
+            if np.shape(a) != np.shape(b):
+                raise ValueError(f"a leaf of shape {np.shape(b)} where the model has {np.shape(a)}")
+        state.variables = self._expand(state, variables)
 
     def native_param(self, state: FlaxState, ref: Any) -> Any:
         """NNX: the ``nnx.Variable``; linen: the pytree leaf (a jax Array)."""
@@ -696,7 +773,9 @@ class JaxAdapter(Adapter):
         def f(params):
             v = dict(variables)
             v["params"] = params
-            return self._loss(self._apply(state, v, x), loss, target)
+            # tied paths read their source inside the differentiated function,
+            # so the source's gradient is the sum over every use
+            return self._loss(self._apply(state, self._expand(state, v), x), loss, target)
 
         g = jax.grad(f)(variables["params"])
         return {path: np.asarray(leaf) for path, leaf in _ordered_leaves({"params": g})}
@@ -779,6 +858,61 @@ class JaxAdapter(Adapter):
         if state.variables is None:
             return 0
         return int(sum(np.size(l) for l in jax.tree_util.tree_leaves(state.variables.get("params", {}))))
+
+    # -- initialisation (native mode) --
+    def native_init(self, state: FlaxState, ref: Any, initializer: Any, seed: int) -> bool:
+        """``jax.random`` with ``PRNGKey(seed)`` (orthogonal:
+        ``jax.nn.initializers.orthogonal``), stored through :meth:`write`:
+        linen gets a new pytree in the handle (every tied path follows),
+        NNX ``set_value`` on the same Variable."""
+        from .. import initializers as I
+
+        shape = self.native_shape(state, ref)
+        dtype = self.dtype(state, ref)
+        if shape is None or any(d is None for d in shape) or dtype is None or dtype.kind != "f":
+            return False
+        key = jax.random.PRNGKey(seed)
+        if isinstance(initializer, I.Constant):
+            value = jnp.full(shape, initializer.value, dtype)
+        elif isinstance(initializer, I.Uniform):
+            value = jax.random.uniform(key, shape, dtype, initializer.low, initializer.high)
+        elif isinstance(initializer, I.Normal):
+            value = initializer.mean + initializer.std * jax.random.normal(key, shape, dtype)
+        elif isinstance(initializer, I.TruncatedNormal):
+            m, s = initializer.mean, initializer.std
+            z = jax.random.truncated_normal(key, (initializer.a - m) / s, (initializer.b - m) / s,
+                                            shape, dtype)
+            value = m + s * z
+        elif isinstance(initializer, I.Orthogonal) and len(shape) >= 2:
+            value = jax.nn.initializers.orthogonal(initializer.gain)(key, shape, dtype)
+        else:
+            return False
+        self.write(state, ref, value)  # write() takes jax arrays as they are (jnp.asarray)
+        return True
+
+    def framework_default(self, state: FlaxState, layer_node: Any, slot: Any):
+        """Flax 0.12.8 defaults, linen and NNX alike: Dense/Linear and Conv
+        kernel ``lecun_normal`` (truncated normal, variance 1/fan_in), bias
+        zeros; BatchNorm scale ones, bias zeros, mean zeros, var ones;
+        LayerNorm/GroupNorm/RMSNorm scale ones, bias zeros; Embed
+        ``variance_scaling(1, 'fan_in', 'normal', out_axis=0)``, i.e.
+        N(0, 1/features)."""
+        from .. import initializers as I
+
+        if state.kind == "nnx":
+            family = _nnx_family(layer_node.native)
+        else:
+            family = _linen_family(layer_node.native, layer_node.key)
+        role = slot.role.split(":")[-1]
+        if family in ("Dense", "Conv"):
+            return {"weight": I.lecun_normal(), "bias": I.zeros()}.get(role)
+        if family in ("BatchNorm", "Norm"):
+            return {"scale": I.ones(), "bias": I.zeros(), "running_mean": I.zeros(),
+                    "running_var": I.ones()}.get(role)
+        if family == "Embed" and role == "embedding":
+            # canonical (num_embeddings, features): torch fans give fan_in = features
+            return I.variance_scaling(1.0, "fan_in", "normal")
+        return None
 
 
 ADAPTER = JaxAdapter()

@@ -34,7 +34,7 @@ from mxnet.gluon import Block, Parameter
 from mxnet.gluon import nn
 from mxnet.util import is_np_array
 
-from .base import SAME, Adapter, LayerNode, ParamSlot
+from .base import SAME, Adapter, Capability, LayerNode, ParamSlot
 
 # Gluon attribute name -> canonical role, for layers that are not special-cased.
 _ROLE_BY_ATTR = {
@@ -133,7 +133,11 @@ class MxnetAdapter(Adapter):
     """
 
     name = "mxnet"
-    capabilities: dict = {}
+    capabilities = {
+        "tie_transposed": Capability(
+            False, "a Gluon layer passes its own Parameter's data to its operator, and a "
+                   "Parameter cannot be the transpose of another"),
+    }
 
     #: ``grad`` records in training mode, as ``autograd.record()`` does by
     #: default in a Gluon training loop (BatchNorm uses batch statistics,
@@ -331,6 +335,39 @@ class MxnetAdapter(Adapter):
         raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
 
     # -- building from the neutral spec -------------------------------------
+    # -- tying after construction --------------------------------------------
+    def tie(self, state: Block, dst: ParamSlot, dst_layer: Block, src: ParamSlot,
+            native_transpose: bool) -> None:
+        """Gluon 1.x: point the dst block's ``_reg_params`` entry, its
+        attribute and its ``ParameterDict`` (``_params._params``) at the src
+        ``Parameter`` -- what ``params=shared.params`` does at construction --
+        so ``collect_params()`` and a ``Trainer`` built afterwards see one
+        Parameter.  Cached hybrid graphs are dropped so they rebind.  Leans
+        on Gluon internals (pinned mxnet==1.9.1; the suite catches changes)."""
+        from ..errors import CapabilityError
+
+        if native_transpose:
+            raise CapabilityError(self.name, "tie a parameter to a transposed one",
+                                  self.capabilities["tie_transposed"].reason)
+        old, shared = dst.ref, src.ref
+        attrs = [a for a, p in dst_layer._reg_params.items() if p is old]
+        if not attrs:
+            raise CapabilityError(self.name, f"tie {old.name}", "no block attribute holds that Parameter")
+        for attr in attrs:
+            dst_layer._reg_params[attr] = shared
+            object.__setattr__(dst_layer, attr, shared)   # Block.__setattr__ refuses to override
+        table = dst_layer._params._params
+        table.pop(old.name, None)
+        table[shared.name] = shared
+        self._drop_cached_graphs(state)
+
+    @staticmethod
+    def _drop_cached_graphs(block: Block) -> None:
+        if hasattr(block, "_clear_cached_op"):
+            block._clear_cached_op()
+        for child in block._children.values():
+            MxnetAdapter._drop_cached_graphs(child)
+
     def build(self, spec: Any) -> Block:
         """A Gluon block for a ``multiparam.nn`` spec, initialised with
         ``initialize()`` (Gluon's default; shapes resolve on the first forward).
@@ -386,6 +423,58 @@ class MxnetAdapter(Adapter):
             if shape is not None and all(d is not None for d in shape):
                 total += int(np.prod(shape))
         return total
+
+    # -- initialisation (native mode) --
+    def native_init(self, state: Block, ref: Parameter, initializer: Any, seed: int) -> bool:
+        """``mx.nd.random`` into every context's data array in place (the
+        Parameter object stays; ``Trainer`` sees it).  MXNet 1.x has no
+        per-call generator: this seeds the global RNG with ``mx.random.seed``,
+        as Gluon's own initialisation draws from it.  No native truncated
+        normal or orthogonal: those fall back to portable."""
+        from .. import initializers as I
+
+        if ref._data is None or not np.issubdtype(np.dtype(ref.dtype), np.floating):
+            return False
+        if not isinstance(initializer, (I.Constant, I.Uniform, I.Normal)):
+            return False
+        first = ref.list_data()[0]
+        shape, dtype, ctx = first.shape, first.dtype, first.context
+        if isinstance(initializer, I.Constant):
+            value = mx.nd.full(shape, initializer.value, ctx=ctx, dtype=dtype)
+        else:
+            mx.random.seed(seed)
+            if isinstance(initializer, I.Uniform):
+                value = mx.nd.random.uniform(initializer.low, initializer.high, shape=shape,
+                                             dtype=dtype, ctx=ctx)
+            else:
+                value = mx.nd.random.normal(initializer.mean, initializer.std, shape=shape,
+                                            dtype=dtype, ctx=ctx)
+        for d in ref.list_data():
+            v = value.as_np_ndarray() if isinstance(d, mx.np.ndarray) else value
+            d[:] = v.as_in_context(d.context) if d.context != ctx else v
+        return True
+
+    def framework_default(self, state: Block, layer_node: Any, slot: Any):
+        """Gluon 1.9.1's rule: the Parameter's own ``init`` when the layer
+        sets one by default (bias/beta ``'zeros'``, gamma and running_var
+        ``'ones'``, running_mean ``'zeros'``), else the global default of
+        ``initialize()``, ``Uniform(0.07)``, for weights (Dense, Conv,
+        Embedding have ``weight_initializer=None``)."""
+        from .. import initializers as I
+
+        own = slot.ref.init
+        if isinstance(own, str) and own.lower() in ("zeros", "ones"):
+            return I.zeros() if own.lower() == "zeros" else I.ones()
+        # Gluon's Initializer dispatches on the name's suffix; a layer's own
+        # non-default weight_initializer is not "the default" and is ignored
+        name = slot.ref.name
+        for suffix, value in (("weight", I.uniform(-0.07, 0.07)), ("bias", I.zeros()),
+                              ("beta", I.zeros()), ("gamma", I.ones()),
+                              ("running_mean", I.zeros()), ("running_var", I.ones()),
+                              ("moving_mean", I.zeros()), ("moving_var", I.ones())):
+            if name.endswith(suffix):
+                return value
+        return None
 
 
 ADAPTER = MxnetAdapter()

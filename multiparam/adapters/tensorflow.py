@@ -29,7 +29,7 @@ from keras.src.models.functional import Functional  # no public alias in Keras 3
 
 from .. import nn as mpnn
 from ..errors import NotMaterializedError
-from .base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, LayerNode, ParamSlot
+from .base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, Capability, LayerNode, ParamSlot
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 _CONV_T = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
@@ -284,7 +284,12 @@ class TensorflowAdapter(Adapter):
     ``GradientTape``.  State is the model itself."""
 
     name = "tensorflow"
-    capabilities: dict = {}
+    capabilities = {
+        "tie_transposed": Capability(
+            False, "a Keras layer reads its own kernel Variable directly, and a Variable cannot "
+                   "be shared as the transpose of another (Dense kernels are (in, out), embeddings "
+                   "(vocab, dim)); write a layer that uses the other variable transposed"),
+    }
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
@@ -425,6 +430,36 @@ class TensorflowAdapter(Adapter):
         return {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
 
     # -- building from the neutral spec -------------------------------------
+    # -- tying after construction --------------------------------------------
+    def tie(self, state: Any, dst: ParamSlot, dst_layer: Any, src: ParamSlot,
+            native_transpose: bool) -> None:
+        """Keras 3: with the dst layer's tracker unlocked, point its attribute
+        (``_kernel``, ``bias``) at the src Variable and untrack the old one,
+        then lock again.  ``trainable_variables`` (de-duplicated by Keras),
+        ``GradientTape`` and any optimizer then see one Variable.  Leans on
+        Keras' private ``_tracker`` (pinned keras==3.15.1; the conformance
+        suite catches a Keras that changes it)."""
+        if native_transpose:
+            from ..errors import CapabilityError
+
+            raise CapabilityError(self.name, "tie a parameter to a transposed one",
+                                  self.capabilities["tie_transposed"].reason)
+        ref = dst.ref
+        if ref.attr is None:
+            from ..errors import CapabilityError
+
+            raise CapabilityError(self.name, f"tie {dst.native_name}",
+                                  "no layer attribute holds that variable")
+        layer, shared = ref.layer, self._var(src.ref)
+        old = vars(layer).get(ref.attr)
+        layer._tracker.unlock()
+        try:
+            setattr(layer, ref.attr, shared)   # the tracker records the shared Variable
+            if old is not None and old is not shared:
+                layer._tracker.untrack(old)
+        finally:
+            layer._tracker.lock()
+
     def build(self, spec: Any) -> Any:
         """Keras layers for a spec: ``Dense``, ``ReLU``, ``keras.Sequential``
         (numbered) or :class:`NamedSequential` (named).  One spec object
@@ -462,6 +497,56 @@ class TensorflowAdapter(Adapter):
         ``model.trainable_weights`` (which Keras de-duplicates), the
         "Trainable params" line of ``model.summary()``."""
         return int(sum(int(np.prod(v.shape)) for v in state.trainable_weights))
+
+    # -- initialisation (native mode) --
+    def native_init(self, state: Any, ref: Any, initializer: Any, seed: int) -> bool:
+        """``keras.random`` (or ``keras.initializers.Orthogonal``) with an int
+        seed, then ``variable.assign``: the same Variable object.  Keras'
+        truncated normal always cuts at 2 std, so other bounds fall back."""
+        from .. import initializers as I
+
+        var = ref.resolve()
+        if var is None or not np.issubdtype(np.dtype(tf.as_dtype(var.dtype).as_numpy_dtype), np.floating):
+            return False
+        shape, dtype = tuple(int(d) for d in var.shape), var.dtype
+        if isinstance(initializer, I.Constant):
+            value = keras.ops.full(shape, initializer.value, dtype=dtype)
+        elif isinstance(initializer, I.Uniform):
+            value = keras.random.uniform(shape, initializer.low, initializer.high, dtype=dtype, seed=seed)
+        elif isinstance(initializer, I.Normal):
+            value = keras.random.normal(shape, initializer.mean, initializer.std, dtype=dtype, seed=seed)
+        elif isinstance(initializer, I.TruncatedNormal):
+            m, s = initializer.mean, initializer.std
+            if not (np.isclose(initializer.a, m - 2 * s) and np.isclose(initializer.b, m + 2 * s)):
+                return False
+            value = keras.random.truncated_normal(shape, m, s, dtype=dtype, seed=seed)
+        elif isinstance(initializer, I.Orthogonal):
+            value = keras.initializers.Orthogonal(gain=initializer.gain, seed=seed)(shape, dtype=dtype)
+        else:
+            return False
+        var.assign(value)
+        return True
+
+    def framework_default(self, state: Any, layer_node: Any, slot: Any):
+        """The layer classes' constructor defaults in Keras 3.15: Dense and
+        Conv glorot_uniform kernel, zeros bias; BatchNormalization gamma
+        ones, beta zeros, moving_mean zeros, moving_variance ones;
+        Layer/GroupNormalization ones/zeros; Embedding
+        ``"uniform"`` = RandomUniform(-0.05, 0.05)."""
+        from .. import initializers as I
+
+        layer = slot.ref.layer
+        attr = (slot.ref.attr or "").lstrip("_")
+        if isinstance(layer, (keras.layers.Dense,) + _CONV + _CONV_T):
+            return {"kernel": I.xavier_uniform(), "bias": I.zeros()}.get(attr)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return {"gamma": I.ones(), "beta": I.zeros(), "moving_mean": I.zeros(),
+                    "moving_variance": I.ones()}.get(attr)
+        if isinstance(layer, _NORM):
+            return {"gamma": I.ones(), "beta": I.zeros()}.get(attr)
+        if isinstance(layer, keras.layers.Embedding) and attr == "embeddings":
+            return I.uniform(-0.05, 0.05)
+        return None
 
 
 ADAPTER = TensorflowAdapter()

@@ -31,6 +31,11 @@ _KINDS = (
     (nn.LSTM, "LSTM"),
     (nn.Flatten, "Flatten"),
 )
+def _is_tied_transposed(module: nn.Module, attr: str) -> bool:
+    plist = getattr(module, "parametrizations", None)
+    return plist is not None and attr in plist and any(isinstance(p, _Transpose) for p in plist[attr])
+
+
 # buffers that are state worth moving; counters such as num_batches_tracked are not parameters
 _STATE_BUFFERS = ("running_mean", "running_var")
 
@@ -63,8 +68,17 @@ def _shape_hint(module: nn.Module, attr: str) -> Optional[tuple]:
     return None
 
 
+class _Transpose(nn.Module):
+    """The parametrization of a transposed tie: the dst reads src.T."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.T
+
+
 def _tensor(ref) -> torch.Tensor:
     module, attr = ref
+    if attr not in module._parameters and _is_tied_transposed(module, attr):
+        return module.parametrizations[attr].original
     t = module._parameters.get(attr)
     if t is None:
         t = module._buffers.get(attr)
@@ -86,6 +100,7 @@ class TorchAdapter(Adapter):
     """Adapter for ``torch.nn.Module`` (Lazy modules included)."""
 
     name = "torch"
+    capabilities = {}   # everything, transposed ties included (parametrizations)
 
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, nn.Module)
@@ -107,17 +122,23 @@ class TorchAdapter(Adapter):
         items = [(a, t) for a, t in module._parameters.items() if t is not None]
         items += [(a, t) for a, t in module._buffers.items()
                   if t is not None and a in _STATE_BUFFERS]
+        plist = getattr(module, "parametrizations", None) if module._modules.get("parametrizations") else None
+        tied_t = [a for a in (plist or {}) if _is_tied_transposed(module, a)]
+        items += [(a, module.parametrizations[a].original) for a in tied_t]
         for attr, t in items:
             node.params.append(ParamSlot(
                 role=_role(module, attr),
-                native_name=native_prefix + attr,
+                native_name=native_prefix + (f"parametrizations.{attr}.original" if attr in tied_t else attr),
                 ref=(module, attr),
                 trainable=isinstance(t, nn.Parameter) and t.requires_grad,
                 ident=id(t),
                 shape_hint=_shape_hint(module, attr) if is_lazy(t) else tuple(t.shape),
+                transposed=attr in tied_t,
             ))
         # _modules, not named_children(): a module used twice must appear at both keys
         for child_key, child in module._modules.items():
+            if child_key == "parametrizations" and tied_t:
+                continue   # shown as the tied parameter itself, above
             if child is not None:
                 node.children.append(self._node(child, child_key, f"{native_prefix}{child_key}."))
         return node
@@ -184,6 +205,27 @@ class TorchAdapter(Adapter):
         return {id(p): (np.zeros(tuple(p.shape), dtype=_NP_DTYPES[p.dtype]) if g is None
                         else g.detach().cpu().numpy()) for p, g in zip(params, grads)}
 
+    # -- tying after construction --------------------------------------------------------
+    def tie(self, state, dst, dst_layer, src, native_transpose: bool) -> None:
+        """torch: assign the src ``Parameter`` to the dst module's attribute
+        (what ``nn.Sequential(shared, shared)`` amounts to), so
+        ``parameters()``, autograd and any optimizer built afterwards see one
+        parameter.  A transposed tie registers a parametrization on the dst
+        module whose ``original`` *is* the src Parameter, so the dst reads
+        ``src.T`` on every forward and gradients flow into the src."""
+        module, attr = dst.ref
+        shared = _tensor(src.ref)
+        if not native_transpose:
+            if attr in module._parameters:
+                setattr(module, attr, shared)
+            else:
+                module._buffers[attr] = shared
+            return
+        from torch.nn.utils import parametrize
+
+        parametrize.register_parametrization(module, attr, _Transpose(), unsafe=True)
+        module.parametrizations[attr].original = shared
+
     # -- building -----------------------------------------------------------------------
     def build(self, spec: Any) -> nn.Module:
         return self._build(spec, {})
@@ -218,6 +260,59 @@ class TorchAdapter(Adapter):
 
     def native_count(self, state: nn.Module) -> int:
         return sum(p.numel() for p in state.parameters() if p.requires_grad)
+
+    # -- initialisation (native mode) --
+    def native_init(self, state, ref, initializer, seed: int) -> bool:
+        """``torch.nn.init`` with a seeded ``torch.Generator``, in place."""
+        from .. import initializers as I
+
+        t = _tensor(ref)
+        if not t.is_floating_point() or is_lazy(t):
+            return False
+        gen = torch.Generator(device=t.device).manual_seed(seed)
+        with torch.no_grad():
+            if isinstance(initializer, I.Constant):
+                nn.init.constant_(t, initializer.value)
+            elif isinstance(initializer, I.Uniform):
+                nn.init.uniform_(t, initializer.low, initializer.high, generator=gen)
+            elif isinstance(initializer, I.Normal):
+                nn.init.normal_(t, initializer.mean, initializer.std, generator=gen)
+            elif isinstance(initializer, I.TruncatedNormal):
+                nn.init.trunc_normal_(t, initializer.mean, initializer.std, initializer.a,
+                                      initializer.b, generator=gen)
+            elif isinstance(initializer, I.Orthogonal):
+                nn.init.orthogonal_(t, initializer.gain, generator=gen)
+            else:
+                return False
+        return True
+
+    def framework_default(self, state, layer_node, slot):
+        """What each module's ``reset_parameters`` does (torch 2.13 source):
+        Linear/Conv kaiming_uniform(a=sqrt(5)) weight, U(+-1/sqrt(fan_in))
+        bias; norms ones/zeros and running stats 0/1; Embedding N(0, 1)
+        with the padding row 0; RNN/LSTM/GRU U(+-1/sqrt(hidden)) for all."""
+        import math
+
+        from .. import initializers as I
+
+        module, attr = slot.ref
+        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)):
+            if attr == "weight":
+                return I.kaiming_uniform(a=math.sqrt(5))
+            if attr == "bias":
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                return I.uniform(-bound, bound)
+        if isinstance(module, _NORM_TYPES):
+            return {"weight": I.ones(), "bias": I.zeros(), "running_mean": I.zeros(),
+                    "running_var": I.ones()}.get(attr)
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and attr == "weight":
+            pad = getattr(module, "padding_idx", None)
+            return I.normal(0, 1) if pad is None else I.ZeroRows(I.normal(0, 1), [pad])
+        if isinstance(module, nn.modules.rnn.RNNBase):
+            stdv = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0
+            return I.uniform(-stdv, stdv)
+        return None
 
 
 def _loss(out: torch.Tensor, loss: Any, target: Optional[torch.Tensor]) -> torch.Tensor:

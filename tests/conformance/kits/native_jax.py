@@ -62,13 +62,16 @@ def forward(m, x):
 def count(m):
     if isinstance(m.native, nnx.Module):
         return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(m.native, nnx.Param)))
-    return sum(x.size for x in jax.tree_util.tree_leaves(m.variables["params"]))
+    # the pytree an optax loop updates: after m.tie, each parameter once
+    return sum(x.size for x in jax.tree_util.tree_leaves(m.unique_variables()["params"]))
 
 
 def grads(m, x):
-    variables = m.variables
-    g = jax.grad(lambda p: m.native.apply({**variables, "params": p}, jnp.asarray(x)).sum())(
-        variables["params"])
+    # the documented loop: differentiate the de-duplicated pytree through
+    # expand_variables, so a tie made with m.tie gets the sum of its uses
+    unique = m.unique_variables()
+    g = jax.grad(lambda p: m.native.apply(m.expand_variables({**unique, "params": p}),
+                                          jnp.asarray(x)).sum())(unique["params"])
     out = {}
     for name in m.named_parameters():
         *keys, role = name.split(".")
@@ -122,3 +125,26 @@ def chapter_models():
                             {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,)},
                             ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")]))
     return cases
+
+
+def sgd_step(m, x, lr):
+    """One optax SGD step on sum(outputs), on the de-duplicated pytree so the
+    tie survives (the documented optax loop); NNX: nnx.Optimizer."""
+    import optax
+
+    if isinstance(m.native, nnx.Module):
+        opt = nnx.Optimizer(m.native, optax.sgd(lr), wrt=nnx.Param)
+        grads = nnx.grad(lambda model: model(jnp.asarray(x)).sum())(m.native)
+        opt.update(m.native, grads)
+        return
+    unique = m.unique_variables()
+    tx = optax.sgd(lr)
+    opt_state = tx.init(unique["params"])
+
+    def loss(p):
+        return m.native.apply(m.expand_variables({**unique, "params": p}), jnp.asarray(x)).sum()
+
+    g = jax.grad(loss)(unique["params"])
+    updates, _ = tx.update(g, opt_state)
+    new = optax.apply_updates(unique["params"], updates)
+    m.variables = m.expand_variables({**unique, "params": new})

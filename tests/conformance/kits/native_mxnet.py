@@ -88,3 +88,17 @@ def chapter_models():
                              "3.weight": (10, 8), "3.bias": (10,)},
                             ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")]))
     return cases
+
+
+def sgd_step(m, x, lr):
+    """One native Gluon Trainer step on sum(outputs); Trainer built after the tie."""
+    from mxnet import gluon
+
+    net = m.native
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
+    with autograd.record():
+        y = net(mx.nd.array(np.asarray(x, dtype=np.float32))).sum()
+    y.backward()
+    trainer.step(1)
+    for p in net.collect_params().values():
+        p.zero_grad()

@@ -94,3 +94,13 @@ def chapter_models():
                             {"hidden.weight": (8, 4), "hidden.bias": (8,),
                              "out.weight": (1, 8), "out.bias": (1,)}))
     return cases
+
+
+def sgd_step(m, x, lr):
+    """One native Keras optimizer step on sum(outputs)."""
+    net = m.native
+    opt = keras.optimizers.SGD(learning_rate=lr)
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(net(tf.constant(np.asarray(x, dtype=np.float32))))
+    g = tape.gradient(y, net.trainable_variables)
+    opt.apply_gradients(zip(g, net.trainable_variables))

@@ -7,8 +7,10 @@ from . import NativeCase
 
 
 def read(m, name):
-    # the chapter: net.state_dict()['2.bias'].data; keep_vars for tied duplicates
-    return m.native.state_dict()[name].detach().numpy().copy()
+    # the chapter: net[2].bias.data (a parametrized weight reads through its property)
+    path, _, attr = name.rpartition(".")
+    module = m.native.get_submodule(path) if path else m.native
+    return getattr(module, attr).detach().numpy().copy()
 
 
 def forward(m, x):
@@ -83,3 +85,13 @@ def chapter_models():
     cases.append(NativeCase("custom nn.Parameter (seed 004)", MyModel(), torch.rand(2, 20),
                             {"weight1": (20, 20)}))
     return cases
+
+
+def sgd_step(m, x, lr):
+    """One native SGD step on sum(outputs); the optimizer is built after the tie."""
+    net = m.native
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    opt.zero_grad()
+    net(torch.as_tensor(np.asarray(x), dtype=torch.float32)).sum().backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)

@@ -1,0 +1,268 @@
+"""``mp.init``: initialise parameters the same way on every backend.
+
+    m.init(mp.init.normal(0, 0.01))                  # weights N(0, 0.01^2), biases 0
+    m.init(mp.init.constant(42), where=".*bias")     # a regex: exactly what it matches
+    m[0].init(mp.init.xavier_uniform())              # one layer
+    m.init(mp.init.kaiming_normal(), where=mp.nn.Dense)   # a layer type (or torch.nn.Linear, ...)
+    m.apply(lambda layer: layer.kind == "Dense" and layer.init(mp.init.ones()))
+    m.init(mp.init.framework_default())              # each framework's own default again
+    m.init(my_fn)                                    # fn(shape, rng) or fn(shape, rng, name)
+
+**What gets what.**  An initializer is for weights, as in Gluon's
+``initialize``: unless ``where`` is a name regex (or a single Param), the
+initializer fills the weights (roles ``weight``, ``embedding``, and other
+framework-specific parameters with 2 or more dims) and the other roles are
+reset to neutral values: ``bias`` (and roles containing "bias") 0, ``scale``
+1, ``running_mean`` 0, ``running_var`` 1.  A regex ``where`` applies the
+initializer to exactly the parameters it matches.  ``framework_default()``
+gives every selected parameter its framework's default for its layer and
+role.  A tied parameter is initialised once, under its first name.
+
+**Reproducible across frameworks (``mode="portable"``, the default).**
+Values are drawn with NumPy in canonical layout, in float64, then cast to the
+parameter's dtype, from a generator per parameter:
+``np.random.default_rng([seed, zlib.crc32(canonical_name)])``.  The same
+initializer, seed and model give bit-identical values on all four backends,
+whatever else the call selected.  ``seed=None`` draws a fresh seed.
+
+**Native mode (``mode="native"``)** uses the framework's own random ops
+(torch ``nn.init`` with a ``torch.Generator``, ``keras.random``,
+``jax.random``, ``mx.nd.random``) through the adapter's ``native_init`` hook;
+values are then reproducible per backend and seed but **differ across
+frameworks**.  A parameter the hook cannot do (a custom initializer, a
+distribution the framework lacks) falls back to portable mode.  MXNet has no
+per-call generator, so its native mode seeds MXNet's global RNG
+(``mx.random.seed``) as Gluon's own initialisation relies on it.
+
+**Deferred shapes.**  Initialising a parameter whose shape is not known yet
+(torch Lazy modules, Gluon deferred init, unbuilt Keras layers, Flax before
+``init``) raises :class:`~multiparam.NotMaterializedError` and changes
+nothing: run the model once (``m(X)``) or wrap with ``sample_input=X`` first.
+
+**All or nothing.**  Selection, shapes, fans, and the values of custom
+initializers (shape, dtype) are checked before the first write; a bad call
+raises :class:`InitError` (``ValueError``), ``ShapeError``, ``DtypeError``,
+``TypeError`` or ``NotMaterializedError`` and leaves every parameter as it
+was.
+
+**Framework semantics kept.**  Writes go through the adapter's ``write``:
+Gluon ``Parameter`` objects stay the same (multiparam always re-initialises,
+as ``initialize(force_reinit=True)`` does, and a ``Trainer`` keeps seeing
+them); Keras variables are ``assign``-ed in place; Flax linen gets a new
+variables pytree in the handle (``m.variables``), used by the next ``m(X)``.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import InitError, NotMaterializedError, ShapeError, DtypeError
+from .initializers import (  # noqa: F401  (re-exported as mp.init.*)
+    BY_NAME, Constant, FrameworkDefault, Function, Initializer, Normal, Orthogonal,
+    TruncatedNormal, Uniform, VarianceScaling, ZeroRows, by_name, calculate_gain, constant,
+    framework_default, kaiming_normal, kaiming_uniform, lecun_normal, normal, ones, orthogonal,
+    truncated_normal, uniform, variance_scaling, xavier_normal, xavier_uniform, zeros,
+)
+from .param import Param, check_cast
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Model
+
+__all__ = [
+    "Initializer", "InitError", "normal", "uniform", "constant", "zeros", "ones",
+    "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "truncated_normal",
+    "orthogonal", "lecun_normal", "variance_scaling", "framework_default", "calculate_gain",
+    "init_model", "MODES",
+]
+
+MODES = ("portable", "native")
+
+# neutral values for the roles an initializer is not meant for
+_ZERO, _ONE = zeros(), ones()
+_NEUTRAL = {"scale": _ONE, "running_var": _ONE, "running_mean": _ZERO}
+
+
+def as_initializer(obj: Any) -> Initializer:
+    """An Initializer from an Initializer, a built-in's name, or a function
+    ``fn(shape, rng)`` / ``fn(shape, rng, name)``."""
+    if isinstance(obj, Initializer):
+        return obj
+    if isinstance(obj, type) and issubclass(obj, Initializer):
+        raise TypeError(f"pass an instance: {obj.__name__}(), not the class")
+    if isinstance(obj, str):
+        return by_name(obj)
+    if callable(obj):
+        return Function(obj)
+    raise TypeError(f"expected an mp.init initializer, a built-in's name or fn(shape, rng), "
+                    f"got {type(obj).__name__}")
+
+
+def param_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator portable mode uses for the parameter ``name``."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+def native_seed(seed: int, name: str) -> int:
+    """A 32-bit seed for native mode, derived from the same two numbers."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
+               .generate_state(1, np.uint32)[0])
+
+
+def init_model(model: "Model", initializer: Any, where: Any = None, seed: Optional[int] = None,
+               mode: str = "portable") -> "Model":
+    """Initialise ``model``'s parameters; see the module docstring.
+
+    ``where``: None (the whole model), a regex over canonical names, a
+    ``Layer`` handle, a ``Param``, an ``mp.nn`` spec class or a native layer
+    class.  ``seed``: a non-negative int (None: fresh).  ``mode``:
+    ``"portable"`` (bit-identical across frameworks) or ``"native"``.
+    Returns the model."""
+    init = as_initializer(initializer)
+    if mode not in MODES:
+        raise InitError(f"unknown mode {mode!r}; use 'portable' (the same values on every "
+                        "backend) or 'native' (the framework's own random ops)")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy)
+    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
+    seed = int(seed)
+
+    targets = _select(model, where)
+    for param, _node, _exact in targets:          # deferred shapes: raise, change nothing
+        if not param.materialized:
+            raise NotMaterializedError(param.name, param.shape)
+
+    # 1. plan: which initializer each parameter gets, resolved on its canonical shape
+    adapter, state = model.adapter, model._state
+    plan: List[Tuple[Param, Tuple[int, ...], Initializer]] = []
+    missing = []
+    for param, node, exact in targets:
+        if isinstance(init, FrameworkDefault):
+            chosen = adapter.framework_default(state, node, param._slot)
+            if chosen is None:
+                missing.append(f"{param.name} ({node.native_type})")
+                continue
+        elif exact or _is_weight(param):
+            chosen = init
+        else:
+            chosen = _NEUTRAL.get(param.role, _ZERO)   # bias-like roles: 0
+        shape = tuple(param.shape)
+        try:
+            resolved = chosen.resolve(shape)
+        except ValueError as e:
+            raise InitError(f"cannot initialise {param.name!r} (shape {shape}) with {chosen!r}: {e}") from None
+        plan.append((param, shape, resolved))
+    if missing:
+        raise InitError(f"{adapter.name} has no known default initialiser for: {', '.join(missing)}; "
+                        "select other parameters with where=, or give these an initializer")
+
+    # 2. draw and check every value that cannot go through a native hook, before any write
+    values: Dict[int, np.ndarray] = {}
+    for param, shape, resolved in plan:
+        if mode == "native" and resolved.builtin:
+            continue
+        values[id(param)] = _draw(param, shape, resolved, seed)
+
+    # 3. write
+    for param, shape, resolved in plan:
+        arr = values.pop(id(param), None)
+        if arr is None:
+            if adapter.native_init(state, param._slot.ref, resolved, native_seed(seed, param.name)):
+                continue
+            arr = _draw(param, shape, resolved, seed)   # a built-in the framework lacks
+        param._write_canonical(arr)
+    return model
+
+
+def _draw(param: Param, shape: tuple, init: Initializer, seed: int) -> np.ndarray:
+    """Portable values for one parameter, checked and cast to its dtype."""
+    out = init.sample(shape, param_rng(seed, param.name), param.name)
+    if not isinstance(out, np.ndarray):
+        out = np.asarray(out)
+    if tuple(out.shape) != shape:
+        raise ShapeError(f"{init!r} returned shape {tuple(out.shape)} for {param.name!r}, "
+                         f"which has shape {shape}; nothing was written")
+    if out.dtype.kind not in "biuf":
+        raise DtypeError(f"{init!r} returned dtype {out.dtype} for {param.name!r}; return real "
+                         "numbers (float or int); nothing was written")
+    dtype = param.dtype
+    check_cast(out.dtype, dtype, repr(param.name))
+    return out.astype(dtype, copy=False)
+
+
+def _is_weight(param: Param) -> bool:
+    role = param.role
+    if role in ("weight", "embedding"):
+        return True
+    # other framework-specific roles (LSTM weight_ih_l0, Keras recurrent_kernel,
+    # a custom layer's own names) get the initializer too, as Gluon's
+    # Initializer does for names it does not know; a fan-based one then says
+    # plainly that a 1-D parameter has no fans
+    return not (role in _NEUTRAL or "bias" in role)
+
+
+def _select(model: "Model", where: Any) -> List[Tuple[Param, Any, bool]]:
+    """[(param, owning LayerNode, exact)] each parameter once, in model order;
+    ``exact`` means the initializer applies as is (no weight/neutral split)."""
+    from .model import Layer
+    from .nn import Spec
+
+    index = model._index()
+    owner: Dict[int, Tuple[Param, Any]] = {}
+    for path, layer in index.layers.items():
+        for slot in layer._node.params:
+            p = index.params[f"{path}.{slot.role}" if path else slot.role]
+            owner.setdefault(id(p), (p, layer._node))
+
+    def subtree(layers) -> List[Tuple[Param, Any, bool]]:
+        prefixes = [l.path for l in layers]
+        out = []
+        for p, node in owner.values():
+            if any(prefix == "" or any(a.startswith(prefix + ".") for a in p.aliases)
+                   for prefix in prefixes):
+                out.append((p, node, False))
+        return out
+
+    if where is None:
+        return [(p, node, False) for p, node in owner.values()]
+    if isinstance(where, str):
+        import re
+
+        try:
+            rx = re.compile(where)
+        except re.error as e:
+            raise InitError(f"where={where!r} is not a valid regular expression: {e}") from None
+        out = [(p, node, True) for p, node in owner.values() if any(rx.match(a) for a in p.aliases)]
+        if not out:
+            names = list(index.unique)
+            raise InitError(f"where={where!r} matches no parameter (matched from the start of the "
+                            f"canonical name); names: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}")
+        return out
+    if isinstance(where, Param):
+        if where._model is not model or id(where) not in owner:
+            raise InitError(f"{where.name!r} is a parameter of another model")
+        return [(where, owner[id(where)][1], True)]
+    if isinstance(where, Layer):
+        if where._model is not model:
+            raise InitError(f"layer {where.path!r} belongs to another model")
+        out = subtree([where])
+        if not out:
+            raise InitError(f"layer {where.path or '<root>'!r} ({where.kind}) has no parameters to initialise")
+        return out
+    if isinstance(where, type):
+        if issubclass(where, Spec):
+            layers = [l for l in index.layers.values() if l.kind == where.kind]
+            what = f"mp.nn.{where.__name__}"
+        else:
+            layers = [l for l in index.layers.values() if isinstance(l.native, where)]
+            what = f"{where.__module__}.{where.__qualname__}"
+        out = subtree(layers)
+        if not out:
+            kinds = sorted({l.kind for l in index.layers.values() if l.path})
+            raise InitError(f"where={what} matches no layer with parameters; this model's layers "
+                            f"are: {', '.join(kinds)}")
+        return out
+    raise TypeError(f"where must be None, a regex string, a layer handle, a Param, an mp.nn spec "
+                    f"class or a native layer class; got {type(where).__name__}")
