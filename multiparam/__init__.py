@@ -14,14 +14,17 @@ from .errors import (
     BackendNotInstalledError, CapabilityError, DtypeError, MultiparamError, NotMaterializedError,
     ReadOnlyError, ShapeError, UnknownBackendError, UnknownNameError, UnsupportedModelError,
 )
+from .io import FileFormatError, load, save
 from .model import Layer, Model, wrap
 from .param import Param
 from .registry import available_backends
+from .state import IncompatibleKeys, LoadError, StateDict, transfer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "nn", "wrap", "Model", "Layer", "Param",
+    "nn", "init", "wrap", "save", "load", "transfer", "StateDict", "IncompatibleKeys",
+    "LoadError", "FileFormatError", "Model", "Layer", "Param",
     "available_backends", "get_backend", "set_backend", "use_backend",
     "MultiparamError", "UnknownBackendError", "BackendNotInstalledError", "UnsupportedModelError",
     "UnknownNameError", "ShapeError", "DtypeError", "NotMaterializedError", "ReadOnlyError",

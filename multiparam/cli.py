@@ -1,4 +1,4 @@
-"""The ``multiparam`` command: ``tour`` and ``backends``.
+"""The ``multiparam`` command: ``tour``, ``compare``, ``backends`` (and ``worker``).
 
 Lists of backends and steps in the help come from the registry and from
 tour_steps, never from literals here.
@@ -37,6 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print the results as JSON (used by workers)")
     t.add_argument("--width", type=int, default=100)
     sub.add_parser("backends", help="registered backends and whether each imports here")
+    from .compare import ARCHITECTURES
+
+    c = sub.add_parser("compare", help="one architecture, the same weights, every backend: differences")
+    c.add_argument("arch", nargs="?", default="mlp", choices=sorted(ARCHITECTURES))
+    c.add_argument("--backend", default=",".join(available_backends()),
+                   type=lambda v: _names(v, available_backends(), "backend"))
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    c.add_argument("--html", metavar="PATH", help="also write the result as an HTML page")
+    c.add_argument("--tolerance", type=float, default=1e-4,
+                   help="exit 1 when a difference exceeds this (default 1e-4)")
+    w = sub.add_parser("worker", help="run one JSON job here (used across environments)")
+    w.add_argument("job", help="the job as JSON")
     return p
 
 
@@ -50,6 +63,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             worker = None if here else bridge.worker_python(name)
             where = "importable here" if here else (f"through worker {worker}" if worker else "not installed")
             print(f"{name:12s} {where}")
+        return 0
+    if args.command == "compare":
+        from .compare import main as compare_main
+
+        return compare_main(args)
+    if args.command == "worker":
+        from .worker import run_job
+
+        print(json.dumps(run_job(json.loads(args.job))))
         return 0
     if args.command == "tour":
         from . import tour

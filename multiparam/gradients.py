@@ -26,8 +26,9 @@ def model_grad(model, x: Any, loss: Any = None, target: Any = None) -> Dict[str,
     if not any(p.trainable for p in params.values()):
         raise MultiparamError("the model has no trainable parameters to differentiate")
     raw = model.adapter.grad(model._state, x, loss=loss, target=target)
-    model.refresh()  # the forward may have materialised lazy shapes
-    params = model.named_parameters()
+    if not model._materialized:
+        model.refresh()  # the forward may have materialised lazy shapes
+        params = model.named_parameters()
     out: Dict[str, np.ndarray] = {}
     grads = {}
     for name, p in params.items():

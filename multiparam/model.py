@@ -367,6 +367,21 @@ class Model:
             return [(f"{dst}.{r}", f"{src}.{r}") for r in droles]
         raise TypeError(f"tie() needs two layers or two parameters; got {dst!r} and {src!r}")
 
+    # -- state ----------------------------------------------------------------------
+    def state_dict(self):
+        """``{canonical name: array}`` copies in canonical layout, each tied
+        parameter once, running statistics included; ``.ties`` lists groups."""
+        from .state import state_dict
+
+        return state_dict(self)
+
+    def load_state_dict(self, d, strict: bool = True):
+        """Load a state dict from any backend; all entries are checked
+        (names, shapes, dtypes) before any is written."""
+        from .state import load_state_dict
+
+        return load_state_dict(self, d, strict=strict)
+
     # -- summary ------------------------------------------------------------------
     def summary(self) -> "Summary":
         """A table of every parameter: canonical and native name and shape,

@@ -140,3 +140,51 @@ class Sequential(Spec):
     def __repr__(self) -> str:
         inner = ", ".join(repr(v) if not self.named else f"{k!r}: {v!r}" for k, v in self.children)
         return f"Sequential({{{inner}}})" if self.named else f"Sequential({inner})"
+
+
+# -- plain-data form, for other processes (the MXNet worker) and files ------------
+def to_config(spec: Spec) -> dict:
+    """A JSON-able description of ``spec``; a spec object used in two places
+    is written once and referenced by id, so sharing survives the trip."""
+    seen: dict = {}
+
+    def enc(s: Spec) -> dict:
+        if id(s) in seen:
+            return {"ref": seen[id(s)]}
+        seen[id(s)] = len(seen)
+        cfg = {"id": seen[id(s)], "kind": type(s).__name__}
+        if isinstance(s, Sequential):
+            cfg["children"] = [[k, enc(c)] for k, c in s.children]
+        else:
+            cfg["config"] = s._config()
+        return cfg
+
+    return enc(spec)
+
+
+def from_config(cfg: dict) -> Spec:
+    """The spec written by :func:`to_config`."""
+    made: dict = {}
+    kinds = {cls.__name__: cls for cls in SPEC_CLASSES}
+
+    def dec(c: dict) -> Spec:
+        if "ref" in c:
+            return made[c["ref"]]
+        cls = kinds.get(c["kind"])
+        if cls is None:
+            raise ValueError(f"unknown spec kind {c['kind']!r}; known: {', '.join(sorted(kinds))}")
+        if cls is Sequential:
+            s = Sequential()
+            made[c["id"]] = s
+            for key, child in c["children"]:
+                s.add(dec(child), name=None if key == str(len(s.children)) else key)
+        else:
+            s = cls(**c.get("config", {}))
+            made[c["id"]] = s
+        return s
+
+    return dec(cfg)
+
+
+#: every spec class, by which ``from_config`` rebuilds specs (add new layers here)
+SPEC_CLASSES = (Dense, ReLU, Sequential)

@@ -1,0 +1,146 @@
+"""``multiparam compare``: one architecture, the same weights, every backend.
+
+The first backend builds the architecture from its ``multiparam.nn`` spec,
+initialises it (portable mode, so the seed means the same everywhere) and
+saves the weights to a portable file; every backend (MXNet in its own
+environment) builds the same spec, loads that file, and runs a forward and a
+gradient on the same input.  The result is a matrix of the largest output
+and gradient differences between every pair, and each backend's native
+names beside the canonical ones.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+import tempfile
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from . import nn, worker
+
+
+def _mlp():
+    return nn.Sequential(nn.Dense(8), nn.ReLU(), nn.Dense(1))
+
+
+def _rgnet():
+    def block1():
+        return nn.Sequential(nn.Dense(8), nn.ReLU(), nn.Dense(4), nn.ReLU())
+    return nn.Sequential(nn.Sequential({f"block {i}": block1() for i in range(4)}), nn.Dense(1))
+
+
+def _shared():
+    shared = nn.Dense(8)
+    return nn.Sequential(nn.Dense(8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Dense(1))
+
+
+#: architecture name -> (spec factory, input shape)
+ARCHITECTURES: Dict[str, tuple] = {
+    "mlp": (_mlp, (2, 4)),
+    "rgnet": (_rgnet, (2, 4)),
+    "shared": (_shared, (2, 4)),
+}
+
+
+def compare(arch: str, backends: List[str], seed: int = 0,
+            progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Run ``arch`` on every backend with one set of weights; JSON-able result."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    factory, in_shape = ARCHITECTURES[arch]
+    spec = nn.to_config(factory())
+    say = progress or (lambda msg: None)
+    x = np.random.default_rng(seed).uniform(-1, 1, size=in_shape).astype(np.float32)
+    results, names = {}, {}
+    with tempfile.TemporaryDirectory(prefix="multiparam-compare-") as tmp:
+        inp = os.path.join(tmp, "input.safetensors")
+        worker.write_arrays({"x": x}, inp)
+        weights = os.path.join(tmp, "weights.safetensors")
+        for i, backend in enumerate(backends):
+            say(f"[{i + 1}/{len(backends)}] {backend}: build, load weights, forward, gradient")
+            out = os.path.join(tmp, f"{backend}.safetensors")
+            job = {"backend": backend, "spec": spec, "input": inp, "outputs": out}
+            if i == 0:
+                job.update(seed=seed, save=weights)    # the reference weights
+            else:
+                job.update(load=weights)
+            info = worker.run(job)
+            names[backend] = info["names"]
+            results[backend] = worker.read_arrays(out)
+    keys = sorted(results[backends[0]])
+    matrix = {}
+    for a in backends:
+        for b in backends:
+            out_diff = _maxdiff(results[a]["y"], results[b]["y"])
+            grad_diff = max((_maxdiff(results[a][k], results[b][k]) for k in keys if k != "y"), default=0.0)
+            matrix[f"{a}|{b}"] = {"output": out_diff, "grad": grad_diff}
+    return {"arch": arch, "backends": backends, "seed": seed, "matrix": matrix, "names": names}
+
+
+def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+
+
+def render_text(result: dict) -> str:
+    backends = result["backends"]
+    w = max(len(b) for b in backends) + 2
+    lines = [f"{result['arch']}: largest |difference| between backends (output / gradient), "
+             f"same weights, float32", " " * w + "".join(b.rjust(20) for b in backends)]
+    for a in backends:
+        row = a.ljust(w)
+        for b in backends:
+            cell = result["matrix"][f"{a}|{b}"]
+            row += f"{cell['output']:.1e} / {cell['grad']:.1e}".rjust(20)
+        lines.append(row)
+    lines += ["", "canonical name".ljust(22) + "".join(b.ljust(28) for b in backends)]
+    first = result["names"][backends[0]]
+    for name in first:
+        lines.append(name.ljust(22) + "".join(
+            str(result["names"][b].get(name, ["-"])[0]).ljust(28) for b in backends))
+    return "\n".join(lines)
+
+
+def render_html(result: dict) -> str:
+    esc = html.escape
+    backends = result["backends"]
+    head = "".join(f"<th>{esc(b)}</th>" for b in backends)
+    rows = "".join(
+        f"<tr><th>{esc(a)}</th>" + "".join(
+            f"<td>{result['matrix'][f'{a}|{b}']['output']:.1e} / "
+            f"{result['matrix'][f'{a}|{b}']['grad']:.1e}</td>" for b in backends) + "</tr>"
+        for a in backends)
+    names = "".join(
+        f"<tr><td><code>{esc(n)}</code></td>" + "".join(
+            f"<td><code>{esc(str(result['names'][b].get(n, ['-'])[0]))}</code></td>" for b in backends)
+        + "</tr>" for n in result["names"][backends[0]])
+    return ("<!doctype html><meta charset='utf-8'><title>multiparam compare: "
+            f"{esc(result['arch'])}</title><style>td,th{{padding:4px 10px;border:1px solid #ccc}}"
+            "table{border-collapse:collapse;margin:1em 0}</style>"
+            f"<h1>{esc(result['arch'])}: the same weights in {len(backends)} frameworks</h1>"
+            "<p>Largest absolute difference of outputs / gradients (float32).</p>"
+            f"<table><tr><th></th>{head}</tr>{rows}</table>"
+            f"<h2>Names</h2><table><tr><th>canonical</th>{head}</tr>{names}</table>")
+
+
+def main(args) -> int:
+    from .tour import order
+
+    backends = order(args.backend)
+    result = compare(args.arch, backends, seed=args.seed,
+                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(render_text(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"JSON written to {args.json}")
+    if args.html:
+        with open(args.html, "w") as f:
+            f.write(render_html(result))
+        print(f"HTML written to {args.html}")
+    worst = max(max(c["output"], c["grad"]) for c in result["matrix"].values())
+    return 0 if worst <= args.tolerance else 1

@@ -1,0 +1,142 @@
+"""Canonical state and portable files, per backend."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import multiparam as mp
+
+from .models import mlp, numpy_forward, shared_net
+
+
+@pytest.fixture
+def m(X):
+    return mp.wrap(mlp(), sample_input=X)
+
+
+def _snapshot(m, kit):
+    return {n: kit.read(m, n) for n in m.named_parameters()}
+
+
+def _same(m, kit, snap):
+    for n, v in snap.items():
+        np.testing.assert_array_equal(kit.read(m, n), v)
+
+
+def test_state_dict_is_canonical_copies(m, kit):
+    sd = m.state_dict()
+    assert list(sd) == list(m.named_parameters())
+    for name, arr in sd.items():
+        np.testing.assert_array_equal(arr, kit.read(m, name))
+        assert arr.shape == m[name].shape
+    sd["0.bias"][:] = 123               # a copy: the model is not touched
+    assert kit.read(m, "0.bias")[0] != 123
+
+
+def test_load_state_dict_round_trip(m, kit, X):
+    other = mp.wrap(mlp(), sample_input=X)
+    other.load_state_dict(m.state_dict())
+    for name in m.named_parameters():
+        np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name))
+    np.testing.assert_allclose(kit.forward(other, X), kit.forward(m, X), rtol=1e-6)
+
+
+def test_load_state_dict_checks_everything_first(m, kit):
+    snap = _snapshot(m, kit)
+    good = m.state_dict()
+    good_plus = dict(good, **{"0.bias": np.ones(8, np.float32)})
+    bad_shape = dict(good_plus, **{"2.weight": np.zeros((8, 1), np.float32)})
+    with pytest.raises(mp.ShapeError, match="2.weight"):
+        m.load_state_dict(bad_shape)
+    bad_dtype = dict(good_plus, **{"2.bias": np.zeros(1, np.complex64)})
+    with pytest.raises(mp.DtypeError):
+        m.load_state_dict(bad_dtype)
+    missing = {k: v for k, v in good_plus.items() if k != "2.bias"}
+    with pytest.raises(mp.LoadError, match="missing keys"):
+        m.load_state_dict(missing)
+    extra = dict(good_plus, **{"2.bais": np.zeros(1, np.float32)})
+    with pytest.raises(mp.LoadError, match="did you mean '2.bias'"):
+        m.load_state_dict(extra)
+    _same(m, kit, snap)                 # the good entries were not written either
+    res = m.load_state_dict(missing, strict=False)
+    assert res.missing_keys == ["2.bias"] and res.unexpected_keys == []
+
+
+def test_save_load_file_bit_identical(m, kit, X, tmp_path):
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    other = mp.wrap(mlp(), sample_input=X)
+    mp.load(other, path)
+    for name in m.named_parameters():
+        np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name))
+    np.testing.assert_array_equal(kit.forward(other, X), kit.forward(m, X))
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    assert meta["origin_backend"] == m.backend and meta["format"] == "multiparam"
+
+
+def test_ties_survive_a_round_trip(kit, X, tmp_path):
+    m = mp.wrap(shared_net(), sample_input=X)
+    m["2.weight"][0, 0] = 5
+    path = tmp_path / "tied.safetensors"
+    mp.save(m, path)
+    sd = mp.io.read_state(path)
+    assert sd.ties == [("2.weight", "4.weight"), ("2.bias", "4.bias")]
+    assert "4.weight" not in sd                       # stored once
+    fresh = mp.wrap(shared_net(), sample_input=X)
+    mp.load(fresh, path)
+    assert fresh.ties() == sd.ties
+    assert kit.read(fresh, "4.weight")[0, 0] == 5
+
+
+def test_damaged_files_are_rejected_and_change_nothing(m, kit, tmp_path):
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    data = path.read_bytes()
+    snap = _snapshot(m, kit)
+    cases = {
+        "truncated": data[: len(data) - 7],
+        "altered": data[:-3] + bytes([data[-3] ^ 0xFF]) + data[-2:],
+        "not safetensors": b"PK\x03\x04 this is a zip, or a pickle, not safetensors",
+        "empty": b"",
+    }
+    for label, blob in cases.items():
+        bad = tmp_path / f"{label}.safetensors"
+        bad.write_bytes(blob)
+        with pytest.raises(mp.FileFormatError):
+            mp.load(m, bad)
+    _same(m, kit, snap)
+
+
+def test_newer_format_and_foreign_files_are_rejected(m, kit, tmp_path):
+    from safetensors.numpy import save_file
+    snap = _snapshot(m, kit)
+    sd = m.state_dict()
+    foreign = tmp_path / "foreign.safetensors"
+    save_file(dict(sd), str(foreign))
+    with pytest.raises(mp.FileFormatError, match="not one written by multiparam"):
+        mp.load(m, foreign)
+    newer = tmp_path / "newer.safetensors"
+    save_file(dict(sd), str(newer), metadata={"format": "multiparam", "format_version": "99",
+                                              "sha256": mp.io._digest(dict(sd)), "ties": "[]"})
+    with pytest.raises(mp.FileFormatError, match="newer"):
+        mp.load(m, newer)
+    _same(m, kit, snap)
+
+
+def test_write_is_atomic(m, tmp_path, monkeypatch):
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    before = path.read_bytes()
+
+    def crash(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mp.io.os, "replace", crash)
+    m["0.bias"][:] = 9
+    with pytest.raises(OSError):
+        mp.save(m, path)
+    assert path.read_bytes() == before          # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]   # no temp left behind
