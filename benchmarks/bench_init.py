@@ -17,8 +17,8 @@ Native idioms (each ends when the values are really in place):
   ``mx.nd.waitall()``.
 
 multiparam is timed in portable mode (NumPy float64 draws, bit-identical on
-every backend) and native mode (the framework's own random ops).  Times are
-the best of ``repeat`` runs; the ratio is multiparam / native idiom.
+every backend) and native mode (the framework's own random ops).  Runs of the
+three alternate; times are the best of ``repeat`` runs; the ratio is multiparam / native idiom.
 Targets: native mode within 1.2x, portable mode within 3x.
 """
 from __future__ import annotations
@@ -122,14 +122,11 @@ def mxnet_case(layers):
 CASES = {"torch": torch_case, "tensorflow": tensorflow_case, "jax": jax_case, "mxnet": mxnet_case}
 
 
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def timed(fn) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -154,9 +151,12 @@ def main(argv=None) -> int:
 
     for fn in (idiom, portable, native):   # warm-up: first-call costs (allocation, tracing)
         fn()
-    t_idiom = best(idiom, args.repeat)
-    t_portable = best(portable, args.repeat)
-    t_native = best(native, args.repeat)
+    # interleaved, so a busy machine slows all three alike; best of `repeat` each
+    t_idiom = t_portable = t_native = float("inf")
+    for _ in range(args.repeat):
+        t_idiom = min(t_idiom, timed(idiom))
+        t_portable = min(t_portable, timed(portable))
+        t_native = min(t_native, timed(native))
     r_portable, r_native = t_portable / t_idiom, t_native / t_idiom
 
     print(f"backend {args.backend}: xavier_uniform on {n:,} parameters "

@@ -64,14 +64,16 @@ def markdown(results: list) -> str:
         for r in res["rows"]:
             target = "-" if r["target"] is None else f"<= {r['target']}x: {r['status']}"
             lines.append(f"| {res['backend']} | {r['measurement']} | {fmt_time(r['native_min'])} "
-                         f"| {fmt_time(r['multiparam_min'])} | {fmt_ratio(r['ratio'])} | {target} |")
+                         f"| {fmt_time(r['multiparam_min'])} | {fmt_ratio(r['ratio'])} ({fmt_ratio(r['ratio_median'])}) "
+                         f"| {target} |")
     notes = []
     for res in results:
         zc = "zero-copy" if res["multiparam_zero_copy"] else "a copy"
         why = "" if res["native_zero_copy"] else " (so is the native read)"
         notes.append(f"{res['backend']}: value is {zc}{why}; {res['framework']}")
     lines.append("")
-    lines.append("Best of N per call; native idioms: " + "; ".join(
+    lines.append("Times are best of N per call; ratio = multiparam / native, best of N "
+                 "(median of paired loops). Native idioms: " + "; ".join(
         f"{res['backend']} `{res['rows'][0]['native_idiom']}`, `{res['rows'][-1]['native_idiom']}`"
         for res in results) + ".")
     lines.append("")
@@ -81,7 +83,7 @@ def markdown(results: list) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--repeat", type=int, default=60)
     ap.add_argument("--backends", default=",".join(ORDER), help="comma-separated subset")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per backend")
     ap.add_argument("--json", metavar="PATH", help="write every backend's results as JSON")

@@ -8,7 +8,7 @@ PyTorch, JAX/Flax, TensorFlow/Keras and MXNet/Gluon.
 Importing this package imports no framework: an adapter (and its framework)
 is imported the first time a model of that framework is wrapped or built.
 """
-from . import init, nn
+from . import init, layout, nn
 from .backend import get_backend, set_backend, use_backend
 from .errors import (
     BackendNotInstalledError, CapabilityError, DtypeError, MultiparamError, NotMaterializedError,

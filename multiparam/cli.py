@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import List, Optional
@@ -35,7 +36,18 @@ def _parser() -> argparse.ArgumentParser:
                    type=lambda v: _names(v, STEP_IDS, "step"),
                    help=f"comma-separated steps (default: all: {', '.join(STEP_IDS)})")
     t.add_argument("--json", action="store_true", help="print the results as JSON (used by workers)")
-    t.add_argument("--width", type=int, default=100)
+    t.add_argument("--width", type=int, default=100, help="terminal width (default 100)")
+    t.add_argument("--out", metavar="DIR", default="multiparam-tour",
+                   help="where the page, its PNG histograms, the notebooks and results.json go "
+                        "(default: ./multiparam-tour)")
+    t.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
+                   help="write DIR/index.html, one page with a tab per framework per step (default: on)")
+    t.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=True,
+                   help="write DIR/tour_<backend>.ipynb, one notebook per backend (default: on)")
+    t.add_argument("--text", action=argparse.BooleanOptionalAction, default=True,
+                   help="print the tour in the terminal (default: on)")
+    t.add_argument("--from-json", metavar="PATH",
+                   help="render a recorded DIR/results.json instead of running the snippets")
     sub.add_parser("backends", help="registered backends and whether each imports here")
     from .compare import ARCHITECTURES
 
@@ -83,13 +95,28 @@ def main(argv: Optional[List[str]] = None) -> int:
             results = [tour.run_backend(b, args.step) for b in backends]
             print(json.dumps(results[0] if len(results) == 1 else results))
             return 0
-        results = {}
-        for b in backends:
-            print(f"[tour] running {b} ...", file=sys.stderr, flush=True)
-            results.update(tour.collect([b], args.step))
-        print(tour.render_text(results, width=args.width, step_ids=args.step))
+        if args.from_json:
+            with open(args.from_json, encoding="utf-8") as f:
+                recorded = json.load(f)
+            results = {b: recorded[b] for b in backends if b in recorded}
+        else:
+            results = {}
+            for b in backends:
+                print(f"[tour] running {b} ...", file=sys.stderr, flush=True)
+                results.update(tour.collect([b], args.step))
+        seconds = time.perf_counter() - started
+        if args.text:
+            print(tour.render_text(results, width=args.width, step_ids=args.step))
+        written = tour.write_all(results, args.out, step_ids=args.step, html=args.html,
+                                 notebooks=args.notebooks, seconds=None if args.from_json else seconds)
         bad = [b for b, r in results.items() if not r.get("ok")]
-        print(f"\n[tour] {len(results)} backends in {time.perf_counter() - started:.1f}s"
+        print(f"\n[tour] {len(results)} backends in {seconds:.1f}s"
               + (f"; not OK: {', '.join(bad)}" if bad else "; all OK"))
+        if written.get("html"):
+            print(f"[tour] HTML page (a tab per framework per step): {os.path.abspath(written['html'])}")
+            if "init_hist" in args.step and not written.get("pictures"):
+                print(f"[tour] no histograms: install {tour.MATPLOTLIB_PIN}")
+        for path in written.get("notebooks") or ():
+            print(f"[tour] notebook: {os.path.abspath(path)}")
         return 1 if bad else 0
     return 2

@@ -7,6 +7,12 @@ environment) builds the same spec, loads that file, and runs a forward and a
 gradient on the same input.  The result is a matrix of the largest output
 and gradient differences between every pair, and each backend's native
 names beside the canonical ones.
+
+The input is canonical (NCHW images, int64 ids for embeddings); a
+channels-last backend (Keras, Flax) receives it as NHWC through
+``layout.input_to_native``.  Forwards and gradients run in inference mode
+(BatchNorm uses its running statistics), so every backend computes the
+same function.
 """
 from __future__ import annotations
 
@@ -37,12 +43,67 @@ def _shared():
     return nn.Sequential(nn.Dense(8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Dense(1))
 
 
-#: architecture name -> (spec factory, input shape)
+def _cnn():
+    """A small CNN; BatchNorm runs in inference mode (running statistics)
+    in every forward and gradient compared here.  The Dense after the
+    Flatten is where NCHW and NHWC frameworks order columns differently."""
+    return nn.Sequential(nn.Conv2d(4, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.Flatten(),
+                         nn.Dense(3))
+
+
+def _lstm():
+    """One LSTM layer, then a Dense applied at every time step."""
+    return nn.Sequential(nn.LSTM(5), nn.Dense(2))
+
+
+def _embedding():
+    """Embedding -> Dense whose weight is tied to the embedding (TIES)."""
+    return nn.Sequential(nn.Embedding(10, 6), nn.Dense(10))
+
+
+#: architecture name -> (spec factory, canonical input shape: NCHW for images)
 ARCHITECTURES: Dict[str, tuple] = {
     "mlp": (_mlp, (2, 4)),
     "rgnet": (_rgnet, (2, 4)),
     "shared": (_shared, (2, 4)),
+    "cnn": (_cnn, (2, 1, 6, 6)),
+    "lstm": (_lstm, (2, 3, 4)),
+    "embedding": (_embedding, (2, 5)),
 }
+
+#: ties made with ``m.tie(dst, src)`` after building (the output projection
+#: shares the embedding table: canonical shapes (10, 6) both)
+TIES: Dict[str, List[tuple]] = {"embedding": [("1.weight", "0.embedding")]}
+
+#: architectures whose input is integer ids, with the vocabulary size
+INTEGER_INPUTS: Dict[str, int] = {"embedding": 10}
+
+
+def sample_input(arch: str, seed: int = 0) -> np.ndarray:
+    """The canonical input of ``arch``: uniform floats in [-1, 1) (NCHW for
+    images), or int64 ids below the vocabulary size."""
+    _, shape = ARCHITECTURES[arch]
+    rng = np.random.default_rng(seed)
+    if arch in INTEGER_INPUTS:
+        return rng.integers(0, INTEGER_INPUTS[arch], size=shape).astype(np.int64)
+    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+
+
+def build(arch: str, backend: str, x: Optional[np.ndarray] = None):
+    """``arch`` built on ``backend`` as a Model handle, shapes inferred from
+    the canonical input ``x`` (given to the backend in its own layout), its
+    ties made.  Returns ``(model, native input)``."""
+    from .layout import input_to_native
+    from .model import wrap
+    from .registry import load_adapter
+
+    factory, _ = ARCHITECTURES[arch]
+    x = sample_input(arch) if x is None else x
+    xn = input_to_native(x, load_adapter(backend).channels_last)
+    m = wrap(factory(), backend=backend, sample_input=xn)
+    for dst, src in TIES.get(arch, []):
+        m.tie(dst, src)
+    return m, xn
 
 
 def compare(arch: str, backends: List[str], seed: int = 0,
@@ -50,10 +111,10 @@ def compare(arch: str, backends: List[str], seed: int = 0,
     """Run ``arch`` on every backend with one set of weights; JSON-able result."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    factory, in_shape = ARCHITECTURES[arch]
+    factory, _ = ARCHITECTURES[arch]
     spec = nn.to_config(factory())
     say = progress or (lambda msg: None)
-    x = np.random.default_rng(seed).uniform(-1, 1, size=in_shape).astype(np.float32)
+    x = sample_input(arch, seed)   # canonical; the worker converts it for NHWC backends
     results, names = {}, {}
     with tempfile.TemporaryDirectory(prefix="multiparam-compare-") as tmp:
         inp = os.path.join(tmp, "input.safetensors")
@@ -62,7 +123,8 @@ def compare(arch: str, backends: List[str], seed: int = 0,
         for i, backend in enumerate(backends):
             say(f"[{i + 1}/{len(backends)}] {backend}: build, load weights, forward, gradient")
             out = os.path.join(tmp, f"{backend}.safetensors")
-            job = {"backend": backend, "spec": spec, "input": inp, "outputs": out}
+            job = {"backend": backend, "spec": spec, "input": inp, "outputs": out,
+                   "ties": [list(t) for t in TIES.get(arch, [])]}
             if i == 0:
                 job.update(seed=seed, save=weights)    # the reference weights
             else:

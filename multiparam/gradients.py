@@ -16,7 +16,8 @@ from .errors import MultiparamError
 LOSSES = (None, "sum", "mean", "mse")
 
 
-def model_grad(model, x: Any, loss: Any = None, target: Any = None) -> Dict[str, np.ndarray]:
+def model_grad(model, x: Any, loss: Any = None, target: Any = None,
+               train: bool = False) -> Dict[str, np.ndarray]:
     if not (loss in LOSSES or callable(loss)):
         raise ValueError(f"unknown loss {loss!r}; use None (sum of outputs), 'sum', 'mean', "
                          "'mse' (needs target=) or a callable loss(output, target)")
@@ -25,7 +26,7 @@ def model_grad(model, x: Any, loss: Any = None, target: Any = None) -> Dict[str,
     params = model.named_parameters()
     if not any(p.trainable for p in params.values()):
         raise MultiparamError("the model has no trainable parameters to differentiate")
-    raw = model.adapter.grad(model._state, x, loss=loss, target=target)
+    raw = model.adapter.grad(model._state, x, loss=loss, target=target, train=bool(train))
     if not model._materialized:
         model.refresh()  # the forward may have materialised lazy shapes
         params = model.named_parameters()

@@ -172,7 +172,7 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
             if adapter.native_init(state, param._slot.ref, resolved, native_seed(seed, param.name)):
                 continue
             arr = _draw(param, shape, resolved, seed)   # a built-in the framework lacks
-        param._write_canonical(arr)
+        param._write_canonical(arr)   # tiled transpose for (in, out) kernels: param._contiguous
     return model
 
 
@@ -210,11 +210,14 @@ def _select(model: "Model", where: Any) -> List[Tuple[Param, Any, bool]]:
     from .nn import Spec
 
     index = model._index()
+    # each parameter once (a transposed tie's name resolves to the shared
+    # Param), with the layer of its first untransposed name
     owner: Dict[int, Tuple[Param, Any]] = {}
-    for path, layer in index.layers.items():
-        for slot in layer._node.params:
-            p = index.params[f"{path}.{slot.role}" if path else slot.role]
-            owner.setdefault(id(p), (p, layer._node))
+    for name, (slot, node) in index.slots.items():
+        p = index.params[name]
+        p = getattr(p, "_primary", p)
+        if id(p) not in owner or name == p.name:
+            owner[id(p)] = (p, node)
 
     def subtree(layers) -> List[Tuple[Param, Any, bool]]:
         prefixes = [l.path for l in layers]

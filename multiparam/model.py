@@ -188,9 +188,23 @@ class Model:
         """Flax: the full pytree (tied paths filled) from a unique one."""
         return self.adapter.expand_variables(self._state, unique)
 
-    def __call__(self, x: Any) -> Any:
-        """Forward through the native model; returns the framework's array."""
-        out = self.adapter.forward(self._state, x)
+    @property
+    def channels_last(self) -> bool:
+        """True when this backend's images are NHWC (Keras, Flax); see
+        ``multiparam.layout.input_to_native``."""
+        return bool(getattr(self.adapter, "channels_last", False))
+
+    def __call__(self, x: Any, train: Optional[bool] = None) -> Any:
+        """Forward through the native model; returns the framework's array.
+
+        ``x`` is in the framework's native layout (NHWC images on
+        channels-last backends).  ``train`` None follows the framework's
+        current mode; False forces inference (BatchNorm running statistics),
+        True training mode (see ``Adapter.forward``)."""
+        if train is None:
+            out = self.adapter.forward(self._state, x)
+        else:
+            out = self.adapter.forward(self._state, x, train=train)
         if self._cache is not None and not self._materialized:
             self._cache = None
         return out
@@ -403,14 +417,20 @@ class Model:
                 f"{len(index.unique)} parameters, {count}>")
 
     # -- hooks implemented in later modules ---------------------------------------
-    def grad(self, x: Any, loss: Any = None, target: Any = None) -> Dict[str, np.ndarray]:
+    def grad(self, x: Any, loss: Any = None, target: Any = None,
+             train: bool = False) -> Dict[str, np.ndarray]:
         """Fresh gradients ``{canonical name: array}`` (canonical layout) of
         ``loss(output, target)``; the default loss is the sum of the outputs.
         A tied parameter appears once, holding the sum of its uses'
-        contributions.  Native accumulated gradients are left untouched."""
+        contributions.  Native accumulated gradients are left untouched.
+
+        ``train=False`` (default) differentiates the inference-mode forward
+        (BatchNorm uses running statistics), so gradients mean the same on
+        every backend; ``train=True`` uses training mode.  Running
+        statistics are never changed by ``grad``."""
         from .gradients import model_grad
 
-        return model_grad(self, x, loss=loss, target=target)
+        return model_grad(self, x, loss=loss, target=target, train=train)
 
     def init(self, initializer, where=None, seed: Optional[int] = None, **kw):
         """Initialise parameters; see ``multiparam.init``."""

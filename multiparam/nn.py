@@ -69,6 +69,128 @@ class ReLU(Spec):
     kind = "ReLU"
 
 
+def _positive_int(layer: str, what: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{layer} {what} must be a positive int, got {value!r}")
+    return value
+
+
+def _fraction(layer: str, what: str, value, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1 \
+            or (low_open and value == 0):
+        raise ValueError(f"{layer} {what} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
+    return float(value)
+
+
+def _positive_float(layer: str, what: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{layer} {what} must be a positive number, got {value!r}")
+    return float(value)
+
+
+class Conv2d(Spec):
+    """A 2-D convolution; canonical weight ``(out_channels, in_channels, k, k)``
+    (torch's OIHW; Keras and Flax store HWIO, the adapters convert).
+
+    Input is the framework's native image layout: NCHW on torch and Gluon,
+    NHWC on Keras and Flax (``Adapter.channels_last``).  ``padding`` pads
+    every spatial side by that many zeros, as torch's int padding does.
+    ``in_channels`` is inferred on the first forward."""
+
+    kind = "Conv2d"
+
+    def __init__(self, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 use_bias: bool = True):
+        self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
+        self.kernel_size = _positive_int("Conv2d", "kernel_size", kernel_size)
+        self.stride = _positive_int("Conv2d", "stride", stride)
+        if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+            raise ValueError(f"Conv2d padding must be a non-negative int, got {padding!r}")
+        self.padding = padding
+        self.use_bias = bool(use_bias)
+
+    def _config(self) -> dict:
+        cfg = {"out_channels": self.out_channels, "kernel_size": self.kernel_size}
+        if self.stride != 1:
+            cfg["stride"] = self.stride
+        if self.padding:
+            cfg["padding"] = self.padding
+        if not self.use_bias:
+            cfg["use_bias"] = False
+        return cfg
+
+
+class BatchNorm(Spec):
+    """Batch normalisation over the channel axis (canonical axis 1: ``(N, C)``
+    or ``(N, C, H, W)``; the last axis on channels-last backends).
+
+    Parameters ``scale`` and ``bias``; state ``running_mean`` and
+    ``running_var`` (``trainable=False``).  ``momentum`` has *torch's*
+    meaning: ``running = (1 - momentum) * running + momentum * batch``.
+    Keras, Flax and Gluon spell it the other way round, so their adapters
+    build with ``1 - momentum`` (torch 0.1 is Keras 0.9)."""
+
+    kind = "BatchNorm"
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5):
+        self.momentum = _fraction("BatchNorm", "momentum", momentum)
+        self.eps = _positive_float("BatchNorm", "eps", eps)
+
+    def _config(self) -> dict:
+        return {"momentum": self.momentum, "eps": self.eps}
+
+
+class LayerNorm(Spec):
+    """Layer normalisation over the last axis, with ``scale`` and ``bias``
+    of that axis' size (inferred on the first forward)."""
+
+    kind = "LayerNorm"
+
+    def __init__(self, eps: float = 1e-5):
+        self.eps = _positive_float("LayerNorm", "eps", eps)
+
+    def _config(self) -> dict:
+        return {"eps": self.eps}
+
+
+class Embedding(Spec):
+    """A lookup table: integer ids ``(N, ...)`` to vectors ``(N, ..., features)``;
+    parameter ``embedding`` of shape ``(num_embeddings, features)``."""
+
+    kind = "Embedding"
+
+    def __init__(self, num_embeddings: int, features: int):
+        self.num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.features = _positive_int("Embedding", "features", features)
+
+    def _config(self) -> dict:
+        return {"num_embeddings": self.num_embeddings, "features": self.features}
+
+
+class LSTM(Spec):
+    """One LSTM layer over a batch-first sequence: input ``(N, T, F)``,
+    output the whole hidden sequence ``(N, T, hidden_size)``, zero initial
+    state.  Canonical parameters are torch's: ``weight_ih (4H, F)``,
+    ``weight_hh (4H, H)``, ``bias_ih (4H,)``, ``bias_hh (4H,)``, gates in
+    the order i, f, g, o.  ``F`` is inferred on the first forward."""
+
+    kind = "LSTM"
+
+    def __init__(self, hidden_size: int):
+        self.hidden_size = _positive_int("LSTM", "hidden_size", hidden_size)
+
+    def _config(self) -> dict:
+        return {"hidden_size": self.hidden_size}
+
+
+class Flatten(Spec):
+    """Flatten every axis after the first.  Canonical order is torch's
+    (C, H, W): a Dense after a Flatten of a channels-last feature map has
+    its weight columns permuted by the Keras and Flax adapters."""
+
+    kind = "Flatten"
+
+
 ChildSpec = Union[Spec, Tuple[str, Spec]]
 
 
@@ -187,4 +309,4 @@ def from_config(cfg: dict) -> Spec:
 
 
 #: every spec class, by which ``from_config`` rebuilds specs (add new layers here)
-SPEC_CLASSES = (Dense, ReLU, Sequential)
+SPEC_CLASSES = (Dense, ReLU, Conv2d, BatchNorm, LayerNorm, Embedding, LSTM, Flatten, Sequential)

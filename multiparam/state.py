@@ -127,4 +127,16 @@ def transfer(src, dst, strict: bool = True) -> IncompatibleKeys:
 
     src = src if isinstance(src, Model) else wrap(src)
     dst = dst if isinstance(dst, Model) else wrap(dst)
-    return load_state_dict(dst, state_dict(src), strict=strict)
+    if src.native is dst.native:
+        return load_state_dict(dst, state_dict(src), strict=strict)
+    # no state_dict copy: the src's read-only values (zero-copy views on
+    # torch and JAX) go straight to the dst's writes, which copy them once
+    # into the dst's native layout (Param._write_canonical)
+    views = StateDict()
+    for name, p in src.named_parameters().items():
+        if not p.materialized:
+            raise NotMaterializedError(name, p.shape)
+        views[name] = p.value
+    views.ties = src.ties()
+    views.backend = src.backend
+    return load_state_dict(dst, views, strict=strict)

@@ -17,8 +17,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from . import bridge, io, nn
+from .layout import input_to_native, output_to_canonical
 from .model import wrap
 from .param import as_numpy
+from .registry import load_adapter
 
 
 def write_arrays(arrays: Dict[str, np.ndarray], path: str) -> None:
@@ -35,13 +37,19 @@ def read_arrays(path: str) -> Dict[str, np.ndarray]:
 
 def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     """Run ``job`` in this process.  Keys: backend, spec (nn.to_config),
-    input (safetensors path holding "x"), and optionally load / save
-    (weights paths), seed (portable init before load), outputs (path for
-    "y" and "grad:<name>" arrays)."""
+    input (safetensors path holding "x" in canonical layout: NCHW images,
+    integer ids as they are), and optionally ties (``[[dst, src], ...]``
+    made with ``m.tie`` after building), load / save (weights paths), seed
+    (portable init before load), outputs (path for "y" and "grad:<name>"
+    arrays, canonical layout).  The input reaches a channels-last backend
+    as NHWC; forward and gradient run in inference mode."""
     backend = job["backend"]
     spec = nn.from_config(job["spec"])
-    x = read_arrays(job["input"])["x"]
+    x_canonical = read_arrays(job["input"])["x"]
+    x = input_to_native(x_canonical, load_adapter(backend).channels_last)
     m = wrap(spec, backend=backend, sample_input=x)
+    for dst, src in job.get("ties", []):
+        m.tie(dst, src)
     if job.get("seed") is not None:
         m.init(_init_by_name(job.get("init", "xavier_uniform")), seed=job["seed"])
     if job.get("load"):
@@ -49,8 +57,9 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     if job.get("save"):
         io.save(m, job["save"])
     if job.get("outputs"):
-        out = {"y": as_numpy(m(x)).astype(np.float32)}
-        for name, g in m.grad(x).items():
+        y = output_to_canonical(as_numpy(m(x, train=False)), m.channels_last)
+        out = {"y": y.astype(np.float32)}
+        for name, g in m.grad(x, train=False).items():
             out[f"grad:{name}"] = np.ascontiguousarray(g)
         write_arrays(out, job["outputs"])
     return {"backend": backend,

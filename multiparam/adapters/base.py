@@ -34,6 +34,23 @@ CHANNELS_LAST_KERNEL = "channels_last_kernel"  # native (*k, in, out), canonical
 LAYOUTS = (SAME, DENSE_IN_OUT, CHANNELS_LAST_KERNEL)
 
 
+@dataclass(frozen=True)
+class DenseAfterFlatten:
+    """Layout of a dense kernel whose input is a *channels-last* feature map
+    flattened (Keras ``Flatten``, Flax ``x.reshape``): native ``(H*W*C, out)``
+    with rows in (H, W, C) order; canonical ``(out, C*H*W)`` with columns in
+    torch's (C, H, W) order.  Carries the feature map's shape because the
+    permutation depends on it.  Not a pure transpose, so reading it copies."""
+
+    channels: int
+    height: int
+    width: int
+
+    @property
+    def chw(self) -> tuple:
+        return (self.channels, self.height, self.width)
+
+
 @dataclass
 class ParamSlot:
     """One parameter (or non-trainable state array) of one layer.
@@ -45,7 +62,7 @@ class ParamSlot:
                   Gluon ``dense0_weight``, Keras ``sequential/dense/kernel``,
                   Flax ``params/layers_0/kernel``).
     ref:          adapter-private locator passed back to the hooks.
-    layout:       one of ``LAYOUTS``.
+    layout:       one of ``LAYOUTS``, or a :class:`DenseAfterFlatten`.
     trainable:    False for BatchNorm running statistics and frozen weights.
     ident:        hashable identity of the underlying storage; slots with
                   equal ``ident`` are one parameter (a tie).
@@ -116,6 +133,10 @@ class Adapter:
     name: str = ""
     #: capability name -> Capability; absent means supported
     capabilities: dict = {}
+    #: True when the framework's images are NHWC (Keras, Flax): ``m(x)``
+    #: takes that layout, and ``multiparam.layout.input_to_native`` turns a
+    #: canonical NCHW input into it (the worker and compare do).
+    channels_last: bool = False
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
@@ -140,10 +161,17 @@ class Adapter:
         raise NotImplementedError
 
     # -- forward -----------------------------------------------------------
-    def forward(self, state: Any, x: Any) -> Any:
+    def forward(self, state: Any, x: Any, train: Optional[bool] = None) -> Any:
         """Run the native forward; return the framework's array type.
 
-        ``x`` may be a NumPy array or the framework's own array."""
+        ``x`` may be a NumPy array or the framework's own array, in the
+        framework's native layout (NHWC images when ``channels_last``).
+        ``train`` None follows the framework's current mode (torch
+        ``module.training``; Keras and Gluon inference outside a training
+        call / ``autograd.record``); False forces inference (BatchNorm uses
+        its running statistics and leaves them alone), True training mode.
+        Flax linen fixes the mode in the module (``use_running_average``),
+        so the jax adapter ignores ``train``."""
         raise NotImplementedError
 
     def to_numpy(self, array: Any) -> np.ndarray:
@@ -155,7 +183,14 @@ class Adapter:
         """The parameter's value as a NumPy array in native layout.
 
         Zero-copy where the framework allows it (torch, JAX on CPU); the
-        handle marks the result read-only.  Only called once materialised."""
+        handle marks the result read-only.  Only called once materialised.
+
+        A slot may be *composite*: its ``ref`` names several native arrays
+        (Flax's per-gate LSTM kernels) or a share of one (the single LSTM
+        bias of Keras and Flax split into ``bias_ih``/``bias_hh``).  Then
+        ``read`` assembles the array, ``write`` splits it, and ``native_shape``
+        and ``dtype`` describe the assembled array; the slot's layout tells
+        how the assembled array differs from canonical (often SAME)."""
         raise NotImplementedError
 
     def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
@@ -187,15 +222,25 @@ class Adapter:
         raise NotImplementedError
 
     # -- gradients -------------------------------------------------------------
-    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None) -> dict:
+    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+             train: bool = False) -> dict:
         """Fresh gradients of a scalar loss w.r.t. every trainable parameter.
+
+        ``train`` False (the default) differentiates the inference-mode
+        forward: BatchNorm uses its running statistics, which stay as they
+        are, so gradients compare across frameworks; True uses training
+        mode (batch statistics), as a training step would, and still leaves
+        the running statistics unchanged.  Flax linen: the module's own mode.
 
         ``loss`` is None (sum of all outputs, the chapter's ``y.sum()``), a
         string (``"sum"``, ``"mean"``, ``"mse"``: mean squared error against
         ``target``) or a callable ``loss(output, target)`` written in the
         framework's own ops returning a scalar.  Returns ``{slot.ident: grad}``
         with each grad a NumPy array in native layout; a parameter used twice
-        appears once with the sum of its contributions.  Must not touch the
+        appears once with the sum of its contributions.  A composite slot
+        (one canonical parameter assembled from several native arrays, e.g.
+        an LSTM's ``weight_ih`` on Flax) gets its own entry, assembled the
+        same way.  Must not touch the
         gradients the framework itself accumulates (torch ``.grad``, Gluon
         ``grad()``): a native training loop the user keeps is unaffected.
         Raise ``ValueError`` when the loss is not a scalar."""

@@ -37,6 +37,7 @@ from flax.errors import ModifyScopeVariableError
 
 from .base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, LayerNode,
                    ParamSlot)
+from .. import layout as _layout
 from ..errors import NotMaterializedError
 
 _IN_FEATURES_ATTR = "_multiparam_in_features"  # set by build() on nn.Dense
@@ -75,6 +76,57 @@ class NamedSequential(nn.Module):
 
 _SEQ_TYPES = (nn.Sequential, NamedSequential)
 _RELUS = (jax.nn.relu, nn.relu, nnx.relu)
+_LSTM_CELLS = (nn.LSTMCell, nn.OptimizedLSTMCell)
+_GATES = "ifgo"   # torch's gate order; Flax names its per-gate Dense params i<g> / h<g>
+
+
+def flatten(x):
+    """Flatten every axis after the first: what ``mp.nn.Flatten`` builds on
+    Flax (linen has no Flatten module).  On an NHWC feature map the order
+    is (H, W, C); the next Dense's kernel gets a ``DenseAfterFlatten`` layout."""
+    return x.reshape((x.shape[0], -1))
+
+
+def _is_lstm(module) -> bool:
+    """An ``nn.RNN`` over one of Flax's LSTM cells: one canonical LSTM layer."""
+    return isinstance(module, nn.RNN) and isinstance(module.cell, _LSTM_CELLS)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LstmRef:
+    """A composite slot: one of torch's LSTM arrays assembled from the
+    per-gate Dense params of a Flax LSTM cell (``LSTMCell`` and
+    ``OptimizedLSTMCell`` store the same ones: ``i{i,f,g,o}/kernel (in, H)``
+    without bias, ``h{i,f,g,o}/kernel (H, H)`` and ``h{...}/bias (H,)``).
+
+    ``weight_ih`` is the gate kernels transposed and stacked in torch's
+    order (4H, in), ``weight_hh`` likewise (4H, H): already canonical, so
+    the slot's layout is SAME.  Flax has one bias per gate, added to the
+    same pre-activation as torch's ``bias_ih + bias_hh``: the Flax bias
+    holds that sum and the ``bias_hh`` share is kept in the handle's state
+    (zeros until written), exactly as the Keras adapter does."""
+
+    cell: tuple    # pytree path of the cell: ("params", *rnn path, "cell")
+    part: str      # weight_ih | weight_hh | bias_ih | bias_hh
+
+    def leaves(self) -> list:
+        prefix, leaf = {"weight_ih": ("i", "kernel"), "weight_hh": ("h", "kernel"),
+                        "bias_ih": ("h", "bias"), "bias_hh": ("h", "bias")}[self.part]
+        return [self.cell + (prefix + g, leaf) for g in _GATES]
+
+    def assemble(self, get) -> np.ndarray:
+        """The canonical array from ``get(path)`` of each gate leaf (values or grads)."""
+        arrays = [np.asarray(get(p)) for p in self.leaves()]
+        if self.part.startswith("weight"):
+            return np.concatenate([a.T for a in arrays], axis=0)
+        return np.concatenate(arrays, axis=0)
+
+    def split(self, value: np.ndarray) -> list:
+        """[(leaf path, native array)]: the inverse of :meth:`assemble`."""
+        chunks = np.split(np.asarray(value), 4, axis=0)
+        if self.part.startswith("weight"):
+            chunks = [c.T for c in chunks]
+        return list(zip(self.leaves(), chunks))
 
 
 @dataclasses.dataclass
@@ -98,6 +150,12 @@ class FlaxState:
     hints: dict = dataclasses.field(default_factory=dict, repr=False)
     #: linen ties made after construction: dst path -> (src path, transposed)
     ties: dict = dataclasses.field(default_factory=dict)
+    #: dst path -> whether its *canonical* value is the src's transposed
+    #: (differs from the native flag in ``ties`` when the layouts differ,
+    #: as for a Dense kernel (in, out) tied to an Embed table (vocab, dim))
+    ties_canonical_t: dict = dataclasses.field(default_factory=dict)
+    #: LSTM cell path -> the ``bias_hh`` share of its one Flax bias (see _LstmRef)
+    lstm_bias_hh: dict = dataclasses.field(default_factory=dict)
     _trace_cache: Any = dataclasses.field(default=None, repr=False)
     _mutable: Any = dataclasses.field(default=False, repr=False)
 
@@ -108,6 +166,8 @@ class FlaxState:
 def _kind_of_fn(fn) -> str:
     if any(fn is r for r in _RELUS):
         return "ReLU"
+    if fn is flatten:
+        return "Flatten"
     return getattr(fn, "__name__", type(fn).__name__)
 
 
@@ -160,6 +220,27 @@ def _role(family: Optional[str], collection: str, leaf: str, ndim: Optional[int]
         return "embedding", SAME, trainable
     # bias / scale keep their names, which are already the canonical roles
     return leaf, SAME, trainable
+
+
+_NEUTRAL_KINDS = {nn.Conv: "Conv2d", nn.BatchNorm: "BatchNorm", nn.LayerNorm: "LayerNorm",
+                  nn.Embed: "Embedding"}
+
+
+def _dense_layout(rec, path: tuple, kernel_shape: tuple):
+    """DENSE_IN_OUT, or a DenseAfterFlatten when the module call that
+    finished just before this Dense started produced an NHWC feature map of
+    exactly the Dense's input size (Conv/BatchNorm -> flatten -> Dense; the
+    flatten and activations are plain functions Flax does not see)."""
+    io = rec.io.get(path)
+    if io is None or len(io[0]) != 2:
+        return DENSE_IN_OUT
+    before = rec.finished[:rec.started.get(path, 0)]
+    if not before:
+        return DENSE_IN_OUT
+    prev_out = rec.io.get(before[-1], (None, None))[1]
+    if prev_out is None or len(prev_out) != 4:
+        return DENSE_IN_OUT
+    return _layout.dense_layout_after_flatten(tuple(prev_out[1:]), int(kernel_shape[0]))
 
 
 def _canonical_hint(native: tuple, layout: str) -> tuple:
@@ -250,6 +331,16 @@ def _insert(node, path, leaf):
     return out
 
 
+def _private(value, dtype):
+    """A jax array that owns its memory.  On CPU ``jnp.asarray`` (and even
+    ``jnp.array(copy=True)``, jax 0.10.2) aliases a NumPy buffer, so a
+    parameter would change when the caller later edits the array it wrote
+    from (a state dict, say); NumPy input is copied first."""
+    if isinstance(value, np.ndarray):
+        value = np.array(value, dtype=dtype, copy=True)
+    return jnp.asarray(value, dtype=dtype)
+
+
 def _get(node, path):
     for k in path:
         node = node[k]
@@ -299,6 +390,12 @@ class _Record:
         self.modules: dict = {}   # path -> Module (bound when traced)
         self.calls: dict = {}     # caller path -> [callee paths], first-call order
         self.seq: dict = {}       # path -> [(key, ("mod", path) | ("fn", fn))]
+        # traced only: per path, the first call's (input shape, output shape),
+        # and how many calls had finished when it started (the call just
+        # before a Dense tells whether a flattened feature map feeds it)
+        self.io: dict = {}
+        self.finished: list = []
+        self.started: dict = {}
 
     def add_call(self, parent, child):
         lst = self.calls.setdefault(parent, [])
@@ -320,6 +417,7 @@ class JaxAdapter(Adapter):
 
     name = "jax"
     capabilities: dict = {}
+    channels_last = True    # Flax convolutions are NHWC
 
     # -- recognising and preparing ------------------------------------------
     def is_model(self, obj: Any) -> bool:
@@ -441,10 +539,15 @@ class JaxAdapter(Adapter):
                 rec.seq[p] = [(str(k), ("mod", tuple(el.path)) if isinstance(el, nn.Module) else ("fn", el))
                               for k, el in zip(keys, m.layers)]
             stack.append(p)
+            rec.started.setdefault(p, len(rec.finished))
             try:
-                return next_fun(*args, **kwargs)
+                out = next_fun(*args, **kwargs)
             finally:
                 stack.pop()
+            if p not in rec.io and args:
+                rec.io[p] = (np.shape(args[0]), np.shape(out) if hasattr(out, "shape") else None)
+            rec.finished.append(p)
+            return out
 
         with nn.intercept_methods(interceptor):
             jax.eval_shape(lambda v, x: self._apply(state, v, x), state.variables, state.sample)
@@ -474,12 +577,17 @@ class JaxAdapter(Adapter):
         hints = state.hints
 
         def slots_for(path, module, name):
+            if module is not None and _is_lstm(module):
+                return self._lstm_slots(state, path, module, materialized)
             fam = _linen_family(module, name)
             out = []
             if materialized:
                 for full, leaf in owned.get(path, []):
                     role, layout, trainable = _role(fam, full[0], full[-1], np.ndim(leaf))
+                    if fam == "Dense" and layout == DENSE_IN_OUT:
+                        layout = _dense_layout(rec, path, np.shape(leaf))
                     src, transposed = state.ties.get(full, (full, False))
+                    transposed = state.ties_canonical_t.get(full, transposed)
                     out.append(ParamSlot(role, "/".join(full), full, layout, trainable, src,
                                          transposed=transposed))
             elif module is not None:
@@ -506,10 +614,12 @@ class JaxAdapter(Adapter):
                 kind = "Sequential"
             elif isinstance(module, nn.Dense):
                 kind = "Dense"
+            elif _is_lstm(module):
+                kind = "LSTM"
             else:
-                kind = type(module).__name__
+                kind = _NEUTRAL_KINDS.get(type(module), type(module).__name__)
             n = LayerNode(key, kind, module, slots_for(path, module, name))
-            if path in visiting:  # a module that (indirectly) calls itself
+            if path in visiting or kind == "LSTM":  # self-calling; LSTM: its cell is its slots
                 return n
             visiting = visiting | {path}
             done = set()
@@ -533,6 +643,21 @@ class JaxAdapter(Adapter):
             return n
 
         return node((), "", frozenset())
+
+    def _lstm_slots(self, state: FlaxState, path: tuple, module, materialized: bool) -> list:
+        """Composite slots (:class:`_LstmRef`) of an ``nn.RNN`` LSTM at ``path``."""
+        cell = ("params", *path, "cell")
+        hidden = module.cell.features
+        hints = {"weight_ih": (4 * hidden, None), "weight_hh": (4 * hidden, hidden),
+                 "bias_ih": (4 * hidden,), "bias_hh": (4 * hidden,)}
+        out = []
+        for part, hint in hints.items():
+            ref = _LstmRef(cell, part)
+            native = "/".join(cell) + "/" + ("i*/kernel" if part == "weight_ih" else
+                                             "h*/kernel" if part == "weight_hh" else f"h*/bias[{part}]")
+            out.append(ParamSlot(part, native, ref, SAME, True, ("lstm",) + cell + (part,),
+                                 shape_hint=None if materialized else hint))
+        return out
 
     # -- describe: nnx ------------------------------------------------------
     def _describe_nnx(self, state: FlaxState) -> LayerNode:
@@ -608,14 +733,14 @@ class JaxAdapter(Adapter):
         y, _updates = state.module.apply(variables, x, mutable=state._mutable)
         return y
 
-    def forward(self, state: FlaxState, x: Any) -> Any:
+    def forward(self, state: FlaxState, x: Any, train: Optional[bool] = None) -> Any:
         """linen: ``module.apply(state.variables, x)``, initialising the
         variables first (with ``state.seed``) when they do not exist yet, as
         a lazy layer would on its first forward.  NNX: ``model(x)``."""
         if isinstance(x, np.ndarray) or np.isscalar(x):
             x = jnp.asarray(x)
         if state.kind == "nnx":
-            return state.module(x)
+            return state.module(x)   # train: not applied; the module holds its mode
         if state.variables is None:
             state.variables = state.module.init(jax.random.PRNGKey(state.seed), x)
         if state.sample is None:
@@ -636,17 +761,31 @@ class JaxAdapter(Adapter):
         return _get(state.variables, ref)
 
     def read(self, state: FlaxState, ref: Any) -> np.ndarray:
-        """``np.asarray(leaf)``: zero-copy on CPU."""
+        """``np.asarray(leaf)``: zero-copy on CPU.  An LSTM slot is
+        assembled from its gate leaves (a copy)."""
+        if isinstance(ref, _LstmRef):
+            value = ref.assemble(lambda p: self._leaf(state, p))
+            if ref.part.startswith("bias"):
+                share = state.lstm_bias_hh.get(ref.cell, np.zeros_like(value))
+                value = value - share if ref.part == "bias_ih" else np.array(share)
+            return value
         return np.asarray(self._leaf(state, ref))
 
     def native_shape(self, state: FlaxState, ref: Any) -> Optional[tuple]:
         if state.kind == "linen" and state.variables is None:
-            return state.hints.get(ref)
+            return None if isinstance(ref, _LstmRef) else state.hints.get(ref)
+        if isinstance(ref, _LstmRef):
+            shapes = [np.shape(self._leaf(state, p)) for p in ref.leaves()]
+            if ref.part.startswith("weight"):   # gate kernels (in, H) -> (4H, in)
+                return (4 * shapes[0][1], shapes[0][0])
+            return (4 * shapes[0][0],)
         return tuple(np.shape(self._leaf(state, ref)))
 
     def dtype(self, state: FlaxState, ref: Any) -> Optional[np.dtype]:
         if state.kind == "linen" and state.variables is None:
             return None
+        if isinstance(ref, _LstmRef):
+            ref = ref.leaves()[0]
         return np.dtype(self._leaf(state, ref).dtype)
 
     def write(self, state: FlaxState, ref: Any, value: np.ndarray) -> None:
@@ -655,15 +794,32 @@ class JaxAdapter(Adapter):
         same leaf object, so parameters the handle tied stay one value."""
         if state.kind == "nnx":
             old = ref.get_value()
-            ref.set_value(jnp.asarray(value, dtype=old.dtype))
+            ref.set_value(_private(value, old.dtype))
+            return
+        if isinstance(ref, _LstmRef):
+            self._write_lstm(state, ref, np.asarray(value))
             return
         old = self._leaf(state, ref)
-        new = jnp.asarray(value, dtype=old.dtype)
+        new = _private(value, old.dtype)
         variables = state.variables
         for path, leaf in _ordered_leaves(variables):
             if leaf is old or path == tuple(ref):
                 variables = _replace(variables, path, new)
         state.variables = self._expand(state, variables)
+
+    def _write_lstm(self, state: FlaxState, ref: _LstmRef, value: np.ndarray) -> None:
+        """Split a canonical LSTM array into its gate leaves; a bias share
+        stores the new sum ``bias_ih + bias_hh`` in the one Flax bias."""
+        if ref.part.startswith("bias"):
+            bias = ref.assemble(lambda p: self._leaf(state, p))
+            share = state.lstm_bias_hh.get(ref.cell, np.zeros_like(bias))
+            if ref.part == "bias_ih":
+                value = value + share
+            else:
+                state.lstm_bias_hh[ref.cell] = np.array(value)
+                value = (bias - share) + value
+        for path, chunk in ref.split(value):
+            self.write(state, path, np.ascontiguousarray(chunk))
 
     @staticmethod
     def _expand(state: FlaxState, variables):
@@ -698,6 +854,10 @@ class JaxAdapter(Adapter):
                 setattr(dst_layer, a, src.ref)
             return
         state.ties[tuple(dst.ref)] = (tuple(src.ident), native_transpose)
+        # canonical relation: a layout change (Embed (V, D) vs kernel (D, V))
+        # already accounts for one native transpose
+        state.ties_canonical_t[tuple(dst.ref)] = native_transpose != _layout.transposes_natively(
+            src.layout, dst.layout)
         state.variables = self._expand(state, state.variables)
 
     def unique_variables(self, state: FlaxState) -> Any:
@@ -732,7 +892,10 @@ class JaxAdapter(Adapter):
         state.variables = self._expand(state, variables)
 
     def native_param(self, state: FlaxState, ref: Any) -> Any:
-        """NNX: the ``nnx.Variable``; linen: the pytree leaf (a jax Array)."""
+        """NNX: the ``nnx.Variable``; linen: the pytree leaf (a jax Array);
+        an LSTM slot: its four gate leaves, in torch's gate order."""
+        if isinstance(ref, _LstmRef):
+            return tuple(self._leaf(state, p) for p in ref.leaves())
         return ref if state.kind == "nnx" else self._leaf(state, ref)
 
     def native_grad(self, state: FlaxState, ref: Any) -> Optional[np.ndarray]:
@@ -757,10 +920,15 @@ class JaxAdapter(Adapter):
             raise ValueError(f"the loss must be a scalar, got shape {jnp.shape(val)}")
         return jnp.reshape(val, ())
 
-    def grad(self, state: FlaxState, x: Any, loss: Any = None, target: Any = None) -> dict:
+    def grad(self, state: FlaxState, x: Any, loss: Any = None, target: Any = None,
+             train: bool = False) -> dict:
         """``jax.grad`` of the loss w.r.t. the trainable parameters (linen:
         the ``params`` collection; NNX: ``nnx.Param`` via split/merge).
-        Nothing in the state changes (BatchNorm updates go to a copy)."""
+        Nothing in the state changes (BatchNorm updates go to a copy).
+        ``train`` is not applied: a Flax module fixes its mode itself
+        (``mp.nn.BatchNorm`` builds ``use_running_average=True``).  LSTM
+        slots get their gate gradients assembled; both bias shares get the
+        gradient of the one Flax bias."""
         x = jax.tree_util.tree_map(jnp.asarray, x)
         if state.kind == "nnx":
             return self._grad_nnx(state, x, loss, target)
@@ -778,7 +946,17 @@ class JaxAdapter(Adapter):
             return self._loss(self._apply(state, self._expand(state, v), x), loss, target)
 
         g = jax.grad(f)(variables["params"])
-        return {path: np.asarray(leaf) for path, leaf in _ordered_leaves({"params": g})}
+        out = {path: np.asarray(leaf) for path, leaf in _ordered_leaves({"params": g})}
+        self._add_lstm_grads(self.describe(state), out)
+        return out
+
+    @staticmethod
+    def _add_lstm_grads(node: LayerNode, out: dict) -> None:
+        for slot in node.params:
+            if isinstance(slot.ref, _LstmRef):
+                out[slot.ident] = slot.ref.assemble(lambda p: out[tuple(p)])
+        for child in node.children:
+            JaxAdapter._add_lstm_grads(child, out)
 
     def _grad_nnx(self, state, x, loss, target) -> dict:
         model = state.module
@@ -805,7 +983,12 @@ class JaxAdapter(Adapter):
     def build(self, spec: Any) -> Any:
         """linen modules: Dense -> ``nn.Dense`` (input size inferred by Flax;
         ``in_features`` is remembered for shape hints and to initialise at
-        once), ReLU -> ``nn.relu``, numbered Sequential -> ``nn.Sequential``,
+        once), ReLU -> ``nn.relu``, Conv2d -> ``nn.Conv`` (NHWC, explicit
+        padding pairs), BatchNorm -> ``nn.BatchNorm(use_running_average=True,
+        momentum=1 - spec.momentum)`` (inference mode: Flax fixes the mode
+        in the module), LayerNorm -> ``nn.LayerNorm``, Embedding ->
+        ``nn.Embed``, LSTM -> ``nn.RNN(nn.OptimizedLSTMCell(H))``, Flatten ->
+        :func:`flatten`, numbered Sequential -> ``nn.Sequential``,
         named Sequential -> :class:`NamedSequential`.  One spec object maps
         to one module object, which Flax adopts once: tied parameters."""
         from .. import nn as spec_nn
@@ -815,12 +998,31 @@ class JaxAdapter(Adapter):
         def make(s, name=None):
             if isinstance(s, spec_nn.ReLU):
                 return nn.relu
+            if isinstance(s, spec_nn.Flatten):
+                return flatten
             if id(s) in cache:
                 return cache[id(s)]
             if isinstance(s, spec_nn.Dense):
                 m = nn.Dense(s.units, use_bias=s.use_bias, name=name)
                 if s.in_features is not None:
                     object.__setattr__(m, _IN_FEATURES_ATTR, s.in_features)
+            elif isinstance(s, spec_nn.Conv2d):
+                p = s.padding
+                m = nn.Conv(s.out_channels, (s.kernel_size, s.kernel_size), strides=(s.stride, s.stride),
+                            padding=((p, p), (p, p)), use_bias=s.use_bias, name=name)
+            elif isinstance(s, spec_nn.BatchNorm):
+                # inference mode, fixed in the module as Flax does; Flax's
+                # momentum weighs the old statistics: torch's 0.1 is 0.9
+                m = nn.BatchNorm(use_running_average=True, momentum=1.0 - s.momentum,
+                                 epsilon=s.eps, name=name)
+            elif isinstance(s, spec_nn.LayerNorm):
+                # exact two-pass variance, as torch computes it
+                m = nn.LayerNorm(epsilon=s.eps, use_fast_variance=False, name=name)
+            elif isinstance(s, spec_nn.Embedding):
+                m = nn.Embed(s.num_embeddings, s.features, name=name)
+            elif isinstance(s, spec_nn.LSTM):
+                # batch-first scan over the cell; returns the whole sequence
+                m = nn.RNN(nn.OptimizedLSTMCell(s.hidden_size), name=name)
             elif isinstance(s, spec_nn.Sequential):
                 if s.named:
                     m = NamedSequential(names=tuple(k for k, _ in s.children),
@@ -867,6 +1069,8 @@ class JaxAdapter(Adapter):
         NNX ``set_value`` on the same Variable."""
         from .. import initializers as I
 
+        if isinstance(ref, _LstmRef):  # one canonical array over many leaves: portable path
+            return False
         shape = self.native_shape(state, ref)
         dtype = self.dtype(state, ref)
         if shape is None or any(d is None for d in shape) or dtype is None or dtype.kind != "f":

@@ -24,6 +24,7 @@ Framework facts this module relies on (checked against the 1.9.1 source):
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import Block, Parameter
-from mxnet.gluon import nn
+from mxnet.gluon import nn, rnn
 from mxnet.util import is_np_array
 
 from .base import SAME, Adapter, Capability, LayerNode, ParamSlot
@@ -99,19 +100,31 @@ def _is_materialized(p: Parameter) -> bool:
     return p._data is not None
 
 
+_NEUTRAL_KINDS = ((nn.Dense, "Dense"), (nn.Conv2D, "Conv2d"), (nn.BatchNorm, "BatchNorm"),
+                  (nn.LayerNorm, "LayerNorm"), (nn.Embedding, "Embedding"), (rnn.LSTM, "LSTM"),
+                  (nn.Flatten, "Flatten"))
+
+# Gluon's single-layer LSTM parameters -> torch's (same layout and gate order i, f, c/g, o)
+_LSTM_ROLES = {"l0_i2h_weight": "weight_ih", "l0_h2h_weight": "weight_hh",
+               "l0_i2h_bias": "bias_ih", "l0_h2h_bias": "bias_hh"}
+
+
 def _kind(block: Block) -> str:
     if isinstance(block, (nn.Sequential, nn.HybridSequential)):
         return "Sequential"
-    if isinstance(block, nn.Dense):
-        return "Dense"
     if isinstance(block, nn.Activation) and getattr(block, "_act_type", None) == "relu":
         return "ReLU"
+    for cls, kind in _NEUTRAL_KINDS:
+        if isinstance(block, cls):
+            return kind
     return type(block).__name__
 
 
 def _role(block: Block, attr: str) -> str:
     if isinstance(block, nn.Embedding) and attr == "weight":
         return "embedding"
+    if isinstance(block, rnn.LSTM) and block._num_layers == 1 and attr in _LSTM_ROLES:
+        return _LSTM_ROLES[attr]
     return _ROLE_BY_ATTR.get(attr, attr)
 
 
@@ -124,6 +137,35 @@ def _like(template, value: np.ndarray):
     return mx.nd.array(value, dtype=template.dtype, ctx=ctx)
 
 
+@contextlib.contextmanager
+def _global_stats(block: Block, on: bool):
+    """Every BatchNorm under ``block`` with ``use_global_stats`` for the
+    duration (forward *and* backward then use the running statistics),
+    then back as it was; cached hybrid graphs are dropped both times."""
+    norms = []
+
+    def walk(b):
+        if isinstance(b, nn.BatchNorm):
+            norms.append((b, b._kwargs.get("use_global_stats", False)))
+        for c in b._children.values():
+            walk(c)
+
+    if on:
+        walk(block)
+    if not norms:
+        yield
+        return
+    for b, _ in norms:
+        b._kwargs["use_global_stats"] = True
+    MxnetAdapter._drop_cached_graphs(block)
+    try:
+        yield
+    finally:
+        for b, flag in norms:
+            b._kwargs["use_global_stats"] = flag
+        MxnetAdapter._drop_cached_graphs(block)
+
+
 class MxnetAdapter(Adapter):
     """MXNet 1.9.1 Gluon blocks (``mx.nd`` and ``npx.set_np()`` modes).
 
@@ -133,16 +175,12 @@ class MxnetAdapter(Adapter):
     """
 
     name = "mxnet"
+    channels_last = False   # Gluon convolutions are NCHW, the canonical layout
     capabilities = {
         "tie_transposed": Capability(
             False, "a Gluon layer passes its own Parameter's data to its operator, and a "
                    "Parameter cannot be the transpose of another"),
     }
-
-    #: ``grad`` records in training mode, as ``autograd.record()`` does by
-    #: default in a Gluon training loop (BatchNorm uses batch statistics,
-    #: Dropout is active); running statistics are restored afterwards.
-    grad_train_mode: bool = True
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
@@ -208,8 +246,15 @@ class MxnetAdapter(Adapter):
                     break
         return mx.np.array(x, dtype=dtype) if np_mode else mx.nd.array(x, dtype=dtype)
 
-    def forward(self, state: Block, x: Any) -> Any:
-        return state(self._as_input(state, x))
+    def forward(self, state: Block, x: Any, train: Optional[bool] = None) -> Any:
+        """``block(x)``: inference mode outside ``autograd.record`` (Gluon's
+        own rule) unless ``train`` forces a mode (``autograd.train_mode()``
+        / ``predict_mode()``)."""
+        xin = self._as_input(state, x)
+        if train is None:
+            return state(xin)
+        with (autograd.train_mode() if train else autograd.predict_mode()):
+            return state(xin)
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, Parameter):
@@ -257,8 +302,16 @@ class MxnetAdapter(Adapter):
         return None
 
     # -- gradients -------------------------------------------------------------
-    def grad(self, state: Block, x: Any, loss: Any = None, target: Any = None) -> dict:
+    def grad(self, state: Block, x: Any, loss: Any = None, target: Any = None,
+             train: bool = False) -> dict:
         """Gradients of a scalar loss, leaving Gluon's own buffers as they were.
+
+        Recorded with ``autograd.record(train_mode=train)``: inference mode
+        by default (BatchNorm uses its running statistics), as the other
+        backends' ``grad`` does, so gradients compare across frameworks.
+        MXNet 1.9's BatchNorm backward uses the batch-statistics formula
+        unless ``use_global_stats`` is set, even in predict mode, so that
+        flag is switched on for the call (see :func:`_global_stats`).
 
         Gluon writes gradients into each Parameter's buffer, so the buffers
         and ``_fresh_grad`` flags are saved, zeroed (``grad_req='add'``
@@ -284,7 +337,7 @@ class MxnetAdapter(Adapter):
             for p in trainable:
                 for g in p.list_grad():
                     g[:] = 0
-            with autograd.record(train_mode=self.grad_train_mode):
+            with _global_stats(state, not train), autograd.record(train_mode=bool(train)):
                 out = state(xin)
                 value = self._loss(out, loss, target)
             if int(np.prod(value.shape)) != 1:
@@ -384,7 +437,9 @@ class MxnetAdapter(Adapter):
 
         first = built.get(id(spec))
         if isinstance(spec, specs.Dense):
-            kwargs = dict(use_bias=spec.use_bias, in_units=spec.in_features or 0, flatten=True)
+            # flatten=False: like torch, a Dense acts on the last axis ((N, T, F)
+            # sequences too); a feature map is flattened by an explicit Flatten
+            kwargs = dict(use_bias=spec.use_bias, in_units=spec.in_features or 0, flatten=False)
             if first is not None:
                 return nn.Dense(spec.units, params=first.params, **kwargs)
             block = nn.Dense(spec.units, **kwargs)
@@ -392,6 +447,20 @@ class MxnetAdapter(Adapter):
             return first
         elif isinstance(spec, specs.ReLU):
             block = nn.Activation("relu")
+        elif isinstance(spec, specs.Conv2d):
+            block = nn.Conv2D(spec.out_channels, spec.kernel_size, strides=spec.stride,
+                              padding=spec.padding, use_bias=spec.use_bias, in_channels=0)
+        elif isinstance(spec, specs.BatchNorm):
+            # Gluon's momentum weighs the old statistics: torch's 0.1 is Gluon's 0.9
+            block = nn.BatchNorm(axis=1, momentum=1.0 - spec.momentum, epsilon=spec.eps)
+        elif isinstance(spec, specs.LayerNorm):
+            block = nn.LayerNorm(axis=-1, epsilon=spec.eps)
+        elif isinstance(spec, specs.Embedding):
+            block = nn.Embedding(spec.num_embeddings, spec.features)
+        elif isinstance(spec, specs.LSTM):
+            block = rnn.LSTM(spec.hidden_size, layout="NTC")   # batch-first; returns the sequence
+        elif isinstance(spec, specs.Flatten):
+            block = nn.Flatten()
         elif isinstance(spec, specs.Sequential):
             block = nn.Sequential()
             for key, child in spec.children:

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.models.functional import Functional  # no public alias in Keras 3.15
 
+from .. import layout as _layout
 from .. import nn as mpnn
 from ..errors import NotMaterializedError
 from .base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, Capability, LayerNode, ParamSlot
@@ -84,6 +85,81 @@ class NamedSequential(keras.Layer):
         return cls(pairs, **config)
 
 
+class Dense(keras.layers.Dense):
+    """``keras.layers.Dense`` that can also use another layer's Variable,
+    transposed, as its kernel: what a transposed tie needs (an output
+    projection tied to an embedding ``(vocab, dim)`` wants the kernel
+    ``(dim, vocab)``).  ``mp.nn.Dense`` builds this on tensorflow; untied,
+    it is exactly a Keras Dense (same name, variables and call)."""
+
+    _tied_kernel_t = None            # the shared Variable, when tied transposed
+    _tied_canonical_t = False        # canonical relation of that tie (for describe)
+
+    @property
+    def kernel(self):
+        if self._tied_kernel_t is not None:
+            return keras.ops.transpose(self._tied_kernel_t)
+        return super().kernel
+
+
+class PaddedConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` with torch's integer zero padding on each
+    spatial side (Keras only knows "valid" and "same"); one layer, so the
+    canonical numbering matches the other backends."""
+
+    def __init__(self, *args, pad: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pad = int(pad)
+
+    def _padded(self, shape):
+        return (shape[0], *(None if d is None else d + 2 * self.pad for d in shape[1:3]), *shape[3:])
+
+    def build(self, input_shape):
+        super().build(self._padded(tuple(input_shape)))
+
+    def call(self, inputs):
+        p = self.pad
+        return super().call(keras.ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]]))
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(self._padded(tuple(input_shape)))
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad}
+
+
+class _LstmBiasRef:
+    """One of torch's two LSTM biases on a Keras ``LSTMCell``, which has a
+    single ``bias`` (both are added to the same pre-activations).
+
+    The Keras bias holds ``bias_ih + bias_hh``; the ``bias_hh`` share is
+    remembered on the cell (zeros until written), so ``bias_ih`` reads
+    ``bias - share`` and ``bias_hh`` reads the share.  Writing either keeps
+    the other and stores the sum: the function is always torch's, and a
+    torch state dict survives the round trip (up to float rounding of the
+    sum).  Keras' own ``weights`` and saving see the one summed bias."""
+
+    __slots__ = ("cell", "part")
+
+    def __init__(self, cell, part: str):
+        self.cell, self.part = cell, part
+
+    def resolve(self):
+        # no Variable of its own: native-mode init falls back to portable
+        return None
+
+    def bias(self):
+        v = vars(self.cell).get("bias")
+        return v if isinstance(v, keras.Variable) else None
+
+    def share(self, like: np.ndarray) -> np.ndarray:
+        hh = vars(self.cell).get("_multiparam_bias_hh")
+        return np.zeros_like(like) if hh is None else hh
+
+    def label(self) -> str:
+        return f"{self.cell.name}/bias[{self.part}]"
+
+
 class _Ref:
     """Locator of one parameter: the variable held in ``layer.<attr>`` now,
     or a fixed variable that no attribute names (held in a list, say)."""
@@ -114,14 +190,83 @@ def _is_relu(layer) -> bool:
         and getattr(layer, "activation", None) is keras.activations.relu)
 
 
+_NEUTRAL_KINDS = (
+    (keras.layers.Dense, "Dense"),
+    (keras.layers.Conv2D, "Conv2d"),
+    (keras.layers.BatchNormalization, "BatchNorm"),
+    (keras.layers.LayerNormalization, "LayerNorm"),
+    (keras.layers.Embedding, "Embedding"),
+    (keras.layers.LSTM, "LSTM"),
+    (keras.layers.Flatten, "Flatten"),
+)
+
+
 def _kind(layer) -> str:
     if isinstance(layer, (keras.Sequential, NamedSequential)):
         return "Sequential"
-    if isinstance(layer, keras.layers.Dense):
-        return "Dense"
     if _is_relu(layer):
         return "ReLU"
+    for cls, kind in _NEUTRAL_KINDS:
+        if isinstance(layer, cls) and not isinstance(layer, keras.layers.Conv2DTranspose):
+            return kind
     return type(layer).__name__
+
+
+def _lstm_slots(layer) -> list:
+    """Canonical (torch) slots of a ``keras.layers.LSTM``: its cell's
+    ``kernel (in, 4H)`` and ``recurrent_kernel (H, 4H)`` are torch's
+    ``weight_ih``/``weight_hh`` transposed (Keras' gate order i, f, c, o is
+    torch's i, f, g, o), and its one bias is split into two virtual slots
+    (:class:`_LstmBiasRef`)."""
+    cell, units = layer.cell, layer.cell.units
+    out = []
+    for attr, role, hint in (("kernel", "weight_ih", (4 * units, None)),
+                             ("recurrent_kernel", "weight_hh", (4 * units, units))):
+        ref = _Ref(cell, attr)
+        var = ref.resolve()
+        out.append(ParamSlot(role=role, native_name=var.path if var is not None else ref.label(),
+                             ref=ref, layout=DENSE_IN_OUT, trainable=True,
+                             ident=id(var) if var is not None else ("unbuilt", id(cell), attr),
+                             shape_hint=hint))
+    if cell.use_bias:
+        for part in ("bias_ih", "bias_hh"):
+            ref = _LstmBiasRef(cell, part)
+            var = ref.bias()
+            out.append(ParamSlot(role=part, native_name=ref.label() if var is None else f"{var.path}[{part}]",
+                                 ref=ref, layout=SAME, trainable=True,
+                                 ident=(part, id(var) if var is not None else id(cell)),
+                                 shape_hint=(4 * units,)))
+    return out
+
+
+def _flatten_input(layer) -> Optional[tuple]:
+    """The per-sample input shape a built channels-last ``Flatten`` saw."""
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return None
+    shapes = getattr(layer, "_build_shapes_dict", None) or {}
+    shape = next(iter(shapes.values()), None)
+    return None if shape is None else tuple(shape)[1:]
+
+
+def _mark_dense_after_flatten(children: list) -> None:
+    """Give the weight of the first Dense after each Flatten of a
+    channels-last feature map the row permutation to torch's (C, H, W)
+    order.  Parameterless layers in between (ReLU, Dropout) are skipped; a
+    layer with parameters ends the search."""
+    for i, node in enumerate(children):
+        if node.kind != "Flatten":
+            continue
+        fmap = _flatten_input(node.native)
+        for nxt in children[i + 1:]:
+            if nxt.kind == "Dense":
+                for slot in nxt.params:
+                    if slot.role == "weight" and slot.layout == DENSE_IN_OUT:
+                        var = slot.ref.resolve() if isinstance(slot.ref, _Ref) else None
+                        n_in = None if var is None else int(var.shape[0])
+                        slot.layout = _layout.dense_layout_after_flatten(fmap, n_in)
+                break
+            if nxt.params or nxt.children:
+                break
 
 
 def _known_role(layer, attr: str):
@@ -215,6 +360,11 @@ def _own_slots(layer) -> list:
                                    shape_hint=hint))
         return slots
     for attr, var in attrs:
+        if attr == "_tied_kernel_t":       # multiparam's Dense, tied transposed
+            found.add(id(var))
+            add("weight", _Ref(layer, attr), var, DENSE_IN_OUT)
+            slots[-1].transposed = bool(layer._tied_canonical_t)
+            continue
         known = _known_role(layer, attr)
         if known:
             role, layout = known
@@ -284,12 +434,10 @@ class TensorflowAdapter(Adapter):
     ``GradientTape``.  State is the model itself."""
 
     name = "tensorflow"
-    capabilities = {
-        "tie_transposed": Capability(
-            False, "a Keras layer reads its own kernel Variable directly, and a Variable cannot "
-                   "be shared as the transpose of another (Dense kernels are (in, out), embeddings "
-                   "(vocab, dim)); write a layer that uses the other variable transposed"),
-    }
+    # transposed ties: supported for the Dense layers multiparam builds (its
+    # Dense subclass); ``tie`` raises CapabilityError for a plain keras Dense
+    capabilities: dict = {}
+    channels_last = True    # Keras' default data_format: NHWC images
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
@@ -311,6 +459,9 @@ class TensorflowAdapter(Adapter):
             _, kind, native, items = layer
             return LayerNode(key=key, kind=kind, native=native,
                              children=[self._node(k, v) for k, v in items])
+        if isinstance(layer, keras.layers.LSTM):
+            # the cell's arrays, in torch's names and layout; the cell is not a child
+            return LayerNode(key=key, kind="LSTM", native=layer, params=_lstm_slots(layer))
         node = LayerNode(key=key, kind=_kind(layer), native=layer, params=_own_slots(layer))
         if isinstance(layer, NamedSequential):
             pairs = layer.named_layers()
@@ -323,6 +474,7 @@ class TensorflowAdapter(Adapter):
         else:
             pairs = _attr_children(layer)
         node.children = [self._node(k, v) for k, v in pairs]
+        _mark_dense_after_flatten(node.children)
         return node
 
     def is_materialized(self, state: Any) -> bool:
@@ -330,7 +482,7 @@ class TensorflowAdapter(Adapter):
         leaf layer (one with its own ``build``) is still unbuilt."""
         def walk(node):
             for s in node.params:
-                if s.ref.resolve() is None:
+                if (s.ref.bias() if isinstance(s.ref, _LstmBiasRef) else s.ref.resolve()) is None:
                     return False
             layer = node.native
             if (isinstance(layer, keras.Layer) and not node.children and not layer.built
@@ -351,9 +503,12 @@ class TensorflowAdapter(Adapter):
             return tf.convert_to_tensor(arr)
         return x  # dicts of inputs and other structures go to Keras as they are
 
-    def forward(self, state: Any, x: Any) -> Any:
-        """``model(x)``; NumPy input becomes a tensor (float32 unless already float)."""
-        return state(self._to_tensor(x))
+    def forward(self, state: Any, x: Any, train: Optional[bool] = None) -> Any:
+        """``model(x)`` (``model(x, training=train)`` when ``train`` is given);
+        NumPy input becomes a tensor (float32 unless already float)."""
+        if train is None:
+            return state(self._to_tensor(x))
+        return state(self._to_tensor(x), training=bool(train))
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, np.ndarray):
@@ -374,22 +529,41 @@ class TensorflowAdapter(Adapter):
         return v
 
     def read(self, state: Any, ref: Any) -> np.ndarray:
-        """``variable.numpy()`` (a copy: TF variables are not viewable)."""
+        """``variable.numpy()`` (a copy: TF variables are not viewable); an
+        LSTM bias share is computed from the one Keras bias."""
+        if isinstance(ref, _LstmBiasRef):
+            bias = ref.bias().numpy()
+            share = ref.share(bias)
+            return bias - share if ref.part == "bias_ih" else np.array(share)
         return self._var(ref).numpy()
 
     def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
-        v = ref.resolve()
+        v = ref.bias() if isinstance(ref, _LstmBiasRef) else ref.resolve()
         return None if v is None else tuple(int(d) for d in v.shape)
 
     def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
-        v = ref.resolve()
+        v = ref.bias() if isinstance(ref, _LstmBiasRef) else ref.resolve()
         return None if v is None else np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
 
     def write(self, state: Any, ref: Any, value: np.ndarray) -> None:
-        """``variable.assign``: same Variable object, seen by every layer holding it."""
+        """``variable.assign``: same Variable object, seen by every layer
+        holding it.  An LSTM bias share: assign the new sum to the bias."""
+        if isinstance(ref, _LstmBiasRef):
+            var = ref.bias()
+            bias = var.numpy()
+            share = ref.share(bias)
+            if ref.part == "bias_ih":
+                var.assign(value + share)
+            else:
+                object.__setattr__(ref.cell, "_multiparam_bias_hh", np.array(value))
+                var.assign((bias - share) + value)
+            return
         self._var(ref).assign(value)
 
     def native_param(self, state: Any, ref: Any) -> Any:
+        """The Variable (an LSTM bias share: the one Keras bias it is part of)."""
+        if isinstance(ref, _LstmBiasRef):
+            return ref.bias()
         return self._var(ref)
 
     def native_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
@@ -411,23 +585,41 @@ class TensorflowAdapter(Adapter):
             return loss(out, target if target is None else self._to_tensor(target))
         raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
 
-    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None) -> dict:
-        """``tf.GradientTape`` over ``model.trainable_variables``.
+    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+             train: bool = False) -> dict:
+        """``tf.GradientTape`` over ``model.trainable_variables``, calling
+        ``model(x, training=train)``; non-trainable variables (BatchNorm
+        moving statistics) are restored afterwards.
 
         Keras de-duplicates a reused layer's variables, so the tape already
         sums the contributions of every use.  Unused variables get zeros;
-        embedding gradients (``IndexedSlices``) come back dense."""
+        embedding gradients (``IndexedSlices``) come back dense.  Both
+        virtual LSTM bias slots get the gradient of the one Keras bias."""
         xt = self._to_tensor(x)
+        saved = [(v, v.numpy()) for v in state.non_trainable_variables]
         with tf.GradientTape() as tape:
-            out = state(xt)  # builds the model on a first call; the tape sees the new variables
+            # builds the model on a first call; the tape sees the new variables
+            out = state(xt, training=bool(train))
             value = self._loss(out, loss, target)
+        for v, old in saved:
+            v.assign(old)
         value = tf.convert_to_tensor(value)
         if value.shape.rank != 0:
             raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
         variables = state.trainable_variables
         grads = tape.gradient(value, variables,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
+        result = {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
+        self._add_bias_share_grads(self.describe(state), result)
+        return result
+
+    @staticmethod
+    def _add_bias_share_grads(node: LayerNode, result: dict) -> None:
+        for slot in node.params:
+            if isinstance(slot.ref, _LstmBiasRef) and id(slot.ref.bias()) in result:
+                result[slot.ident] = result[id(slot.ref.bias())]
+        for child in node.children:
+            TensorflowAdapter._add_bias_share_grads(child, result)
 
     # -- building from the neutral spec -------------------------------------
     # -- tying after construction --------------------------------------------
@@ -440,10 +632,8 @@ class TensorflowAdapter(Adapter):
         Keras' private ``_tracker`` (pinned keras==3.15.1; the conformance
         suite catches a Keras that changes it)."""
         if native_transpose:
-            from ..errors import CapabilityError
-
-            raise CapabilityError(self.name, "tie a parameter to a transposed one",
-                                  self.capabilities["tie_transposed"].reason)
+            self._tie_transposed(dst, src)
+            return
         ref = dst.ref
         if ref.attr is None:
             from ..errors import CapabilityError
@@ -460,8 +650,40 @@ class TensorflowAdapter(Adapter):
         finally:
             layer._tracker.lock()
 
+    def _tie_transposed(self, dst: ParamSlot, src: ParamSlot) -> None:
+        """A kernel that is another Variable transposed: only multiparam's
+        :class:`Dense` can read one (``kernel`` returns ``transpose(var)``);
+        its own kernel Variable is untracked, so Keras lists one Variable."""
+        from ..errors import CapabilityError
+
+        ref = dst.ref
+        if not (isinstance(ref.layer, Dense) and ref.attr == "_kernel"):
+            raise CapabilityError(
+                self.name, "tie a parameter to a transposed one",
+                "a keras.layers.Dense reads its own kernel Variable, which cannot be the "
+                "transpose of another; build the layer with mp.nn (multiparam's Dense can)")
+        layer, shared = ref.layer, self._var(src.ref)
+        old = vars(layer).get("_kernel")
+        layer._tracker.unlock()
+        try:
+            layer._tied_kernel_t = shared            # tracked: the shared Variable
+            if old is not None:
+                layer._tracker.untrack(old)
+            layer._kernel = None
+        finally:
+            layer._tracker.lock()
+        # canonical relation: a layout change (embedding (V, D) vs kernel
+        # (D, V)) already accounts for one transpose
+        object.__setattr__(layer, "_tied_canonical_t",
+                           not _layout.transposes_natively(src.layout, dst.layout))
+
     def build(self, spec: Any) -> Any:
-        """Keras layers for a spec: ``Dense``, ``ReLU``, ``keras.Sequential``
+        """Keras layers for a spec: :class:`Dense` (a ``keras.layers.Dense``
+        that can be tied transposed), ``ReLU``, ``Conv2D`` (NHWC;
+        :class:`PaddedConv2D` for integer padding), ``BatchNormalization``
+        (``momentum = 1 - spec.momentum``: Keras weighs the old statistics),
+        ``LayerNormalization(axis=-1)``, ``Embedding``,
+        ``LSTM(return_sequences=True)``, ``Flatten``, ``keras.Sequential``
         (numbered) or :class:`NamedSequential` (named).  One spec object
         used twice becomes one Keras layer called twice (shared variables)."""
         memo: dict = {}
@@ -470,11 +692,26 @@ class TensorflowAdapter(Adapter):
             if id(s) in memo:
                 return memo[id(s)]
             if isinstance(s, mpnn.Dense):
-                layer = keras.layers.Dense(s.units, use_bias=s.use_bias)
+                layer = Dense(s.units, use_bias=s.use_bias)
                 if s.in_features is not None:
                     layer.build((None, s.in_features))
             elif isinstance(s, mpnn.ReLU):
                 layer = keras.layers.ReLU()
+            elif isinstance(s, mpnn.Conv2d):
+                args = dict(filters=s.out_channels, kernel_size=s.kernel_size, strides=s.stride,
+                            use_bias=s.use_bias)
+                layer = PaddedConv2D(pad=s.padding, **args) if s.padding else keras.layers.Conv2D(**args)
+            elif isinstance(s, mpnn.BatchNorm):
+                layer = keras.layers.BatchNormalization(axis=-1, momentum=1.0 - s.momentum,
+                                                        epsilon=s.eps)
+            elif isinstance(s, mpnn.LayerNorm):
+                layer = keras.layers.LayerNormalization(axis=-1, epsilon=s.eps)
+            elif isinstance(s, mpnn.Embedding):
+                layer = keras.layers.Embedding(s.num_embeddings, s.features)
+            elif isinstance(s, mpnn.LSTM):
+                layer = keras.layers.LSTM(s.hidden_size, return_sequences=True)
+            elif isinstance(s, mpnn.Flatten):
+                layer = keras.layers.Flatten()
             elif isinstance(s, mpnn.Sequential):
                 if s.named:
                     layer = NamedSequential([(k, make(c)) for k, c in s.children])

@@ -8,12 +8,15 @@ layout is torch's own, so no slot needs a layout conversion.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parameter import is_lazy
+from torch.nn.modules.batchnorm import _BatchNorm, _LazyNormBase
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.parameter import UninitializedParameter, is_lazy
 
 from .base import Adapter, LayerNode, ParamSlot
 
@@ -52,11 +55,105 @@ def _role(module: nn.Module, attr: str) -> str:
         return "scale"
     if isinstance(module, nn.Embedding) and attr == "weight":
         return "embedding"
+    if isinstance(module, nn.LSTM) and module.num_layers == 1 and attr.endswith("_l0"):
+        return attr[:-3]        # weight_ih_l0 -> weight_ih: the canonical LSTM roles
     return attr
+
+
+# -- lazy modules torch lacks, so every spec infers its input size ----------------------
+class LSTMSequence(nn.LSTM):
+    """``nn.LSTM(batch_first=True)`` returning only the output sequence
+    ``(N, T, H)``, so it composes in ``nn.Sequential`` (``nn.LSTM`` returns
+    ``(output, (h, c))``).  Parameters and their names are ``nn.LSTM``'s."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LazyLSTMSequence(LazyModuleMixin, LSTMSequence):
+    """:class:`LSTMSequence` whose ``input_size`` comes from the first input,
+    as ``nn.LazyLinear`` does for ``in_features``; becomes an LSTMSequence."""
+
+    cls_to_become = LSTMSequence
+
+    def __init__(self, hidden_size: int):
+        super().__init__(1, hidden_size, batch_first=True)   # input_size fixed on first call
+        self.weight_ih_l0 = UninitializedParameter()        # RNNBase keeps _flat_weights in sync
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params():
+            super().reset_parameters()
+
+    def initialize_parameters(self, x) -> None:
+        if self.has_uninitialized_params():
+            with torch.no_grad():
+                self.input_size = int(x.shape[-1])
+                self.weight_ih_l0.materialize((4 * self.hidden_size, self.input_size))
+                self.reset_parameters()
+                self._init_flat_weights()
+
+
+class LazyLayerNorm(LazyModuleMixin, nn.LayerNorm):
+    """``nn.LayerNorm`` over the last axis, its size from the first input."""
+
+    cls_to_become = nn.LayerNorm
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__(0, eps=eps)
+        self.weight = UninitializedParameter()
+        self.bias = UninitializedParameter()
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params():
+            super().reset_parameters()
+
+    def initialize_parameters(self, x) -> None:
+        if self.has_uninitialized_params():
+            with torch.no_grad():
+                self.normalized_shape = (int(x.shape[-1]),)
+                self.weight.materialize(self.normalized_shape)
+                self.bias.materialize(self.normalized_shape)
+                self.reset_parameters()
+
+
+class LazyBatchNorm(_LazyNormBase, _BatchNorm):
+    """Lazy BatchNorm over axis 1 of an input of any rank >= 2: becomes
+    ``nn.BatchNorm1d`` for ``(N, C)``/``(N, C, L)``, ``BatchNorm2d`` for
+    images, ``BatchNorm3d`` for volumes (torch's lazy ones fix the rank)."""
+
+    _BY_RANK = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+
+    def _check_input_dim(self, input) -> None:
+        if input.dim() not in self._BY_RANK:
+            raise ValueError(f"BatchNorm expects a 2-D to 5-D input (got {input.dim()}D)")
+
+    def initialize_parameters(self, input) -> None:
+        self.cls_to_become = self._BY_RANK[input.dim()]   # read by _infer_parameters after this
+        super().initialize_parameters(input)
+
+
+@contextlib.contextmanager
+def _mode(module: nn.Module, train: Optional[bool]):
+    """Run with every submodule in train (True) or eval (False) mode, then
+    put each one's own flag back; None changes nothing."""
+    if train is None:
+        yield
+        return
+    flags = [(m, m.training) for m in module.modules()]
+    module.train(train)
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def _shape_hint(module: nn.Module, attr: str) -> Optional[tuple]:
     """Canonical shape of a lazy parameter, as far as the config tells."""
+    if isinstance(module, (nn.modules.batchnorm._NormBase, nn.LayerNorm)):
+        return (None,)
+    if isinstance(module, nn.LSTM) and attr == "weight_ih_l0":
+        return (4 * module.hidden_size, None)
     out = getattr(module, "out_features", None) or getattr(module, "out_channels", None)
     if out is None:
         return None
@@ -101,6 +198,7 @@ class TorchAdapter(Adapter):
 
     name = "torch"
     capabilities = {}   # everything, transposed ties included (parametrizations)
+    channels_last = False   # NCHW, the canonical layout
 
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, nn.Module)
@@ -109,7 +207,8 @@ class TorchAdapter(Adapter):
         if options:
             raise TypeError(f"unexpected options for a torch model: {sorted(options)}")
         if sample_input is not None:
-            with torch.no_grad():
+            # eval mode: materialising shapes must not move BatchNorm statistics
+            with torch.no_grad(), _mode(native, False):
                 native(self._input(sample_input))
         return native
 
@@ -157,8 +256,11 @@ class TorchAdapter(Adapter):
             return torch.as_tensor(arr, dtype=torch.get_default_dtype())
         return torch.as_tensor(arr)
 
-    def forward(self, state: nn.Module, x: Any) -> torch.Tensor:
-        return state(self._input(x))
+    def forward(self, state: nn.Module, x: Any, train: Optional[bool] = None) -> torch.Tensor:
+        """``module(x)`` in the module's own mode, or in ``train`` mode for
+        this call only (each submodule's flag is restored after)."""
+        with _mode(state, train):
+            return state(self._input(x))
 
     def to_numpy(self, array: Any) -> np.ndarray:
         return array.detach().cpu().numpy()
@@ -194,14 +296,26 @@ class TorchAdapter(Adapter):
         return None if g is None else g.detach().cpu().numpy()
 
     # -- gradients -----------------------------------------------------------------
-    def grad(self, state: nn.Module, x: Any, loss: Any = None, target: Any = None) -> dict:
-        out = state(self._input(x))
-        params = [p for p in state.parameters() if p.requires_grad]  # de-duplicated by torch
-        value = _loss(out, loss, None if target is None else self._input(target))
-        if value.numel() != 1:
-            raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
-        # autograd.grad leaves every .grad untouched: a native training loop is unaffected
-        grads = torch.autograd.grad(value.reshape(()), params, allow_unused=True)
+    def grad(self, state: nn.Module, x: Any, loss: Any = None, target: Any = None,
+             train: bool = False) -> dict:
+        """``torch.autograd.grad`` of the loss, the module in eval mode (or
+        train mode with ``train=True``) for this call; buffers such as
+        BatchNorm running statistics are put back as they were."""
+        saved = [(b, b.detach().clone()) for b in state.buffers() if not is_lazy(b)]
+        try:
+            with _mode(state, train):
+                out = state(self._input(x))
+            params = [p for p in state.parameters() if p.requires_grad]  # de-duplicated by torch
+            value = _loss(out, loss, None if target is None else self._input(target))
+            if value.numel() != 1:
+                raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
+            # autograd.grad leaves every .grad untouched: a native training loop is unaffected
+            grads = torch.autograd.grad(value.reshape(()), params, allow_unused=True)
+        finally:
+            with torch.no_grad():   # after backward: the graph may read these buffers
+                for b, old in saved:
+                    if b.shape == old.shape:
+                        b.copy_(old)
         return {id(p): (np.zeros(tuple(p.shape), dtype=_NP_DTYPES[p.dtype]) if g is None
                         else g.detach().cpu().numpy()) for p, g in zip(params, grads)}
 
@@ -242,6 +356,19 @@ class TorchAdapter(Adapter):
                 module = nn.Linear(spec.in_features, spec.units, bias=spec.use_bias)
         elif isinstance(spec, mpnn.ReLU):
             module = nn.ReLU()
+        elif isinstance(spec, mpnn.Conv2d):
+            module = nn.LazyConv2d(spec.out_channels, spec.kernel_size, stride=spec.stride,
+                                   padding=spec.padding, bias=spec.use_bias)
+        elif isinstance(spec, mpnn.BatchNorm):
+            module = LazyBatchNorm(eps=spec.eps, momentum=spec.momentum)  # torch's own meaning
+        elif isinstance(spec, mpnn.LayerNorm):
+            module = LazyLayerNorm(eps=spec.eps)
+        elif isinstance(spec, mpnn.Embedding):
+            module = nn.Embedding(spec.num_embeddings, spec.features)
+        elif isinstance(spec, mpnn.LSTM):
+            module = LazyLSTMSequence(spec.hidden_size)
+        elif isinstance(spec, mpnn.Flatten):
+            module = nn.Flatten()
         elif isinstance(spec, mpnn.Sequential):
             module = nn.Sequential()
             for key, child in spec.children:

@@ -3,7 +3,9 @@
 torch, jax and tensorflow transfer in this process with mp.transfer; pairs
 with MXNet go through a portable file and the MXNet worker environment (the
 migration off a retired framework).  Verified by output and gradient
-equality after the move."""
+equality after the move, in inference mode (BatchNorm running statistics),
+with the same canonical input given to each backend in its own layout
+(NHWC for Keras and Flax)."""
 import itertools
 import json
 import os
@@ -16,12 +18,12 @@ from multiparam import compare, nn, worker
 from multiparam.tour_steps import BACKEND_ORDER
 
 PAIRS = list(itertools.permutations(BACKEND_ORDER, 2))
-ARCHS = ["mlp", "shared", "rgnet"]
+ARCHS = ["mlp", "shared", "rgnet", "cnn", "lstm", "embedding"]
 LOCAL = ("torch", "jax", "tensorflow")
 
 
 def _x(arch):
-    return np.random.default_rng(1).uniform(-1, 1, size=compare.ARCHITECTURES[arch][1]).astype(np.float32)
+    return compare.sample_input(arch, seed=1)
 
 
 def _run(backend, arch, tmp_path, **job):
@@ -29,7 +31,9 @@ def _run(backend, arch, tmp_path, **job):
     inp = str(tmp_path / "x.safetensors")
     worker.write_arrays({"x": _x(arch)}, inp)
     out = str(tmp_path / f"{backend}-{len(os.listdir(tmp_path))}.safetensors")
-    info = worker.run(dict(job, backend=backend, spec=nn.to_config(spec()), input=inp, outputs=out))
+    ties = [list(t) for t in compare.TIES.get(arch, [])]
+    info = worker.run(dict(job, backend=backend, spec=nn.to_config(spec()), input=inp, outputs=out,
+                           ties=ties))
     return info, worker.read_arrays(out)
 
 
@@ -38,15 +42,15 @@ def _run(backend, arch, tmp_path, **job):
 def test_transfer_pair(src, dst, arch, tmp_path, mxnet_python):
     weights = str(tmp_path / "w.safetensors")
     if src in LOCAL and dst in LOCAL:
-        spec, _ = compare.ARCHITECTURES[arch]
-        x = _x(arch)
-        a = mp.wrap(spec(), backend=src, sample_input=x)
+        a, xa = compare.build(arch, src, _x(arch))
         a.init(mp.init.normal(0, 0.5), seed=3)
-        b = mp.wrap(spec(), backend=dst, sample_input=x)
+        b, xb = compare.build(arch, dst, _x(arch))
         mp.transfer(a, b)
         assert b.ties() == a.ties()
-        np.testing.assert_allclose(mp.param.as_numpy(b(x)), mp.param.as_numpy(a(x)), rtol=1e-5, atol=1e-6)
-        ga, gb = a.grad(x), b.grad(x)
+        ya = mp.layout.output_to_canonical(mp.param.as_numpy(a(xa, train=False)), a.channels_last)
+        yb = mp.layout.output_to_canonical(mp.param.as_numpy(b(xb, train=False)), b.channels_last)
+        np.testing.assert_allclose(yb, ya, rtol=1e-5, atol=1e-6)
+        ga, gb = a.grad(xa), b.grad(xb)
         assert list(ga) == list(gb)
         for name in ga:
             np.testing.assert_allclose(gb[name], ga[name], rtol=1e-5, atol=1e-6)

@@ -11,7 +11,7 @@ from flax import linen as nn
 from flax import nnx
 from jax import numpy as jnp
 
-from . import NativeCase
+from . import NativeCase, RealModel, exact_sum
 
 
 def _path(module, keys):
@@ -148,3 +148,89 @@ def sgd_step(m, x, lr):
     updates, _ = tx.update(g, opt_state)
     new = optax.apply_updates(unique["params"], updates)
     m.variables = m.expand_variables({**unique, "params": new})
+
+
+# -- real models: Flax's own layers, written natively -------------------------------------
+class CNN(nn.Module):
+    """A small linen CNN as the Flax examples write one (inference mode)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(features=8, kernel_size=(3, 3))(x)
+        x = nn.BatchNorm(use_running_average=True)(x)
+        x = nn.relu(x)
+        x = nn.avg_pool(x, window_shape=(2, 2), strides=(2, 2))
+        x = nn.Conv(features=16, kernel_size=(3, 3))(x)
+        x = nn.BatchNorm(use_running_average=True)(x)
+        x = nn.relu(x)
+        x = nn.avg_pool(x, window_shape=(2, 2), strides=(2, 2))
+        x = x.reshape((x.shape[0], -1))
+        return nn.Dense(features=10)(x)
+
+
+def native_arrays(m):
+    # the variables pytree flattened, as flax.traverse_util.flatten_dict lists it
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(m.variables), sep="/")
+    return [(k, np.asarray(v)) for k, v in flat.items()]
+
+
+def infer(m, x):
+    return [np.asarray(m.native.apply(m.variables, x))]
+
+
+def real_models():
+    x = jax.random.uniform(jax.random.PRNGKey(7), (2, 16, 16, 3))
+
+    def fresh(seed):
+        net = CNN()
+        variables = net.init(jax.random.PRNGKey(seed), x)
+        k1, k2 = jax.random.split(jax.random.PRNGKey(seed + 1000))
+        stats = variables["batch_stats"]   # running statistics as training would leave them
+        stats = jax.tree_util.tree_map_with_path(
+            lambda p, v: (jax.random.normal(k1, v.shape, v.dtype) if p[-1].key == "mean"
+                          else jax.random.uniform(k2, v.shape, v.dtype, 0.5, 2.0)), stats)
+        variables = {**variables, "batch_stats": stats}
+        return net, {"variables": variables}
+
+    net, options = fresh(0)
+    variables = options["variables"]
+    leaves = jax.tree_util.tree_leaves(variables)
+    trainable = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables["params"]))
+    names = list(flax.traverse_util.flatten_dict(flax.core.unfreeze(variables), sep="/"))
+    return [RealModel("linen CNN (Conv, BatchNorm, relu, avg_pool, Dense)", net, x, trainable,
+                      sum(leaf.size for leaf in leaves), exact_sum(leaves), names, fresh,
+                      options=options)]
+
+
+# -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
+BN_MOMENTUM_WEIGHS_OLD = True       # Flax: ra = momentum * ra + (1 - momentum) * batch
+
+
+def bn_momentum(layer):
+    return layer.momentum
+
+
+def bn_train_step(m, x):
+    """Sequential(BatchNorm) applied in training mode (Flax fixes the mode in
+    the module, so a clone with use_running_average=False); the new mean."""
+    bn = m.native.layers[0].clone(use_running_average=False, parent=None)
+    v = m.variables
+    _, updates = bn.apply({"params": v["params"]["layers_0"], "batch_stats": v["batch_stats"]["layers_0"]},
+                          jnp.asarray(x), mutable=["batch_stats"])
+    return np.asarray(updates["batch_stats"]["mean"]).copy()
+
+
+class _CNN(nn.Module):
+    """Conv -> reshape -> Dense, as Flax examples write a CNN (NHWC)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(2, (3, 3), padding=1)(x)
+        x = x.reshape((x.shape[0], -1))
+        return nn.Dense(3)(x)
+
+
+def native_cnn():
+    x = jax.random.uniform(jax.random.PRNGKey(0), (2, 5, 4, 1))
+    net = _CNN()
+    return net, x, "Conv_0", "Dense_0", {}

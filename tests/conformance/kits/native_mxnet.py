@@ -4,7 +4,7 @@ import numpy as np
 from mxnet import autograd, init
 from mxnet.gluon import nn
 
-from . import NativeCase
+from . import NativeCase, RealModel, exact_sum
 
 
 def _block(net, path):
@@ -102,3 +102,67 @@ def sgd_step(m, x, lr):
     trainer.step(1)
     for p in net.collect_params().values():
         p.zero_grad()
+
+
+# -- real models: written by Gluon's authors (model_zoo) ---------------------------------------
+def native_arrays(m):
+    # collect_params(): Gluon's collect-all, names with global counters
+    return [(name, p.data().asnumpy()) for name, p in m.native.collect_params().items()]
+
+
+def infer(m, x):
+    return [m.native(x).asnumpy()]       # outside autograd.record(): inference mode
+
+
+def real_models():
+    from mxnet.gluon.model_zoo import vision
+
+    x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
+
+    def fresh(seed):
+        mx.random.seed(seed)
+        net = vision.resnet18_v1(pretrained=False, classes=10)
+        net.initialize()
+        net(x)                           # deferred shapes resolve on the first forward
+        rng = np.random.default_rng(seed)
+        for name, p in net.collect_params().items():   # running statistics as training leaves them
+            if name.endswith("running_mean"):
+                p.set_data(mx.nd.array(rng.normal(size=p.shape)))
+            elif name.endswith("running_var"):
+                p.set_data(mx.nd.array(rng.uniform(0.5, 2.0, size=p.shape)))
+        return net, {}
+
+    net, _ = fresh(0)
+    params = net.collect_params()
+    trainable = sum(p.data().size for p in params.values() if p.grad_req != "null")
+    total = sum(p.data().size for p in params.values())
+    return [RealModel("model_zoo.vision.resnet18_v1(classes=10)", net, x, trainable, total,
+                      exact_sum([p.data().asnumpy() for p in params.values()]),
+                      list(params.keys()), fresh)]
+
+
+# -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
+BN_MOMENTUM_WEIGHS_OLD = True       # Gluon: running = momentum * running + (1 - momentum) * batch
+
+
+def bn_momentum(layer):
+    return layer._kwargs["momentum"]
+
+
+def bn_train_step(m, x):
+    """One training step's forward and backward of Sequential(BatchNorm)
+    (MXNet 1.x updates the running statistics in BatchNorm's backward)."""
+    net = m.native
+    with autograd.record():
+        y = net(mx.nd.array(np.asarray(x, dtype=np.float32))).sum()
+    y.backward()
+    return net[0].running_mean.data().asnumpy().copy()
+
+
+def native_cnn():
+    """Conv2D -> Flatten -> Dense written in Gluon (NCHW)."""
+    mx.random.seed(0)
+    net = nn.Sequential()
+    net.add(nn.Conv2D(2, 3, padding=1), nn.Flatten(), nn.Dense(3))
+    net.initialize()
+    return net, mx.nd.random.uniform(shape=(2, 1, 5, 4)), "0", "2", {}

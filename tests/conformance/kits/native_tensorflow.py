@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from . import NativeCase
+from . import NativeCase, RealModel, exact_sum
 
 
 def _layer(net, path):
@@ -104,3 +104,58 @@ def sgd_step(m, x, lr):
         y = tf.reduce_sum(net(tf.constant(np.asarray(x, dtype=np.float32))))
     g = tape.gradient(y, net.trainable_variables)
     opt.apply_gradients(zip(g, net.trainable_variables))
+
+
+# -- real models: written by Keras' authors --------------------------------------------------
+def native_arrays(m):
+    # model.weights: Keras' collect-all, variables listed once with their paths
+    return [(v.path, v.numpy()) for v in m.native.weights]
+
+
+def infer(m, x):
+    return [np.asarray(m.native(x, training=False))]
+
+
+def real_models():
+    def fresh(seed):
+        keras.utils.set_random_seed(seed)
+        net = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                             weights=None, classes=10)
+        rng = np.random.default_rng(seed)
+        for layer in net.layers:        # moving statistics as training would leave them
+            if isinstance(layer, keras.layers.BatchNormalization):
+                n = layer.moving_mean.shape
+                layer.moving_mean.assign(rng.normal(size=n).astype(np.float32))
+                layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=n).astype(np.float32))
+        return net, {}
+
+    net, _ = fresh(0)
+    x = tf.random.uniform((2, 32, 32, 3), seed=1)
+    trainable = int(sum(np.prod(v.shape) for v in net.trainable_weights))
+    return [RealModel("keras.applications.MobileNetV2(alpha=0.35, 32x32)", net, x,
+                      trainable=trainable, total=net.count_params(),
+                      value_sum=exact_sum(net.get_weights()),
+                      names=[v.path for v in net.weights], fresh=fresh)]
+
+
+# -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
+BN_MOMENTUM_WEIGHS_OLD = True       # Keras: moving = momentum * moving + (1 - momentum) * batch
+
+
+def bn_momentum(layer):
+    return layer.momentum
+
+
+def bn_train_step(m, x):
+    """One training-mode call of Sequential(BatchNormalization); the new moving mean."""
+    net = m.native
+    net(tf.constant(np.asarray(x, dtype=np.float32)), training=True)
+    return net.layers[0].moving_mean.numpy().copy()
+
+
+def native_cnn():
+    """Conv2D -> Flatten -> Dense written in Keras (NHWC): (model, sample, conv path, dense path)."""
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.layers.Conv2D(2, 3, padding="same"), keras.layers.Flatten(),
+                            keras.layers.Dense(3)])
+    return net, tf.random.uniform((2, 5, 4, 1)), "0", "2", {}

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import NativeCase
+from . import NativeCase, RealModel, exact_sum
 
 
 def read(m, name):
@@ -95,3 +95,95 @@ def sgd_step(m, x, lr):
     net(torch.as_tensor(np.asarray(x), dtype=torch.float32)).sum().backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
+
+
+# -- real models: written by PyTorch's authors -------------------------------------------
+# torch's own collect-all is parameters() plus the running statistics buffers;
+# other buffers (BatchNorm's num_batches_tracked, an int64 step counter in
+# state_dict) are not parameters, and neither torch's parameters() nor
+# multiparam counts them.
+_STATS = ("running_mean", "running_var")
+
+
+def native_arrays(m):
+    net = m.native
+    out = [(n, p.detach().numpy()) for n, p in net.named_parameters()]
+    out += [(n, b.numpy()) for n, b in net.named_buffers() if n.rpartition(".")[2] in _STATS]
+    return out
+
+
+def infer(m, x):
+    net = m.native
+    net.eval()
+    with torch.no_grad():
+        y = net(x)
+    ys = y if isinstance(y, tuple) else (y,)          # LSTM: output, (h_n, c_n)
+    flat = []
+    for t in ys:
+        flat.extend(t if isinstance(t, tuple) else (t,))
+    return [t.numpy() for t in flat]
+
+
+def _real(label, make, x):
+    def fresh(seed):
+        torch.manual_seed(seed)
+        net = make()
+        with torch.no_grad():        # running statistics as training would leave them
+            for name, b in net.named_buffers():
+                if name.rpartition(".")[2] == "running_mean":
+                    b.normal_()
+                elif name.rpartition(".")[2] == "running_var":
+                    b.uniform_(0.5, 2.0)
+        return net, {}
+
+    net, _ = fresh(0)
+    params = list(net.parameters())
+    stats = [b for n, b in net.named_buffers() if n.rpartition(".")[2] in _STATS]
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params) + sum(b.numel() for b in stats)
+    value_sum = exact_sum([p.detach().numpy() for p in params] + [b.numpy() for b in stats])
+    names = [n for n, _ in net.named_parameters()] + \
+        [n for n, _ in net.named_buffers() if n.rpartition(".")[2] in _STATS]
+    return RealModel(label, net, x, trainable, total, value_sum, names, fresh)
+
+
+def real_models():
+    torch.manual_seed(100)
+    cases = [
+        _real("nn.TransformerEncoderLayer",
+              lambda: nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32,
+                                                 batch_first=True, dropout=0.0).eval(),
+              torch.rand(2, 5, 16)),
+        _real("nn.LSTM (2 layers)", lambda: nn.LSTM(8, 16, num_layers=2, batch_first=True),
+              torch.rand(2, 5, 8)),
+        # torch's own layers with BatchNorm buffers (num_batches_tracked included)
+        _real("nn.Sequential CNN with BatchNorm2d",
+              lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                    nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10)).eval(),
+              torch.rand(2, 3, 8, 8)),
+    ]
+    return cases
+
+
+# -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
+BN_MOMENTUM_WEIGHS_OLD = False      # torch: running = (1 - momentum) * running + momentum * batch
+
+
+def bn_momentum(layer):
+    return layer.momentum
+
+
+def bn_train_step(m, x):
+    """One training-mode forward of Sequential(BatchNorm); the new running mean."""
+    net = m.native
+    net.train()
+    with torch.no_grad():
+        net(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+    return net[0].running_mean.detach().numpy().copy()
+
+
+def native_cnn():
+    """Conv -> Flatten -> Dense written in torch (NCHW): (model, sample, conv path, dense path)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 5 * 4, 3))
+    return net, torch.rand(2, 1, 5, 4), "0", "2", {}
