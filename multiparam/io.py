@@ -47,7 +47,7 @@ def _digest(arrays: Dict[str, np.ndarray]) -> str:
 def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend: str = "",
                ties=()) -> Path:
     """Write a canonical state dict to ``path`` atomically."""
-    from safetensors.numpy import save
+    from safetensors.numpy import save_file
 
     from . import __version__
 
@@ -60,13 +60,12 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
         "ties": json.dumps([list(g) for g in ties]),
         "sha256": _digest(arrays),
     }
-    data = save(arrays, metadata=meta)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent or "."))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        save_file(arrays, tmp, metadata=meta)   # streams to disk: no 1 GiB bytes object
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)        # atomic on POSIX: readers see old or new, never half
     except BaseException:
@@ -115,8 +114,10 @@ def read_state(path: Union[str, os.PathLike]) -> StateDict:
 
 def save(model, path: Union[str, os.PathLike]) -> Path:
     """Save every parameter of ``model`` to a portable safetensors file."""
-    sd = state_dict(model)
-    return save_state(sd, path, backend=model.backend, ties=sd.ties)
+    values = {}
+    for name, p in model.named_parameters().items():
+        values[name] = p.value        # read-only views: written out, never copied first
+    return save_state(values, path, backend=model.backend, ties=model.ties())
 
 
 def load(model, path: Union[str, os.PathLike], strict: bool = True):

@@ -184,8 +184,14 @@ class Param:
         return self
 
     def _write_canonical(self, canonical: np.ndarray) -> None:
-        native = _contiguous(_layout.to_native(canonical, self._slot.layout))
-        self._model.adapter.write(self._model._state, self._slot.ref, native)
+        native = _layout.to_native(canonical, self._slot.layout)
+        prepared = _contiguous(native)
+        if prepared is native or np.may_share_memory(prepared, canonical):
+            # borrowed memory (the caller's array, another model's value):
+            # read-only tells the adapter to copy it rather than keep it
+            prepared = prepared.view()
+            prepared.flags.writeable = False
+        self._model.adapter.write(self._model._state, self._slot.ref, prepared)
 
     def __getitem__(self, index) -> np.ndarray:
         """A writable copy of ``value[index]`` (so ``p[:] += 1`` works)."""
@@ -235,17 +241,14 @@ _TILE = 256
 
 
 def _contiguous(native: np.ndarray) -> np.ndarray:
-    """``native`` as a C-contiguous, writable array for an adapter's write.
-
-    A read-only array (another model's zero-copy value, during ``transfer``)
-    is copied, so no framework ever holds or aliases memory it does not own.
-    A large transposed 2-D view (canonical (out, in) into a Keras/Flax
+    """``native`` as a C-contiguous array for an adapter's write: itself
+    when it already is (the adapter copies it), else a fresh copy.  A large transposed 2-D view (canonical (out, in) into a Keras/Flax
     (in, out) kernel) is copied tile by tile through a small buffer:
     ``np.ascontiguousarray`` walks the source with a stride of one row,
     which for power-of-two widths (4096 floats = 16 KiB) maps every access
     to the same cache sets and runs ~10x slower than this."""
     if native.flags.c_contiguous:
-        return native if native.flags.writeable else native.copy()
+        return native
     if native.ndim != 2 or not native.T.flags.c_contiguous or native.size < _TILE * _TILE:
         return np.ascontiguousarray(native)
     src = native.T                        # C-contiguous; out = src.T

@@ -205,7 +205,11 @@ class Adapter:
     def write(self, state: Any, ref: Any, value: np.ndarray) -> None:
         """Replace the whole value in place, so the native model sees it.
 
-        ``value`` is already validated, cast and in native layout.  Must keep
+        ``value`` is already validated, cast, C-contiguous and in native
+        layout.  When it is writable it is a fresh array the adapter may keep
+        as the parameter's storage; when it is read-only it is someone
+        else's memory (the caller's array, another model's value during a
+        transfer) and must be copied, never kept.  Must keep
         the parameter object's identity (torch ``Parameter``, Keras
         ``Variable``, Gluon ``Parameter``); Flax: update the pytree in
         ``state``, keeping every tied path pointing at the new leaf."""

@@ -335,8 +335,10 @@ def _private(value, dtype):
     """A jax array that owns its memory.  On CPU ``jnp.asarray`` (and even
     ``jnp.array(copy=True)``, jax 0.10.2) aliases a NumPy buffer, so a
     parameter would change when the caller later edits the array it wrote
-    from (a state dict, say); NumPy input is copied first."""
-    if isinstance(value, np.ndarray):
+    from (a state dict, say): read-only NumPy input, which by the write
+    contract is borrowed, is copied first; a writable one is the handle's
+    fresh array and is kept without a second copy."""
+    if isinstance(value, np.ndarray) and (not value.flags.writeable or value.dtype != dtype):
         value = np.array(value, dtype=dtype, copy=True)
     return jnp.asarray(value, dtype=dtype)
 

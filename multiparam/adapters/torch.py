@@ -9,6 +9,7 @@ layout is torch's own, so no slot needs a layout conversion.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -285,7 +286,9 @@ class TorchAdapter(Adapter):
 
     def write(self, state, ref, value: np.ndarray) -> None:
         t = _tensor(ref)
-        with torch.no_grad():  # an in-place edit, not part of any graph (torch's .data idiom)
+        with torch.no_grad(), warnings.catch_warnings():  # an in-place edit, as torch's .data idiom
+            # a read-only (borrowed) array is only read here: copy_ copies it
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             t.copy_(torch.from_numpy(value))
 
     def native_param(self, state, ref) -> torch.Tensor:

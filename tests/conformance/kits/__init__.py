@@ -52,6 +52,9 @@ class RealModel:
     names: List[str]            # native names, as the framework's collect-all lists them
     fresh: Callable[[int], Tuple[Any, dict]]   # seed -> (a second instance, mp.wrap options)
     options: dict = field(default_factory=dict)   # extra mp.wrap options (Flax variables)
+    #: state the framework keeps that is deliberately not a parameter (torch's
+    #: BatchNorm num_batches_tracked step counter), as the framework names it
+    not_parameters: List[str] = field(default_factory=list)
 
 
 def exact_sum(arrays) -> float:

@@ -144,7 +144,9 @@ def _real(label, make, x):
     value_sum = exact_sum([p.detach().numpy() for p in params] + [b.numpy() for b in stats])
     names = [n for n, _ in net.named_parameters()] + \
         [n for n, _ in net.named_buffers() if n.rpartition(".")[2] in _STATS]
-    return RealModel(label, net, x, trainable, total, value_sum, names, fresh)
+    counters = [n for n, _ in net.named_buffers() if n.rpartition(".")[2] not in _STATS]
+    return RealModel(label, net, x, trainable, total, value_sum, names, fresh,
+                     not_parameters=counters)
 
 
 def real_models():
