@@ -219,8 +219,9 @@ class Model:
 
     def _index(self) -> _Index:
         if self._cache is None or not self._materialized:
-            self._materialized = bool(self.adapter.is_materialized(self._state))
-            self._cache = _Index(self, self.adapter.describe(self._state))
+            root = self.adapter.describe(self._state)
+            self._materialized = bool(self.adapter.is_materialized_tree(self._state, root))
+            self._cache = _Index(self, root)
         return self._cache
 
     # -- access -----------------------------------------------------------------

@@ -51,13 +51,14 @@ class Param:
     same on every backend and keep the framework's own parameter object.
     """
 
-    __slots__ = ("_model", "_slot", "name", "aliases")
+    __slots__ = ("_model", "_slot", "name", "aliases", "_view")
 
     def __init__(self, model: "Model", slot: "ParamSlot", name: str):
         self._model = model
         self._slot = slot
         self.name = name            #: canonical name (the first one, for a tie)
         self.aliases = (name,)      #: every canonical name that reaches it
+        self._view = None           # (adapter storage key, read-only canonical view)
 
     # -- description ----------------------------------------------------------
     @property
@@ -117,12 +118,19 @@ class Param:
     @property
     def value(self) -> np.ndarray:
         """Read-only canonical-layout NumPy array."""
-        self._require_value()
-        native = self._model.adapter.read(self._model._state, self._slot.ref)
-        out = _layout.to_canonical(native, self._slot.layout)
+        model = self._model
+        if not model._materialized:  # a materialised model stays so until refresh()
+            self._require_value()
+        adapter, state, ref = model.adapter, model._state, self._slot.ref
+        key = adapter.storage_key(state, ref)
+        view = self._view
+        if key is not None and view is not None and view[0] is key:
+            return view[1]
+        out = _layout.to_canonical(adapter.read(state, ref), self._slot.layout)
         if out.flags.writeable:
             out = out.view()
             out.flags.writeable = False
+        self._view = None if key is None else (key, out)
         return out
 
     @value.setter
@@ -184,6 +192,7 @@ class Param:
         return self
 
     def _write_canonical(self, canonical: np.ndarray) -> None:
+        self._view = None  # do not keep the old storage alive
         native = _layout.to_native(canonical, self._slot.layout)
         prepared = _contiguous(native)
         if prepared is native or np.may_share_memory(prepared, canonical):

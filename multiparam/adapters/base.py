@@ -160,6 +160,18 @@ class Adapter:
         """False while some parameter's shape is still unknown."""
         raise NotImplementedError
 
+    def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
+        """``is_materialized`` given the tree ``describe`` just returned, for
+        adapters that would otherwise describe the model again."""
+        return self.is_materialized(state)
+
+    def storage_key(self, state: Any, ref: Any) -> Any:
+        """An object that stays the same (``is``) exactly as long as the
+        parameter's storage and values do, so the handle may hand out the
+        same read-only view again; None (default) reads every time.  Only
+        for zero-copy reads of immutable storage (JAX arrays)."""
+        return None
+
     # -- forward -----------------------------------------------------------
     def forward(self, state: Any, x: Any, train: Optional[bool] = None) -> Any:
         """Run the native forward; return the framework's array type.

@@ -390,7 +390,7 @@ class _Record:
 
     def __init__(self):
         self.modules: dict = {}   # path -> Module (bound when traced)
-        self.calls: dict = {}     # caller path -> [callee paths], first-call order
+        self.calls: dict = {}     # caller path -> {callee path: None}, first-call order
         self.seq: dict = {}       # path -> [(key, ("mod", path) | ("fn", fn))]
         # traced only: per path, the first call's (input shape, output shape),
         # and how many calls had finished when it started (the call just
@@ -400,9 +400,7 @@ class _Record:
         self.started: dict = {}
 
     def add_call(self, parent, child):
-        lst = self.calls.setdefault(parent, [])
-        if child not in lst:
-            lst.append(child)
+        self.calls.setdefault(parent, {})[child] = None  # ordered set
 
 
 # ---------------------------------------------------------------------------
@@ -491,6 +489,8 @@ class JaxAdapter(Adapter):
                 if f.name in ("parent", "name") or not f.init:
                     continue
                 val = getattr(module, f.name)
+                if not isinstance(val, (nn.Module, list, tuple, dict, FrozenDict)):
+                    continue  # features=16, kernel_init=...: no submodule
                 items = _suffixed(val)
                 for suffix, sub in items:
                     if not isinstance(sub, nn.Module) or id(sub) in adopted:
@@ -566,15 +566,13 @@ class JaxAdapter(Adapter):
         else:
             rec = self._static_record(state.module)
         owned: dict = {}  # module path -> [(full path, leaf)]
-        subtree_names: dict = {}  # module path -> [child names present in the pytree]
+        subtree_names: dict = {}  # module path -> {child name present in the pytree: None}
         if materialized:
             for full, leaf in _ordered_leaves(state.variables):
                 owned.setdefault(full[1:-1], []).append((full, leaf))
                 mp = full[1:-1]
                 for i in range(len(mp)):
-                    lst = subtree_names.setdefault(mp[:i], [])
-                    if mp[i] not in lst:
-                        lst.append(mp[i])
+                    subtree_names.setdefault(mp[:i], {})[mp[i]] = None  # ordered set
         known_paths = set(rec.modules)
         hints = state.hints
 
@@ -761,6 +759,11 @@ class JaxAdapter(Adapter):
         if state.variables is None:
             raise NotMaterializedError("/".join(ref), state.hints.get(ref, ()))
         return _get(state.variables, ref)
+
+    def storage_key(self, state: FlaxState, ref: Any) -> Any:
+        # JAX arrays are immutable: the same leaf object is the same values
+        # (an LSTM slot is assembled from several leaves and handle state: no key)
+        return None if isinstance(ref, _LstmRef) else self._leaf(state, ref)
 
     def read(self, state: FlaxState, ref: Any) -> np.ndarray:
         """``np.asarray(leaf)``: zero-copy on CPU.  An LSTM slot is

@@ -388,6 +388,8 @@ def _attr_children(layer) -> list:
     own ``MultiHeadAttention._query_dense``) follow, keyed without the
     underscore, and any left over by their Keras name, so no parameter is
     ever missed."""
+    if not layer._layers:  # Keras' tracker lists every sub-layer (bare, in lists, dicts) here
+        return []
     tracked = {id(l) for l in layer._layers}
     seen, out, keys = set(), [], set()
 
@@ -477,7 +479,7 @@ class TensorflowAdapter(Adapter):
         _mark_dense_after_flatten(node.children)
         return node
 
-    def is_materialized(self, state: Any) -> bool:
+    def is_materialized(self, state: Any, root: Optional[LayerNode] = None) -> bool:
         """False while a known slot has no variable, or a parameter-holding
         leaf layer (one with its own ``build``) is still unbuilt."""
         def walk(node):
@@ -490,7 +492,10 @@ class TensorflowAdapter(Adapter):
                 return False
             return all(walk(c) for c in node.children)
 
-        return walk(self.describe(state))
+        return walk(self.describe(state) if root is None else root)
+
+    def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
+        return self.is_materialized(state, root)
 
     # -- forward -----------------------------------------------------------
     def _to_tensor(self, x):

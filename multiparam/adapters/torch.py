@@ -244,8 +244,20 @@ class TorchAdapter(Adapter):
         return node
 
     def is_materialized(self, state: nn.Module) -> bool:
-        return not any(is_lazy(t) for t in state.parameters()) and \
-            not any(is_lazy(t) for t in state.buffers())
+        stack, seen = [state], set()
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            for t in module._parameters.values():
+                if t is not None and is_lazy(t):
+                    return False
+            for t in module._buffers.values():
+                if t is not None and is_lazy(t):
+                    return False
+            stack.extend(c for c in module._modules.values() if c is not None)
+        return True
 
     # -- forward ---------------------------------------------------------------
     def _input(self, x: Any) -> torch.Tensor:
@@ -281,8 +293,14 @@ class TorchAdapter(Adapter):
         return np.dtype(np_type)
 
     def read(self, state, ref) -> np.ndarray:
-        # detach().numpy() shares memory with the parameter on CPU: no copy
-        return _tensor(ref).detach().cpu().numpy()
+        # detach().numpy() shares memory with the parameter on CPU: no copy.
+        # The ndarray is a fresh object, so mark it read-only here and the
+        # handle need not make a read-only view of it; .cpu() only off the
+        # CPU (it costs ~1 us even on CPU).
+        t = _tensor(ref).detach()
+        a = (t if t.is_cpu else t.cpu()).numpy()
+        a.setflags(write=False)
+        return a
 
     def write(self, state, ref, value: np.ndarray) -> None:
         t = _tensor(ref)
