@@ -313,50 +313,42 @@ class MxnetAdapter(Adapter):
         unless ``use_global_stats`` is set, even in predict mode, so that
         flag is switched on for the call (see :func:`_global_stats`).
 
-        Gluon writes gradients into each Parameter's buffer, so the buffers
-        and ``_fresh_grad`` flags are saved, zeroed (``grad_req='add'``
-        would otherwise add to the user's accumulation), backward runs, the
-        result is copied out and the saved buffers and flags are put back.
-        Non-trainable arrays (BatchNorm running statistics, updated by a
-        training-mode forward) are restored as well.  A shared Parameter is
-        one buffer, into which Gluon sums every use.
+        ``autograd.grad`` returns the gradients as new arrays instead of
+        writing them into the Parameters' buffers, so Gluon's own gradients
+        (and ``grad_req='add'`` accumulation, and ``_fresh_grad``) stay as
+        the user's loop left them, with no copies to save and restore.  A
+        shared Parameter is one variable, whose gradient sums every use.
+        Non-trainable arrays (BatchNorm running statistics, which a
+        training-mode forward updates) are restored after ``train=True``.
         """
         if not self.is_materialized(state):
             # resolve deferred shapes first with a plain forward (no recording,
-            # no statistics update), so every buffer exists before we save it
+            # no statistics update), so every parameter has its data
             self.forward(state, x)
         xin = self._as_input(state, x)
         params = [p for p in _unique_params(state) if _is_materialized(p)]
         trainable = [p for p in params if p._grad is not None]
         frozen = [p for p in params if p._grad is None]
-
-        saved_grads = {id(p): [g.copy() for g in p.list_grad()] for p in trainable}
-        saved_flags = {id(p): [d._fresh_grad for d in p.list_data()] for p in trainable}
-        saved_frozen = {id(p): [d.copy() for d in p.list_data()] for p in frozen}
+        saved_frozen = {id(p): [d.copy() for d in p.list_data()] for p in frozen} if train else {}
         try:
-            for p in trainable:
-                for g in p.list_grad():
-                    g[:] = 0
             with _global_stats(state, not train), autograd.record(train_mode=bool(train)):
                 out = state(xin)
                 value = self._loss(out, loss, target)
             if int(np.prod(value.shape)) != 1:
                 raise ValueError(
                     f"grad needs a scalar loss; the loss has shape {tuple(value.shape)}")
-            value.backward()
-            result = {}
+            variables = [d for p in trainable for d in p.list_data()]
+            grads = autograd.grad(value, variables, train_mode=bool(train)) if variables else []
+            result, i = {}, 0
             for p in trainable:
-                gs = [g.asnumpy() for g in p.list_grad()]
-                result[id(p)] = gs[0] if len(gs) == 1 else np.sum(gs, axis=0)
+                n = len(p.list_data())
+                gs = [g.asnumpy() for g in grads[i:i + n]]
+                i += n
+                result[id(p)] = gs[0] if n == 1 else np.sum(gs, axis=0)
             return result
         finally:
-            for p in trainable:
-                for g, s in zip(p.list_grad(), saved_grads[id(p)]):
-                    g[:] = s
-                for d, f in zip(p.list_data(), saved_flags[id(p)]):
-                    d._fresh_grad = f
             for p in frozen:
-                for d, s in zip(p.list_data(), saved_frozen[id(p)]):
+                for d, s in zip(p.list_data(), saved_frozen.get(id(p), ())):
                     d[:] = s
 
     def _loss(self, out: Any, loss: Any, target: Any):
