@@ -42,7 +42,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def adapter(backend):
-    # Not importorskip: asking for a backend that cannot import is an error.
+    # No skip-on-import-failure here: asking for a backend that cannot import is an error.
     return load_adapter(backend)
 
 
