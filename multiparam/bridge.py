@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -56,11 +57,16 @@ def run_worker(backend: str, args: List[str], timeout: float = 900) -> str:
         raise WorkerError(f"backend {backend!r} is not importable here and no worker environment "
                           f"was found (set MULTIPARAM_{backend.upper()}_PYTHON). {spec.install}")
     env = dict(os.environ)
-    # the worker must import this very multiparam, not whatever its env has
-    here = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([python, "-m", "multiparam", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    # The worker must import this very multiparam and nothing else from this
+    # environment: put only the package on its path, through a symlink in a
+    # fresh folder (its parent may be a site-packages full of numpy 2 and
+    # frameworks the worker's environment must not see).
+    package = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory(prefix="multiparam-worker-path-") as shim:
+        os.symlink(package, Path(shim) / "multiparam")
+        env["PYTHONPATH"] = shim
+        proc = subprocess.run([python, "-m", "multiparam", *args], capture_output=True, text=True,
+                              env=env, timeout=timeout)
     if proc.returncode != 0:
         raise WorkerError(f"the {backend} worker ({python}) failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
