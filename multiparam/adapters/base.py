@@ -262,6 +262,46 @@ class Adapter:
         Raise ``ValueError`` when the loss is not a scalar."""
         raise NotImplementedError
 
+    # -- the loss: one rule on every backend (a template method) -------------------
+    def loss_value(self, out: Any, loss: Any, target: Any) -> Any:
+        """The scalar ``grad`` differentiates, by the same rule everywhere:
+        None or ``"sum"``: the sum of every output; ``"mean"``: the mean of
+        the output; ``"mse"``: the mean of ``(output - target) ** 2``; a
+        callable: ``loss(output, target)``, the target in the framework's
+        own array type.  The framework's ops come from :meth:`reduce_sum`,
+        :meth:`reduce_mean` and :meth:`as_target`; ``model_grad`` has
+        already checked the name and that ``"mse"`` has a target.  Raises
+        ``ValueError`` when the result is not a scalar."""
+        if isinstance(out, (tuple, list)) and not (loss is None or loss == "sum" or callable(loss)):
+            raise ValueError(f"loss {loss!r} needs a single output; the model returns {len(out)}")
+        native_target = None if target is None else self.as_target(target, out)
+        if callable(loss):
+            value = loss(out, native_target)
+        elif loss is None or loss == "sum":
+            value = self.reduce_sum(out)
+        elif loss == "mean":
+            value = self.reduce_mean(out)
+        else:
+            diff = out - native_target
+            value = self.reduce_mean(diff * diff)
+        shape = tuple(value.shape)
+        if int(np.prod(shape, dtype=np.int64)) != 1:
+            raise ValueError(f"the loss must be a scalar, got shape {shape}")
+        return value
+
+    def reduce_sum(self, out: Any) -> Any:
+        """The sum of every element of the output (of each, for several)."""
+        raise NotImplementedError
+
+    def reduce_mean(self, out: Any) -> Any:
+        """The mean of the output's elements."""
+        raise NotImplementedError
+
+    def as_target(self, target: Any, out: Any) -> Any:
+        """``target`` (NumPy or native) as the framework's array, in the
+        output's floating dtype."""
+        raise NotImplementedError
+
     # -- tying after construction ------------------------------------------------
     def tie(self, state: Any, dst: ParamSlot, dst_layer: Any, src: ParamSlot,
             native_transpose: bool) -> None:

@@ -907,23 +907,18 @@ class JaxAdapter(Adapter):
         return None  # JAX keeps no gradient on parameters
 
     # -- gradients ----------------------------------------------------------------
-    @staticmethod
-    def _loss(out, loss, target):
-        if loss is None or loss == "sum":
-            val = jnp.sum(out)
-        elif loss == "mean":
-            val = jnp.mean(out)
-        elif loss == "mse":
-            if target is None:
-                raise ValueError("loss='mse' needs a target")
-            val = jnp.mean((out - jnp.asarray(target)) ** 2)
-        elif callable(loss):
-            val = loss(out, target)
-        else:
-            raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
-        if jnp.size(val) != 1:
-            raise ValueError(f"the loss must be a scalar, got shape {jnp.shape(val)}")
-        return jnp.reshape(val, ())
+    def reduce_sum(self, out):
+        return sum(jnp.sum(o) for o in jax.tree_util.tree_leaves(out))
+
+    def reduce_mean(self, out):
+        return jnp.mean(out)
+
+    def as_target(self, target, out):
+        return jnp.asarray(target, dtype=out.dtype)
+
+    def _loss(self, out, loss, target):
+        # jax.grad needs a () shaped result
+        return jnp.reshape(self.loss_value(out, loss, target), ())
 
     def grad(self, state: FlaxState, x: Any, loss: Any = None, target: Any = None,
              train: bool = False) -> dict:

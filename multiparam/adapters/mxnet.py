@@ -333,10 +333,7 @@ class MxnetAdapter(Adapter):
         try:
             with _global_stats(state, not train), autograd.record(train_mode=bool(train)):
                 out = state(xin)
-                value = self._loss(out, loss, target)
-            if int(np.prod(value.shape)) != 1:
-                raise ValueError(
-                    f"grad needs a scalar loss; the loss has shape {tuple(value.shape)}")
+                value = self.loss_value(out, loss, target)
             variables = [d for p in trainable for d in p.list_data()]
             grads = autograd.grad(value, variables, train_mode=bool(train)) if variables else []
             result, i = {}, 0
@@ -351,33 +348,21 @@ class MxnetAdapter(Adapter):
                 for d, s in zip(p.list_data(), saved_frozen.get(id(p), ())):
                     d[:] = s
 
-    def _loss(self, out: Any, loss: Any, target: Any):
-        def native(t):
-            if t is None:
-                return None
-            if isinstance(t, mx.nd.NDArray):
-                return t
-            ref = out[0] if isinstance(out, (list, tuple)) else out
-            return _like(ref, np.asarray(t))
+    def reduce_sum(self, out):
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        total = outs[0].sum()
+        for o in outs[1:]:
+            total = total + o.sum()
+        return total
 
-        if callable(loss):
-            return loss(out, native(target))
-        if isinstance(out, (list, tuple)):
-            if loss not in (None, "sum"):
-                raise ValueError(f"loss {loss!r} needs a single output; the model returns {len(out)}")
-            total = out[0].sum()
-            for o in out[1:]:
-                total = total + o.sum()
-            return total
-        if loss is None or loss == "sum":
-            return out.sum()
-        if loss == "mean":
-            return out.mean()
-        if loss == "mse":
-            if target is None:
-                raise ValueError("loss 'mse' needs a target")
-            return ((out - native(target)) ** 2).mean()
-        raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
+    def reduce_mean(self, out):
+        return out.mean()
+
+    def as_target(self, target, out):
+        if isinstance(target, mx.nd.NDArray):
+            return target
+        ref = out[0] if isinstance(out, (list, tuple)) else out
+        return _like(ref, np.asarray(target))
 
     # -- building from the neutral spec -------------------------------------
     # -- tying after construction --------------------------------------------

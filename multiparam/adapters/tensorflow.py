@@ -576,19 +576,14 @@ class TensorflowAdapter(Adapter):
         return None
 
     # -- gradients -------------------------------------------------------------
-    def _loss(self, out, loss, target):
-        if loss is None or loss == "sum":
-            return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
-        if loss == "mean":
-            return tf.reduce_mean(out)
-        if loss == "mse":
-            if target is None:
-                raise ValueError("loss='mse' needs a target")
-            t = tf.cast(self._to_tensor(target), out.dtype)
-            return tf.reduce_mean(tf.square(out - t))
-        if callable(loss):
-            return loss(out, target if target is None else self._to_tensor(target))
-        raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
+    def reduce_sum(self, out):
+        return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
+
+    def reduce_mean(self, out):
+        return tf.reduce_mean(out)
+
+    def as_target(self, target, out):
+        return tf.cast(self._to_tensor(target), out.dtype)
 
     def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None,
              train: bool = False) -> dict:
@@ -605,12 +600,9 @@ class TensorflowAdapter(Adapter):
         with tf.GradientTape() as tape:
             # builds the model on a first call; the tape sees the new variables
             out = state(xt, training=bool(train))
-            value = self._loss(out, loss, target)
+            value = tf.convert_to_tensor(self.loss_value(out, loss, target))
         for v, old in saved:
             v.assign(old)
-        value = tf.convert_to_tensor(value)
-        if value.shape.rank != 0:
-            raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
         variables = state.trainable_variables
         grads = tape.gradient(value, variables,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)

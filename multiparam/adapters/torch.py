@@ -327,9 +327,7 @@ class TorchAdapter(Adapter):
             with _mode(state, train):
                 out = state(self._input(x))
             params = [p for p in state.parameters() if p.requires_grad]  # de-duplicated by torch
-            value = _loss(out, loss, None if target is None else self._input(target))
-            if value.numel() != 1:
-                raise ValueError(f"the loss must be a scalar, got shape {tuple(value.shape)}")
+            value = self.loss_value(out, loss, target)
             # autograd.grad leaves every .grad untouched: a native training loop is unaffected
             grads = torch.autograd.grad(value.reshape(()), params, allow_unused=True)
         finally:
@@ -339,6 +337,17 @@ class TorchAdapter(Adapter):
                         b.copy_(old)
         return {id(p): (np.zeros(tuple(p.shape), dtype=_NP_DTYPES[p.dtype]) if g is None
                         else g.detach().cpu().numpy()) for p, g in zip(params, grads)}
+
+    def reduce_sum(self, out):
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return sum(o.sum() for o in _flat(outs))
+
+    def reduce_mean(self, out):
+        return out.mean()
+
+    def as_target(self, target, out):
+        first = next(_flat([out]))
+        return self._input(target).to(first.dtype)
 
     # -- tying after construction --------------------------------------------------------
     def tie(self, state, dst, dst_layer, src, native_transpose: bool) -> None:
@@ -463,18 +472,13 @@ class TorchAdapter(Adapter):
         return None
 
 
-def _loss(out: torch.Tensor, loss: Any, target: Optional[torch.Tensor]) -> torch.Tensor:
-    if loss is None or loss == "sum":
-        return out.sum()
-    if loss == "mean":
-        return out.mean()
-    if loss == "mse":
-        if target is None:
-            raise ValueError("loss='mse' needs a target")
-        return ((out - target) ** 2).mean()
-    if callable(loss):
-        return loss(out, target)
-    raise ValueError(f"unknown loss {loss!r}; use None, 'sum', 'mean', 'mse' or a callable")
+def _flat(items):
+    """Tensors of a nested tuple (an LSTM returns ``output, (h, c)``)."""
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            yield from _flat(item)
+        else:
+            yield item
 
 
 ADAPTER = TorchAdapter()
