@@ -71,7 +71,16 @@ class LSTMSequence(nn.LSTM):
         return super().forward(x)[0]
 
 
-class LazyLSTMSequence(LazyModuleMixin, LSTMSequence):
+class _LazyMixin(LazyModuleMixin):
+    """torch's Lazy pattern: the layer's own reset_parameters runs only once
+    its shapes are known (as LazyLinear does)."""
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params():
+            super().reset_parameters()
+
+
+class LazyLSTMSequence(_LazyMixin, LSTMSequence):
     """:class:`LSTMSequence` whose ``input_size`` comes from the first input,
     as ``nn.LazyLinear`` does for ``in_features``; becomes an LSTMSequence."""
 
@@ -80,10 +89,6 @@ class LazyLSTMSequence(LazyModuleMixin, LSTMSequence):
     def __init__(self, hidden_size: int):
         super().__init__(1, hidden_size, batch_first=True)   # input_size fixed on first call
         self.weight_ih_l0 = UninitializedParameter()        # RNNBase keeps _flat_weights in sync
-
-    def reset_parameters(self) -> None:
-        if not self.has_uninitialized_params():
-            super().reset_parameters()
 
     def initialize_parameters(self, x) -> None:
         if self.has_uninitialized_params():
@@ -94,7 +99,7 @@ class LazyLSTMSequence(LazyModuleMixin, LSTMSequence):
                 self._init_flat_weights()
 
 
-class LazyLayerNorm(LazyModuleMixin, nn.LayerNorm):
+class LazyLayerNorm(_LazyMixin, nn.LayerNorm):
     """``nn.LayerNorm`` over the last axis, its size from the first input."""
 
     cls_to_become = nn.LayerNorm
@@ -103,10 +108,6 @@ class LazyLayerNorm(LazyModuleMixin, nn.LayerNorm):
         super().__init__(0, eps=eps)
         self.weight = UninitializedParameter()
         self.bias = UninitializedParameter()
-
-    def reset_parameters(self) -> None:
-        if not self.has_uninitialized_params():
-            super().reset_parameters()
 
     def initialize_parameters(self, x) -> None:
         if self.has_uninitialized_params():
