@@ -60,7 +60,7 @@ def native_idiom(m, X):
         import jax
         import jax.numpy as jnp
 
-        net, variables, x = m.native, m.variables, jnp.asarray(X)
+        net, variables, x = m.native, m.flax.variables, jnp.asarray(X)
 
         def run():
             g = jax.grad(lambda p: net.apply({"params": p}, x).sum())(variables["params"])

@@ -101,7 +101,7 @@ def jax_case(layers):
         jax.block_until_ready(holder["v"])
 
     def wait():
-        jax.block_until_ready(m.variables)
+        jax.block_until_ready(m.flax.variables)
 
     return m, idiom, wait
 

@@ -49,7 +49,7 @@ was.
 Gluon ``Parameter`` objects stay the same (multiparam always re-initialises,
 as ``initialize(force_reinit=True)`` does, and a ``Trainer`` keeps seeing
 them); Keras variables are ``assign``-ed in place; Flax linen gets a new
-variables pytree in the handle (``m.variables``), used by the next ``m(X)``.
+variables pytree in the handle (``m.flax.variables``), used by the next ``m(X)``.
 """
 from __future__ import annotations
 

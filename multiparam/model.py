@@ -166,27 +166,16 @@ class Model:
     def backend(self) -> str:
         return self.adapter.name
 
-    @property
-    def variables(self) -> Any:
-        """The framework's variables container where it lives outside the
-        model (the Flax pytree, every tied path filled); other backends
-        raise CapabilityError.  Assign a pytree of the same structure to
-        replace it (after an optax step, say)."""
-        return self.adapter.native_variables(self._state)
-
-    @variables.setter
-    def variables(self, tree: Any) -> None:
-        self.adapter.set_native_variables(self._state, tree)
-
-    def unique_variables(self) -> Any:
-        """Flax: the pytree with each parameter once (tied copies removed):
-        what an optax loop should differentiate and update.  Put the result
-        back with ``m.variables = m.expand_variables(new_unique)``."""
-        return self.adapter.unique_variables(self._state)
-
-    def expand_variables(self, unique: Any) -> Any:
-        """Flax: the full pytree (tied paths filled) from a unique one."""
-        return self.adapter.expand_variables(self._state, unique)
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names the class does not define: a backend
+        # extension (``m.flax``), else a clear AttributeError naming them
+        if name.startswith("_"):
+            raise AttributeError(name)
+        extensions = type(self.adapter).extensions
+        if name in extensions:
+            return extensions[name](self)
+        have = f"; this backend's extensions: {', '.join(extensions)}" if extensions else ""
+        raise AttributeError(f"{type(self).__name__} of backend {self.backend!r} has no attribute {name!r}{have}")
 
     @property
     def channels_last(self) -> bool:

@@ -327,32 +327,11 @@ class Adapter:
         the framework's own sharing idiom), so its parameters are tied."""
         raise NotImplementedError
 
-    def native_variables(self, state: Any) -> Any:
-        """The framework's own variables container when it lives outside the
-        model (the Flax pytree).  Others raise CapabilityError."""
-        from ..errors import CapabilityError
-
-        raise CapabilityError(self.name, "native_variables",
-                              "parameters live inside the model; use m.native")
-
-    def set_native_variables(self, state: Any, variables: Any) -> None:
-        """Replace the external variables container (Flax); others raise."""
-        from ..errors import CapabilityError
-
-        raise CapabilityError(self.name, "replace the variables",
-                              "parameters live inside the model; write through the handles")
-
-    def unique_variables(self, state: Any) -> Any:
-        """The external variables with every tied copy removed (Flax: the
-        pytree an optax loop should update); others raise."""
-        from ..errors import CapabilityError
-
-        raise CapabilityError(self.name, "de-duplicate the variables",
-                              "the framework already holds a tied parameter once")
-
-    def expand_variables(self, state: Any, unique: Any) -> Any:
-        """Inverse of :meth:`unique_variables`; others raise."""
-        return self.unique_variables(state)
+    #: backend extensions on the handle: attribute name -> class taking the
+    #: Model handle (``m.flax`` on the jax backend: the Flax variables
+    #: pytree and its de-duplicated form).  API that only one framework can
+    #: have lives there, not on every handle.
+    extensions: dict = {}
 
     def summary_idiom(self, state: Any) -> list:
         """Native (name, shape) pairs exactly as the framework's own

@@ -403,6 +403,43 @@ class _Record:
         self.calls.setdefault(parent, {})[child] = None  # ordered set
 
 
+class FlaxExtension:
+    """``m.flax``: the Flax view of a handle on the jax backend.
+
+    ``m.flax.variables`` is the variables pytree Flax applies (linen: the
+    handle's pytree, every tied path filled; NNX: ``nnx.state(model)``);
+    assign a pytree of the same structure to replace it.  For an optax loop
+    on a model tied with ``m.tie``, differentiate and update
+    ``m.flax.unique_variables()`` (each parameter once) and put it back with
+    ``m.flax.variables = m.flax.expand_variables(new_unique)``."""
+
+    def __init__(self, model):
+        self._model = model
+
+    @property
+    def _state(self):
+        return self._model._state
+
+    @property
+    def variables(self) -> Any:
+        return self._model.adapter.native_variables(self._state)
+
+    @variables.setter
+    def variables(self, tree: Any) -> None:
+        self._model.adapter.set_native_variables(self._state, tree)
+
+    def unique_variables(self) -> Any:
+        """The pytree with every tied copy removed (what optax should update)."""
+        return self._model.adapter.unique_variables(self._state)
+
+    def expand_variables(self, unique: Any) -> Any:
+        """The full pytree Flax applies, from a :meth:`unique_variables` tree."""
+        return self._model.adapter.expand_variables(self._state, unique)
+
+    def __repr__(self) -> str:
+        return f"<m.flax of a {self._state.kind} {type(self._state.module).__name__}>"
+
+
 # ---------------------------------------------------------------------------
 # the adapter
 # ---------------------------------------------------------------------------
@@ -417,6 +454,7 @@ class JaxAdapter(Adapter):
 
     name = "jax"
     capabilities: dict = {}
+    extensions = {"flax": FlaxExtension}
     channels_last = True    # Flax convolutions are NHWC
 
     # -- recognising and preparing ------------------------------------------

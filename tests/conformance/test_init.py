@@ -403,12 +403,12 @@ def test_deferred_shapes_raise_and_nothing_is_kept(X):
 def test_native_objects_are_kept_and_used(backend, X):
     m = mp.wrap(mlp(), sample_input=X)
     before = {n: p.native for n, p in m.named_parameters().items()}
-    variables = m.variables if backend == "jax" else None
+    variables = m.flax.variables if backend == "jax" else None
     m.init(mp.init.constant(0.5))
     m.init(mp.init.normal(0, 1), seed=3, mode="native")
     if backend == "jax":
         # Flax: JAX arrays are immutable, so the handle holds a new pytree ...
-        assert m.variables is not variables
+        assert m.flax.variables is not variables
         assert m["0.weight"].native is not before["0.weight"]
     else:
         # torch Parameter, Keras Variable (assign), Gluon Parameter (always re-initialised,

@@ -1,7 +1,7 @@
 """The chapter's JAX/Flax idioms (the jax tab of seed 001).
 
 Flax keeps parameters in a pytree outside the model; the kit reads the
-handle's pytree (``m.variables``) with plain dictionary indexing, as the
+handle's pytree (``m.flax.variables``) with plain dictionary indexing, as the
 chapter does with ``params['params']['layers_2']['bias']``.
 """
 import flax
@@ -45,7 +45,7 @@ def read(m, name):
         if role == "weight":
             return np.asarray(layer.kernel[...]).T.copy()
         return np.asarray(getattr(layer, role)[...]).copy()
-    tree = m.variables["params"]
+    tree = m.flax.variables["params"]
     for k in _path(m.native, keys):
         tree = tree[k]
     if role == "weight":
@@ -56,21 +56,21 @@ def read(m, name):
 def forward(m, x):
     if isinstance(m.native, nnx.Module):
         return np.asarray(m.native(jnp.asarray(x)))
-    return np.asarray(m.native.apply(m.variables, jnp.asarray(x)))
+    return np.asarray(m.native.apply(m.flax.variables, jnp.asarray(x)))
 
 
 def count(m):
     if isinstance(m.native, nnx.Module):
         return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(m.native, nnx.Param)))
     # the pytree an optax loop updates: after m.tie, each parameter once
-    return sum(x.size for x in jax.tree_util.tree_leaves(m.unique_variables()["params"]))
+    return sum(x.size for x in jax.tree_util.tree_leaves(m.flax.unique_variables()["params"]))
 
 
 def grads(m, x):
     # the documented loop: differentiate the de-duplicated pytree through
     # expand_variables, so a tie made with m.tie gets the sum of its uses
-    unique = m.unique_variables()
-    g = jax.grad(lambda p: m.native.apply(m.expand_variables({**unique, "params": p}),
+    unique = m.flax.unique_variables()
+    g = jax.grad(lambda p: m.native.apply(m.flax.expand_variables({**unique, "params": p}),
                                           jnp.asarray(x)).sum())(unique["params"])
     out = {}
     for name in m.named_parameters():
@@ -137,17 +137,17 @@ def sgd_step(m, x, lr):
         grads = nnx.grad(lambda model: model(jnp.asarray(x)).sum())(m.native)
         opt.update(m.native, grads)
         return
-    unique = m.unique_variables()
+    unique = m.flax.unique_variables()
     tx = optax.sgd(lr)
     opt_state = tx.init(unique["params"])
 
     def loss(p):
-        return m.native.apply(m.expand_variables({**unique, "params": p}), jnp.asarray(x)).sum()
+        return m.native.apply(m.flax.expand_variables({**unique, "params": p}), jnp.asarray(x)).sum()
 
     g = jax.grad(loss)(unique["params"])
     updates, _ = tx.update(g, opt_state)
     new = optax.apply_updates(unique["params"], updates)
-    m.variables = m.expand_variables({**unique, "params": new})
+    m.flax.variables = m.flax.expand_variables({**unique, "params": new})
 
 
 # -- real models: Flax's own layers, written natively -------------------------------------
@@ -170,12 +170,12 @@ class CNN(nn.Module):
 
 def native_arrays(m):
     # the variables pytree flattened, as flax.traverse_util.flatten_dict lists it
-    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(m.variables), sep="/")
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(m.flax.variables), sep="/")
     return [(k, np.asarray(v)) for k, v in flat.items()]
 
 
 def infer(m, x):
-    return [np.asarray(m.native.apply(m.variables, x))]
+    return [np.asarray(m.native.apply(m.flax.variables, x))]
 
 
 def real_models():
@@ -214,7 +214,7 @@ def bn_train_step(m, x):
     """Sequential(BatchNorm) applied in training mode (Flax fixes the mode in
     the module, so a clone with use_running_average=False); the new mean."""
     bn = m.native.layers[0].clone(use_running_average=False, parent=None)
-    v = m.variables
+    v = m.flax.variables
     _, updates = bn.apply({"params": v["params"]["layers_0"], "batch_stats": v["batch_stats"]["layers_0"]},
                           jnp.asarray(x), mutable=["batch_stats"])
     return np.asarray(updates["batch_stats"]["mean"]).copy()
