@@ -14,8 +14,18 @@ Arrays cross the interface as NumPy arrays in the framework's *native*
 layout; the handles convert to and from canonical layout (PyTorch's) using
 the slot's ``layout`` tag, so the per-framework code never transposes.
 
-Each backend module defines one subclass of :class:`Adapter` and exposes an
-instance as ``ADAPTER``.  ``multiparam.registry`` maps backend names to those
+The split is Keras 3's ``Variable(KerasVariable)``: this base class holds
+the template methods that do the work (``read``, ``write``, ``native_shape``,
+``dtype``, ``native_param``, ``native_grad``, ``grad``, ``build``,
+``native_init``), and a backend supplies a few *primitives* per native array
+(``read_array``, ``write_array``, ``array_shape``, ``array_dtype``,
+``array_object``, ``array_grad``), a table of constructors (``builders``),
+random draws (``draw``) and its autograd (``native_grads``).  Parameters the
+framework stores as several arrays, or as a share of one, are
+:class:`Composite` refs, handled here once for every backend.
+
+Each backend is one package ``multiparam/adapters/<name>/`` that defines one
+subclass of :class:`Adapter` and exposes an instance as ``ADAPTER``.  ``multiparam.registry`` maps backend names to those
 modules; third-party adapters register through the ``multiparam.adapters``
 entry point group and run the same conformance suite
 (``pytest tests/conformance --backend NAME``).
@@ -23,9 +33,11 @@ entry point group and run the same conformance suite
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Optional, Sequence
+from typing import Any, Callable, Dict, Hashable, List, Optional
 
 import numpy as np
+
+from ..errors import CapabilityError
 
 # Layout tags: how a native array differs from the canonical (PyTorch) layout.
 SAME = "same"                  # native == canonical
@@ -112,6 +124,129 @@ class LayerNode:
         return f"{cls.__module__}.{cls.__qualname__}"
 
 
+# ---------------------------------------------------------------------------
+# Composite parameters: one canonical array, several native ones
+# ---------------------------------------------------------------------------
+class Composite:
+    """The ref of a slot whose canonical array the framework stores as
+    several native arrays (``parts``), or as a share of one.
+
+    The base adapter reads each part with the backend's ``read_array`` and
+    gives them to :meth:`join`; a write gets new part values from
+    :meth:`split` and writes each with ``write_array``.  A backend only
+    describes which native arrays make the parameter; the arithmetic lives
+    here, once (the LSTM bias pair of Keras and Flax, Flax's per-gate LSTM
+    kernels, fused projections)."""
+
+    #: refs of the native arrays this parameter is made of, in order
+    parts: tuple = ()
+
+    def join(self, arrays: List[np.ndarray]) -> np.ndarray:
+        """The parameter's array (in the slot's layout) from its parts."""
+        raise NotImplementedError
+
+    def split(self, value: np.ndarray, current: List[np.ndarray]) -> List[np.ndarray]:
+        """New values of the parts that make ``value``; ``current`` holds the
+        parts' present values (a share of one array keeps the other share)."""
+        raise NotImplementedError
+
+    def shape(self, shapes: List[Optional[tuple]]) -> Optional[tuple]:
+        """The joined shape from the parts' native shapes (None if unknown)."""
+        if any(s is None or None in s for s in shapes):
+            return None
+        probe = [np.empty(s, np.int8) for s in shapes]
+        return tuple(self.join(probe).shape)
+
+    def join_grads(self, grads: List[np.ndarray]) -> np.ndarray:
+        """The parameter's gradient from the parts' gradients."""
+        return self.join(grads)
+
+    def committed(self, parts: List[np.ndarray], value: np.ndarray,
+                  current: List[np.ndarray]) -> None:
+        """Called once :meth:`split`'s ``parts`` are written (a share
+        remembers what it wrote); ``current`` are the parts before."""
+
+    def label(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Stacked(Composite):
+    """A canonical array stacked along axis 0 from equal native blocks:
+    Flax's per-gate LSTM kernels ``i{i,f,g,o}/kernel (in, H)`` are torch's
+    ``weight_ih (4H, in)`` with each block transposed (``transpose=True``);
+    its per-gate biases stack as they are."""
+
+    parts: tuple
+    transpose: bool = False
+
+    def join(self, arrays):
+        return np.concatenate([a.T if self.transpose else a for a in arrays], axis=0)
+
+    def split(self, value, current):
+        chunks = np.split(np.asarray(value), len(self.parts), axis=0)
+        return [np.ascontiguousarray(c.T) if self.transpose else c for c in chunks]
+
+
+def _kept_shares(owner: Any) -> dict:
+    """The shares remembered on ``owner``, in its instance dict: they live
+    and die with the native object (a Keras cell, a Flax state), and
+    writing the dict directly bypasses framework attribute tracking."""
+    return vars(owner).setdefault("_multiparam_shares", {})
+
+
+@dataclass(frozen=True, eq=False)
+class SumShare(Composite):
+    """One of two canonical arrays whose *sum* is one native array: torch's
+    LSTM ``bias_ih`` and ``bias_hh`` are added to the same pre-activations,
+    and Keras and Flax keep only their sum.
+
+    The shares last written are remembered (per ``owner`` and ``key``)
+    together with the native sum they made.  While the native array still
+    holds exactly that sum, both shares read back bit for bit as written (a
+    torch -> Keras -> torch round trip is exact); once the framework changed
+    it (a native training step), the change is given to share 0
+    (``bias_ih``) and share 1 keeps its value.  Nothing remembered: share 1
+    is zero.  The framework's own listings see the one summed array."""
+
+    part: Any            # ref of the one native array (the sum)
+    owner: Any           # weak-referenceable object the shares are kept on
+    key: Hashable        # which sum of that owner
+    which: int           # 0 or 1: which share this slot is
+
+    @property
+    def parts(self) -> tuple:
+        return (self.part,)
+
+    def _shares(self, native: np.ndarray) -> tuple:
+        kept = _kept_shares(self.owner).get(self.key)
+        if kept is not None:
+            first, second, total = kept
+            if total.shape == native.shape and np.array_equal(total, native):
+                return first, second
+            return native - second, second
+        return np.array(native), np.zeros_like(native)
+
+    def join(self, arrays):
+        return self._shares(np.asarray(arrays[0]))[self.which]
+
+    def _written(self, value: np.ndarray, current: List[np.ndarray]) -> list:
+        shares = list(self._shares(np.asarray(current[0])))
+        shares[self.which] = np.array(value, dtype=shares[self.which].dtype)
+        return shares
+
+    def split(self, value, current):
+        first, second = self._written(value, current)
+        return [first + second]
+
+    def committed(self, parts, value, current):
+        first, second = self._written(value, current)
+        _kept_shares(self.owner)[self.key] = (first, second, np.array(parts[0]))
+
+    def join_grads(self, grads):
+        return grads[0]     # d(a + b)/da = d(a + b)/db = the sum's gradient
+
+
 @dataclass(frozen=True)
 class Capability:
     """Whether a backend can do one thing, and why not when it cannot."""
@@ -190,57 +325,123 @@ class Adapter:
         """A framework array (or tensor, or variable) as a NumPy array."""
         raise NotImplementedError
 
-    # -- parameter storage (native layout) ---------------------------------
+    # -- parameter storage: templates (composites handled here) ------------
+    # The handles call these; a backend implements the *_array primitives
+    # below for one native array and never sees a Composite.
     def read(self, state: Any, ref: Any) -> np.ndarray:
-        """The parameter's value as a NumPy array in native layout.
-
-        Zero-copy where the framework allows it (torch, JAX on CPU); the
-        handle marks the result read-only.  Only called once materialised.
-
-        A slot may be *composite*: its ``ref`` names several native arrays
-        (Flax's per-gate LSTM kernels) or a share of one (the single LSTM
-        bias of Keras and Flax split into ``bias_ih``/``bias_hh``).  Then
-        ``read`` assembles the array, ``write`` splits it, and ``native_shape``
-        and ``dtype`` describe the assembled array; the slot's layout tells
-        how the assembled array differs from canonical (often SAME)."""
-        raise NotImplementedError
+        """The parameter's value as a NumPy array in native layout (the
+        slot's layout tells how it differs from canonical).  Zero-copy where
+        the framework allows it (torch, JAX on CPU); the handle marks the
+        result read-only.  Only called once materialised."""
+        if isinstance(ref, Composite):
+            return ref.join([np.asarray(self.read_array(state, part)) for part in ref.parts])
+        return self.read_array(state, ref)
 
     def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
         """The native shape, with None for dims not known yet, or None when
         the parameter does not exist yet (an unbuilt Keras layer)."""
-        raise NotImplementedError
+        if isinstance(ref, Composite):
+            return ref.shape([self.array_shape(state, part) for part in ref.parts])
+        return self.array_shape(state, ref)
 
     def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
         """The NumPy dtype of the parameter (None if not known yet)."""
-        raise NotImplementedError
+        return self.array_dtype(state, ref.parts[0] if isinstance(ref, Composite) else ref)
 
-    def write(self, state: Any, ref: Any, value: np.ndarray) -> None:
+    def write(self, state: Any, ref: Any, value: Any) -> None:
         """Replace the whole value in place, so the native model sees it.
 
-        ``value`` is already validated, cast, C-contiguous and in native
-        layout.  When it is writable it is a fresh array the adapter may keep
-        as the parameter's storage; when it is read-only it is someone
-        else's memory (the caller's array, another model's value during a
-        transfer) and must be copied, never kept.  Must keep
-        the parameter object's identity (torch ``Parameter``, Keras
-        ``Variable``, Gluon ``Parameter``); Flax: update the pytree in
-        ``state``, keeping every tied path pointing at the new leaf."""
-        raise NotImplementedError
+        ``value`` is already validated, cast and in native layout: a NumPy
+        array (C-contiguous) or the framework's own array (native-mode
+        init).  A writable NumPy array is fresh and may be kept as the
+        parameter's storage; a read-only one is someone else's memory (the
+        caller's array, another model's value during a transfer) and must
+        be copied, never kept.  See :meth:`write_array`."""
+        if not isinstance(ref, Composite):
+            self.write_array(state, ref, value)
+            return
+        current = [np.asarray(self.read_array(state, part)) for part in ref.parts]
+        parts = ref.split(np.asarray(value), current)
+        for part, array in zip(ref.parts, parts):
+            self.write_array(state, part, np.ascontiguousarray(array))
+        ref.committed(parts, value, current)
 
     def native_param(self, state: Any, ref: Any) -> Any:
-        """The framework's own parameter object (or pytree leaf)."""
-        raise NotImplementedError
+        """The framework's own parameter object (or pytree leaf); for a
+        composite, the tuple of its parts' objects."""
+        if isinstance(ref, Composite):
+            objects = tuple(self.array_object(state, part) for part in ref.parts)
+            return objects[0] if len(objects) == 1 else objects
+        return self.array_object(state, ref)
 
     def native_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
         """The gradient the framework itself holds for this parameter, in
         native layout, or None when it holds none (never computed, or the
         framework keeps no gradient on parameters: JAX, Keras)."""
+        if isinstance(ref, Composite):
+            grads = [self.array_grad(state, part) for part in ref.parts]
+            return None if any(g is None for g in grads) else ref.join_grads(grads)
+        return self.array_grad(state, ref)
+
+    # -- parameter storage: primitives (one native array each) ---------------
+    def read_array(self, state: Any, ref: Any) -> np.ndarray:
+        """One native array as NumPy, zero-copy where the framework allows."""
+        raise NotImplementedError
+
+    def array_shape(self, state: Any, ref: Any) -> Optional[tuple]:
+        """One native array's shape (None dims unknown; None if not built)."""
+        raise NotImplementedError
+
+    def array_dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
+        """One native array's NumPy dtype (None if not known yet)."""
+        raise NotImplementedError
+
+    def write_array(self, state: Any, ref: Any, value: Any) -> None:
+        """Write one native array in place (contract of :meth:`write`).
+        Must keep the parameter object's identity (torch ``Parameter``,
+        Keras ``Variable``, Gluon ``Parameter``); Flax linen: update the
+        pytree in ``state``, keeping every tied path pointing at the new
+        leaf."""
+        raise NotImplementedError
+
+    def array_object(self, state: Any, ref: Any) -> Any:
+        """The framework's own object for one native array."""
+        raise NotImplementedError
+
+    def array_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
+        """The framework's own accumulated gradient of one native array,
+        or None (the default: JAX and Keras keep none)."""
+        return None
+
+    def grad_key(self, state: Any, ref: Any) -> Hashable:
+        """The key :meth:`native_grads` uses for one native array: the
+        ``ident`` its own slot would have."""
         raise NotImplementedError
 
     # -- gradients -------------------------------------------------------------
     def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None,
              train: bool = False) -> dict:
-        """Fresh gradients of a scalar loss w.r.t. every trainable parameter.
+        """Fresh gradients of a scalar loss w.r.t. every trainable parameter,
+        ``{slot.ident: NumPy gradient in native layout}``: the backend's
+        :meth:`native_grads`, plus one entry per composite slot joined from
+        its parts' gradients."""
+        grads = self.native_grads(state, x, loss=loss, target=target, train=train)
+        stack = [self.describe(state)]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children)
+            for slot in node.params:
+                if isinstance(slot.ref, Composite) and slot.ident not in grads:
+                    keys = [self.grad_key(state, part) for part in slot.ref.parts]
+                    if all(k in grads for k in keys):
+                        grads[slot.ident] = slot.ref.join_grads([grads[k] for k in keys])
+        return grads
+
+    def native_grads(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+                     train: bool = False) -> dict:
+        """The framework's own autograd: ``{grad key: NumPy gradient}`` for
+        every trainable native array (keys as :meth:`grad_key`, which for a
+        plain slot is its ``ident``).
 
         ``train`` False (the default) differentiates the inference-mode
         forward: BatchNorm uses its running statistics, which stay as they
@@ -248,18 +449,10 @@ class Adapter:
         mode (batch statistics), as a training step would, and still leaves
         the running statistics unchanged.  Flax linen: the module's own mode.
 
-        ``loss`` is None (sum of all outputs, the chapter's ``y.sum()``), a
-        string (``"sum"``, ``"mean"``, ``"mse"``: mean squared error against
-        ``target``) or a callable ``loss(output, target)`` written in the
-        framework's own ops returning a scalar.  Returns ``{slot.ident: grad}``
-        with each grad a NumPy array in native layout; a parameter used twice
-        appears once with the sum of its contributions.  A composite slot
-        (one canonical parameter assembled from several native arrays, e.g.
-        an LSTM's ``weight_ih`` on Flax) gets its own entry, assembled the
-        same way.  Must not touch the
+        The scalar comes from :meth:`loss_value`.  A parameter used twice
+        appears once with the sum of its contributions.  Must not touch the
         gradients the framework itself accumulates (torch ``.grad``, Gluon
-        ``grad()``): a native training loop the user keeps is unaffected.
-        Raise ``ValueError`` when the loss is not a scalar."""
+        ``grad()``): a native training loop the user keeps is unaffected."""
         raise NotImplementedError
 
     # -- the loss: one rule on every backend (a template method) -------------------
@@ -315,17 +508,40 @@ class Adapter:
         and dtypes; after this, ``describe`` must give ``dst`` the ident of
         ``src`` (and ``transposed=True`` when the canonical values are
         transposes of each other)."""
-        from ..errors import CapabilityError
-
         raise CapabilityError(self.name, "tie parameters after construction", "not implemented")
 
-    # -- building from the neutral spec -------------------------------------
+    # -- building from the neutral spec: one memoised walk ---------------------
+    #: spec kind (``multiparam.nn`` ``Spec.kind``) -> constructor.  A
+    #: constructor is ``fn(spec, name)`` returning the native layer, where
+    #: ``name`` is the child's key inside a *named* Sequential (else None);
+    #: the ``"Sequential"`` one is ``fn(spec, name, children)`` with
+    #: ``children`` the built ``[(key, native)]``.
+    builders: Dict[str, Callable] = {}
+
     def build(self, spec: Any) -> Any:
         """Build the native model for a ``multiparam.nn`` spec.
 
-        A spec object used twice must become one native layer used twice (or
-        the framework's own sharing idiom), so its parameters are tied."""
-        raise NotImplementedError
+        A spec object used twice becomes one native layer used twice (the
+        framework's own sharing idiom), so its parameters are tied."""
+        built: dict = {}
+
+        def make(node, name):
+            if id(node) in built:
+                return built[id(node)]
+            constructor = self.builders.get(node.kind)
+            if constructor is None:
+                raise CapabilityError(self.name, f"build {node.kind} layers",
+                                      f"known kinds: {', '.join(sorted(self.builders))}")
+            if node.kind == "Sequential":
+                named = getattr(node, "named", False)
+                children = [(key, make(child, key if named else None)) for key, child in node.children]
+                native = constructor(node, name, children)
+            else:
+                native = constructor(node, name)
+            built[id(node)] = native
+            return native
+
+        return make(spec, None)
 
     #: backend extensions on the handle: attribute name -> class taking the
     #: Model handle (``m.flax`` on the jax backend: the Flax variables
@@ -352,25 +568,53 @@ class Adapter:
     def capability(self, what: str) -> Capability:
         return self.capabilities.get(what, Capability(True))
 
-    # -- initialisation (native mode) --
+    # -- initialisation (native mode): a template over ``draw`` ---------------
     def native_init(self, state: Any, ref: Any, initializer: Any, seed: int) -> bool:
         """Initialise one parameter in place with the framework's own random
         ops (``m.init(..., mode="native")``); return False, having changed
-        nothing, when this adapter cannot, and the core draws the values
+        nothing, when this backend cannot, and the core draws the values
         portably instead.
 
-        ``initializer`` is already resolved against the parameter's canonical
-        shape, so it is one of the primitives of ``multiparam.initializers``:
-        ``Constant(value)``, ``Uniform(low, high)``, ``Normal(mean, std)``,
-        ``TruncatedNormal(mean, std, a, b)`` (absolute bounds) or
-        ``Orthogonal(gain)``; fan-based initializers (xavier, kaiming,
-        lecun) arrive as Uniform/Normal/TruncatedNormal with their bounds
-        computed, so no adapter computes fans.  Anything else (a user's
-        initializer) must return False.  ``seed`` is a per-parameter 32-bit
-        int.  Must keep the parameter object (torch ``Parameter``, Keras
-        ``Variable``, Gluon ``Parameter``; Flax: the handle's pytree, tied
-        paths included), as :meth:`write` does.  The default does nothing."""
-        return False
+        ``initializer`` is already resolved against the canonical shape, so
+        it is one of the primitives of ``multiparam.initializers``:
+        ``Constant``, ``Uniform``, ``Normal``, ``TruncatedNormal`` (absolute
+        bounds) or ``Orthogonal``; fan-based initializers arrive as those
+        with their bounds computed, so no backend computes fans.  Values are
+        drawn in the native shape by :meth:`draw` and stored by
+        :meth:`write`, which keeps the parameter object.  A composite or a
+        non-floating parameter falls back to portable mode."""
+        if isinstance(ref, Composite):
+            return False
+        shape, dtype = self.native_shape(state, ref), self.dtype(state, ref)
+        if shape is None or None in shape or dtype is None or dtype.kind != "f":
+            return False
+        if type(initializer).__name__ == "Constant":
+            value = np.full(shape, initializer.value, dtype)
+        else:
+            draw = _DRAWS.get(type(initializer).__name__)
+            if draw is None:
+                return False
+            kind, params = draw(initializer)
+            if kind == "orthogonal" and len(shape) < 2:
+                return False
+            value = self.draw(kind, tuple(shape), dtype, seed, **params)
+            if value is None:
+                return False
+        self.write(state, ref, value)
+        return True
+
+    def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params) -> Any:
+        """``shape`` values of distribution ``kind`` from the framework's own
+        random ops seeded with ``seed``, as the framework's array (or
+        NumPy), or None when it has no such op:
+
+        - ``"uniform"``: ``low``, ``high``;
+        - ``"normal"``: ``mean``, ``std``;
+        - ``"truncated_normal"``: ``mean``, ``std``, absolute bounds ``a``, ``b``;
+        - ``"orthogonal"``: ``gain`` (2 or more dims).
+
+        The default has none."""
+        return None
 
     def framework_default(self, state: Any, layer_node: LayerNode, slot: ParamSlot):
         """The ``multiparam.init`` initializer that reproduces the framework's
@@ -379,3 +623,14 @@ class Adapter:
         then raises, naming the parameter).  Fans are computed by the core
         from the canonical shape."""
         return None
+
+
+#: native-mode initializer class name -> (draw kind, its parameters).  By
+#: name, not class: ``multiparam.initializers`` imports ``layout``, which
+#: imports the layout tags above, so importing it here would be a cycle.
+_DRAWS: Dict[str, Callable] = {
+    "Uniform": lambda i: ("uniform", {"low": i.low, "high": i.high}),
+    "Normal": lambda i: ("normal", {"mean": i.mean, "std": i.std}),
+    "TruncatedNormal": lambda i: ("truncated_normal", {"mean": i.mean, "std": i.std, "a": i.a, "b": i.b}),
+    "Orthogonal": lambda i: ("orthogonal", {"gain": i.gain}),
+}

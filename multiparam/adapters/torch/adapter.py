@@ -9,17 +9,20 @@ layout is torch's own, so no slot needs a layout conversion.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm, _LazyNormBase
-from torch.nn.modules.lazy import LazyModuleMixin
-from torch.nn.parameter import UninitializedParameter, is_lazy
+from torch.nn.parameter import is_lazy
+from torch.nn.utils import parametrize
 
-from .base import Adapter, LayerNode, ParamSlot
+from ... import initializers as I
+from ...errors import CapabilityError
+from ..base import Adapter, LayerNode, ParamSlot
+from .builders import BUILDERS
 
 # canonical role of a torch attribute, per layer family (else the attribute name)
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
@@ -59,79 +62,6 @@ def _role(module: nn.Module, attr: str) -> str:
     if isinstance(module, nn.LSTM) and module.num_layers == 1 and attr.endswith("_l0"):
         return attr[:-3]        # weight_ih_l0 -> weight_ih: the canonical LSTM roles
     return attr
-
-
-# -- lazy modules torch lacks, so every spec infers its input size ----------------------
-class LSTMSequence(nn.LSTM):
-    """``nn.LSTM(batch_first=True)`` returning only the output sequence
-    ``(N, T, H)``, so it composes in ``nn.Sequential`` (``nn.LSTM`` returns
-    ``(output, (h, c))``).  Parameters and their names are ``nn.LSTM``'s."""
-
-    def forward(self, x):
-        return super().forward(x)[0]
-
-
-class _LazyMixin(LazyModuleMixin):
-    """torch's Lazy pattern: the layer's own reset_parameters runs only once
-    its shapes are known (as LazyLinear does)."""
-
-    def reset_parameters(self) -> None:
-        if not self.has_uninitialized_params():
-            super().reset_parameters()
-
-
-class LazyLSTMSequence(_LazyMixin, LSTMSequence):
-    """:class:`LSTMSequence` whose ``input_size`` comes from the first input,
-    as ``nn.LazyLinear`` does for ``in_features``; becomes an LSTMSequence."""
-
-    cls_to_become = LSTMSequence
-
-    def __init__(self, hidden_size: int):
-        super().__init__(1, hidden_size, batch_first=True)   # input_size fixed on first call
-        self.weight_ih_l0 = UninitializedParameter()        # RNNBase keeps _flat_weights in sync
-
-    def initialize_parameters(self, x) -> None:
-        if self.has_uninitialized_params():
-            with torch.no_grad():
-                self.input_size = int(x.shape[-1])
-                self.weight_ih_l0.materialize((4 * self.hidden_size, self.input_size))
-                self.reset_parameters()
-                self._init_flat_weights()
-
-
-class LazyLayerNorm(_LazyMixin, nn.LayerNorm):
-    """``nn.LayerNorm`` over the last axis, its size from the first input."""
-
-    cls_to_become = nn.LayerNorm
-
-    def __init__(self, eps: float = 1e-5):
-        super().__init__(0, eps=eps)
-        self.weight = UninitializedParameter()
-        self.bias = UninitializedParameter()
-
-    def initialize_parameters(self, x) -> None:
-        if self.has_uninitialized_params():
-            with torch.no_grad():
-                self.normalized_shape = (int(x.shape[-1]),)
-                self.weight.materialize(self.normalized_shape)
-                self.bias.materialize(self.normalized_shape)
-                self.reset_parameters()
-
-
-class LazyBatchNorm(_LazyNormBase, _BatchNorm):
-    """Lazy BatchNorm over axis 1 of an input of any rank >= 2: becomes
-    ``nn.BatchNorm1d`` for ``(N, C)``/``(N, C, L)``, ``BatchNorm2d`` for
-    images, ``BatchNorm3d`` for volumes (torch's lazy ones fix the rank)."""
-
-    _BY_RANK = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
-
-    def _check_input_dim(self, input) -> None:
-        if input.dim() not in self._BY_RANK:
-            raise ValueError(f"BatchNorm expects a 2-D to 5-D input (got {input.dim()}D)")
-
-    def initialize_parameters(self, input) -> None:
-        self.cls_to_become = self._BY_RANK[input.dim()]   # read by _infer_parameters after this
-        super().initialize_parameters(input)
 
 
 @contextlib.contextmanager
@@ -279,21 +209,19 @@ class TorchAdapter(Adapter):
     def to_numpy(self, array: Any) -> np.ndarray:
         return array.detach().cpu().numpy()
 
-    # -- storage -----------------------------------------------------------------
-    def native_shape(self, state, ref) -> Optional[tuple]:
+    # -- storage primitives ------------------------------------------------------
+    def array_shape(self, state, ref) -> Optional[tuple]:
         t = _tensor(ref)
         return None if is_lazy(t) else tuple(t.shape)
 
-    def dtype(self, state, ref) -> Optional[np.dtype]:
+    def array_dtype(self, state, ref) -> Optional[np.dtype]:
         t = _tensor(ref)
         np_type = _NP_DTYPES.get(t.dtype)
         if np_type is None:
-            from ..errors import CapabilityError
-
             raise CapabilityError("torch", f"show {t.dtype} as NumPy", "NumPy has no such dtype")
         return np.dtype(np_type)
 
-    def read(self, state, ref) -> np.ndarray:
+    def read_array(self, state, ref) -> np.ndarray:
         # detach().numpy() shares memory with the parameter on CPU: no copy.
         # The ndarray is a fresh object, so mark it read-only here and the
         # handle need not make a read-only view of it; .cpu() only off the
@@ -303,23 +231,26 @@ class TorchAdapter(Adapter):
         a.setflags(write=False)
         return a
 
-    def write(self, state, ref, value: np.ndarray) -> None:
+    def write_array(self, state, ref, value) -> None:
         t = _tensor(ref)
         with torch.no_grad(), warnings.catch_warnings():  # an in-place edit, as torch's .data idiom
             # a read-only (borrowed) array is only read here: copy_ copies it
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            t.copy_(torch.from_numpy(value))
+            t.copy_(value if isinstance(value, torch.Tensor) else torch.from_numpy(value))
 
-    def native_param(self, state, ref) -> torch.Tensor:
+    def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)
 
-    def native_grad(self, state, ref) -> Optional[np.ndarray]:
+    def array_grad(self, state, ref) -> Optional[np.ndarray]:
         g = _tensor(ref).grad
         return None if g is None else g.detach().cpu().numpy()
 
+    def grad_key(self, state, ref):
+        return id(_tensor(ref))
+
     # -- gradients -----------------------------------------------------------------
-    def grad(self, state: nn.Module, x: Any, loss: Any = None, target: Any = None,
-             train: bool = False) -> dict:
+    def native_grads(self, state: nn.Module, x: Any, loss: Any = None, target: Any = None,
+                     train: bool = False) -> dict:
         """``torch.autograd.grad`` of the loss, the module in eval mode (or
         train mode with ``train=True``) for this call; buffers such as
         BatchNorm running statistics are put back as they were."""
@@ -366,48 +297,10 @@ class TorchAdapter(Adapter):
             else:
                 module._buffers[attr] = shared
             return
-        from torch.nn.utils import parametrize
-
         parametrize.register_parametrization(module, attr, _Transpose(), unsafe=True)
         module.parametrizations[attr].original = shared
 
-    # -- building -----------------------------------------------------------------------
-    def build(self, spec: Any) -> nn.Module:
-        return self._build(spec, {})
-
-    def _build(self, spec, memo: dict) -> nn.Module:
-        from .. import nn as mpnn
-
-        if id(spec) in memo:  # one spec used twice is one module used twice: tied
-            return memo[id(spec)]
-        if isinstance(spec, mpnn.Dense):
-            if spec.in_features is None:
-                module = nn.LazyLinear(spec.units, bias=spec.use_bias)
-            else:
-                module = nn.Linear(spec.in_features, spec.units, bias=spec.use_bias)
-        elif isinstance(spec, mpnn.ReLU):
-            module = nn.ReLU()
-        elif isinstance(spec, mpnn.Conv2d):
-            module = nn.LazyConv2d(spec.out_channels, spec.kernel_size, stride=spec.stride,
-                                   padding=spec.padding, bias=spec.use_bias)
-        elif isinstance(spec, mpnn.BatchNorm):
-            module = LazyBatchNorm(eps=spec.eps, momentum=spec.momentum)  # torch's own meaning
-        elif isinstance(spec, mpnn.LayerNorm):
-            module = LazyLayerNorm(eps=spec.eps)
-        elif isinstance(spec, mpnn.Embedding):
-            module = nn.Embedding(spec.num_embeddings, spec.features)
-        elif isinstance(spec, mpnn.LSTM):
-            module = LazyLSTMSequence(spec.hidden_size)
-        elif isinstance(spec, mpnn.Flatten):
-            module = nn.Flatten()
-        elif isinstance(spec, mpnn.Sequential):
-            module = nn.Sequential()
-            for key, child in spec.children:
-                module.add_module(key, self._build(child, memo))  # the chapter's add_module idiom
-        else:
-            raise TypeError(f"the torch adapter cannot build {type(spec).__name__}")
-        memo[id(spec)] = module
-        return module
+    builders = BUILDERS
 
     # -- the framework's own views ------------------------------------------------------------
     def summary_idiom(self, state: nn.Module) -> list:
@@ -420,39 +313,27 @@ class TorchAdapter(Adapter):
         return sum(p.numel() for p in state.parameters() if p.requires_grad)
 
     # -- initialisation (native mode) --
-    def native_init(self, state, ref, initializer, seed: int) -> bool:
-        """``torch.nn.init`` with a seeded ``torch.Generator``, in place."""
-        from .. import initializers as I
-
-        t = _tensor(ref)
-        if not t.is_floating_point() or is_lazy(t):
-            return False
-        gen = torch.Generator(device=t.device).manual_seed(seed)
+    def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):
+        """``torch.nn.init`` into a fresh tensor with a seeded ``torch.Generator``."""
+        t = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
+        gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            if isinstance(initializer, I.Constant):
-                nn.init.constant_(t, initializer.value)
-            elif isinstance(initializer, I.Uniform):
-                nn.init.uniform_(t, initializer.low, initializer.high, generator=gen)
-            elif isinstance(initializer, I.Normal):
-                nn.init.normal_(t, initializer.mean, initializer.std, generator=gen)
-            elif isinstance(initializer, I.TruncatedNormal):
-                nn.init.trunc_normal_(t, initializer.mean, initializer.std, initializer.a,
-                                      initializer.b, generator=gen)
-            elif isinstance(initializer, I.Orthogonal):
-                nn.init.orthogonal_(t, initializer.gain, generator=gen)
+            if kind == "uniform":
+                nn.init.uniform_(t, params["low"], params["high"], generator=gen)
+            elif kind == "normal":
+                nn.init.normal_(t, params["mean"], params["std"], generator=gen)
+            elif kind == "truncated_normal":
+                nn.init.trunc_normal_(t, params["mean"], params["std"], params["a"], params["b"],
+                                      generator=gen)
             else:
-                return False
-        return True
+                nn.init.orthogonal_(t, params["gain"], generator=gen)
+        return t
 
     def framework_default(self, state, layer_node, slot):
         """What each module's ``reset_parameters`` does (torch 2.13 source):
         Linear/Conv kaiming_uniform(a=sqrt(5)) weight, U(+-1/sqrt(fan_in))
         bias; norms ones/zeros and running stats 0/1; Embedding N(0, 1)
         with the padding row 0; RNN/LSTM/GRU U(+-1/sqrt(hidden)) for all."""
-        import math
-
-        from .. import initializers as I
-
         module, attr = slot.ref
         if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)):
             if attr == "weight":
