@@ -468,6 +468,7 @@ def wrap(obj: Any, sample_input: Any = None, backend: Optional[str] = None, **op
         if not adapter.is_model(obj):
             raise UnsupportedModelError(obj, supported_text())
         native = obj
+    adapter = adapter.specialise(native)   # one backend, several model kinds (Flax linen, NNX)
     state = adapter.prepare(native, sample_input, **options)
     return Model(adapter, native, state)
 

@@ -278,6 +278,12 @@ class Adapter:
         """True if ``obj`` is a native model this adapter can wrap."""
         raise NotImplementedError
 
+    def specialise(self, native: Any) -> "Adapter":
+        """The adapter that wraps ``native``: this one, unless the backend has
+        one adapter per kind of model (the jax backend: Flax linen and Flax
+        NNX), all with this backend's ``name``."""
+        return self
+
     def prepare(self, native: Any, sample_input: Any = None, **options) -> Any:
         """Make the model usable and return its ``state``.
 
