@@ -1,0 +1,461 @@
+"""Checkpoint files: safetensors, one file or a Hugging Face sharded set.
+
+Reading starts from the headers alone.  :func:`open_checkpoint` takes a
+``.safetensors`` file, a ``model.safetensors.index.json`` (Hugging Face's
+sharded layout) or a folder holding either, and checks every header before
+any tensor byte is read: the header length against the file size, each
+entry's dtype, shape and byte range, no overlaps or gaps, every shard the
+index names present and holding the tensors the index says.  A hostile or
+damaged file is refused in constant memory and time.  Tensors are then
+memory-mapped one at a time (:meth:`Checkpoint.array`), so a file larger than
+free memory streams.
+
+Writing (:func:`write_checkpoint`) streams each array's bytes straight to
+disk (no copy of the model in memory), into a temporary file beside the
+target that is flushed, fsynced and renamed over it: a crash mid-write
+leaves the old file intact.  With ``max_shard_size`` it writes Hugging
+Face's layout: ``model-00001-of-00003.safetensors`` ... and the index.
+
+The safetensors format (from its specification): 8 bytes little-endian
+header length N, N bytes of JSON ``{name: {"dtype", "shape",
+"data_offsets": [begin, end]}, "__metadata__": {str: str}}``, then the
+data; offsets are relative to the end of the header, and the data is
+covered exactly, without holes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import stat
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from . import dtypes
+from .errors import DtypeError, MultiparamError
+
+#: Hugging Face's names for a single file and for a sharded set's index
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+#: a header larger than this is refused before it is read (the largest real
+#: headers, of models with ~10^5 tensors, are a few MB)
+MAX_HEADER_BYTES = 100 * 2 ** 20
+#: headers are padded with spaces to this alignment (as safetensors does)
+HEADER_ALIGN = 8
+
+
+class FileFormatError(MultiparamError, ValueError):
+    """A file that is not a readable safetensors checkpoint, is damaged, or
+    does not match its index or its integrity metadata."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """Where one tensor lives: its file, dtype, shape and byte range."""
+
+    name: str
+    dtype: np.dtype
+    shape: Tuple[int, ...]
+    path: Path
+    offset: int        # absolute byte offset of the data in ``path``
+    nbytes: int
+
+
+def _regular_file(path: Path, what: str = "checkpoint") -> os.stat_result:
+    """``path``'s stat, refusing at once what cannot be a checkpoint file
+    (a FIFO would block a reader for ever)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} at {path}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{path} is a folder, not a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise FileFormatError(f"{path} is not a regular file (a FIFO, socket or device); "
+                              f"a {what} must be a file")
+    return st
+
+
+def read_header(path: Path) -> Tuple[Dict[str, TensorEntry], Dict[str, str], int]:
+    """Validate one safetensors file from its header alone: ``(entries,
+    metadata, data start)``.  Raises :class:`FileFormatError`."""
+    size = _regular_file(path).st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise FileFormatError(f"{path} is too short to be a safetensors file ({size} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            raise FileFormatError(f"{path} is not a safetensors file: its header claims {length} bytes "
+                                  f"in a file of {size}")
+        raw = f.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise FileFormatError(f"{path} is not a safetensors file: its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise FileFormatError(f"{path}: the safetensors header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in metadata.items()):
+        raise FileFormatError(f"{path}: __metadata__ must map strings to strings")
+    start = 8 + length
+    data_size = size - start
+    entries: Dict[str, TensorEntry] = {}
+    spans = []
+    for name, info in header.items():
+        entries[name] = entry = _entry(path, name, info, start, data_size)
+        spans.append((entry.offset - start, entry.offset - start + entry.nbytes, name))
+    spans.sort()
+    cursor = 0
+    for begin, end, name in spans:
+        if begin != cursor:
+            problem = "overlaps the tensor before it" if begin < cursor else "leaves a gap before it"
+            raise FileFormatError(f"{path}: tensor {name!r} {problem} (bytes {begin}-{end})")
+        cursor = end
+    if cursor != data_size:
+        raise FileFormatError(f"{path}: the tensors cover {cursor} of {data_size} data bytes "
+                              "(truncated, or trailing bytes)")
+    return entries, metadata, start
+
+
+def _entry(path: Path, name: str, info, start: int, data_size: int) -> TensorEntry:
+    """One header entry, checked: a known dtype, a shape of non-negative
+    ints, and a byte range inside the data that fits the shape exactly."""
+    if not isinstance(info, dict):
+        raise FileFormatError(f"{path}: header entry {name!r} is not an object")
+    try:
+        dt = dtypes.from_safetensors(info.get("dtype"))
+    except DtypeError as exc:
+        raise FileFormatError(f"{path}: tensor {name!r}: {exc}") from None
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise FileFormatError(f"{path}: tensor {name!r} has a malformed shape {shape!r}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_size):
+        raise FileFormatError(f"{path}: tensor {name!r} has byte range {offsets!r} outside the "
+                              f"{data_size} data bytes")
+    nbytes = math.prod(shape) * dt.itemsize
+    if offsets[1] - offsets[0] != nbytes:
+        raise FileFormatError(f"{path}: tensor {name!r} of shape {tuple(shape)} and dtype "
+                              f"{dtypes.name(dt)} needs {nbytes} bytes, its range holds "
+                              f"{offsets[1] - offsets[0]}")
+    return TensorEntry(name, dt, tuple(shape), path, start + offsets[0], nbytes)
+
+
+class Checkpoint:
+    """A checkpoint opened and validated from its headers: one safetensors
+    file or a sharded set.  Nothing but headers has been read.
+
+    ``entries`` maps every tensor name to its :class:`TensorEntry`;
+    ``metadata`` is the file's ``__metadata__`` (a sharded set: the first
+    shard's, plus the index's ``metadata`` under ``index.*`` keys);
+    ``files`` are the safetensors files, in order."""
+
+    def __init__(self, path: Path, files: List[Path], entries: Dict[str, TensorEntry],
+                 metadata: Dict[str, str], index: Optional[Path] = None):
+        self.path = path
+        self.files = files
+        self.entries = entries
+        self.metadata = metadata
+        self.index = index
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def keys(self) -> List[str]:
+        return list(self.entries)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self.entries.values())
+
+    def array(self, name: str) -> np.ndarray:
+        """Tensor ``name`` as a read-only NumPy array mapped from the file
+        (no copy; pages are read as they are touched)."""
+        e = self.entries[name]
+        if e.nbytes == 0:
+            return np.empty(e.shape, e.dtype)
+        raw = np.memmap(e.path, dtype=np.uint8, mode="r", offset=e.offset, shape=(e.nbytes,))
+        return raw.view(e.dtype).reshape(e.shape)
+
+    def arrays(self) -> Iterator[Tuple[str, np.ndarray]]:
+        """Every tensor, one at a time, in file order."""
+        for name in self.entries:
+            yield name, self.array(name)
+
+    def __repr__(self) -> str:
+        return (f"Checkpoint({str(self.path)!r}, {len(self.entries)} tensors in {len(self.files)} "
+                f"file(s), {self.nbytes} bytes)")
+
+
+def open_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
+    """Open a safetensors file, a Hugging Face index or a folder holding one
+    (``model.safetensors.index.json`` first, then ``model.safetensors``, then
+    the folder's only ``.safetensors`` file), validating every header."""
+    if str(path) == "":
+        raise FileNotFoundError("an empty path names no checkpoint")
+    path = Path(path)
+    if path.is_dir():
+        path = _in_folder(path)
+    if path.name.endswith(".index.json"):
+        return _open_index(path)
+    entries, metadata, _ = read_header(path)
+    return Checkpoint(path, [path], entries, metadata)
+
+
+def _in_folder(folder: Path) -> Path:
+    for candidate in (INDEX_FILE, SINGLE_FILE):
+        if (folder / candidate).exists():
+            return folder / candidate
+    found = sorted(p for p in folder.glob("*.safetensors") if not p.name.startswith("."))
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if len(indexes) == 1:
+        return indexes[0]
+    if len(found) == 1:
+        return found[0]
+    raise FileNotFoundError(f"{folder} holds no {INDEX_FILE}, no {SINGLE_FILE}, and "
+                            f"{len(found)} other .safetensors files; name the file or the index")
+
+
+def _open_index(path: Path) -> Checkpoint:
+    """A sharded set: the index's ``weight_map`` names each tensor's shard.
+    Every shard must exist inside the index's folder and hold exactly the
+    tensors the index gives it (with the dtype, shape and bytes of its own
+    header)."""
+    _regular_file(path, "index")
+    if path.stat().st_size > MAX_HEADER_BYTES:
+        raise FileFormatError(f"{path} is too large to be a checkpoint index")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise FileFormatError(f"{path} is not a JSON checkpoint index") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in weight_map.items()):
+        raise FileFormatError(f"{path}: an index needs a 'weight_map' of tensor name -> shard file")
+    folder = path.parent
+    shards: Dict[str, List[str]] = {}
+    for name, shard in weight_map.items():
+        if Path(shard).is_absolute() or ".." in Path(shard).parts or "/" in shard or "\\" in shard:
+            raise FileFormatError(f"{path}: shard {shard!r} of {name!r} is not a file in the index's folder")
+        shards.setdefault(shard, []).append(name)
+    entries: Dict[str, TensorEntry] = {}
+    metadata: Dict[str, str] = {}
+    files = []
+    for shard, names in shards.items():
+        file = folder / shard
+        if not file.exists():
+            raise FileFormatError(f"{path} names shard {shard!r} (holding {names[0]!r}"
+                                  f"{' and %d more' % (len(names) - 1) if len(names) > 1 else ''}), "
+                                  "which is missing")
+        found, meta, _ = read_header(file)
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise FileFormatError(f"{path} says {shard} holds {missing[0]!r}"
+                                  f"{' and %d more' % (len(missing) - 1) if len(missing) > 1 else ''}, "
+                                  "but that shard does not")
+        for n in names:
+            entries[n] = found[n]
+        if not files:
+            metadata.update(meta)
+        files.append(file)
+    extra = index.get("metadata") or {}
+    if isinstance(extra, dict):
+        metadata.update({f"index.{k}": str(v) for k, v in extra.items()})
+    return Checkpoint(path, files, entries, metadata, index=path)
+
+
+# -- writing ----------------------------------------------------------------------
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 ** 12,
+          "KIB": 2 ** 10, "MIB": 2 ** 20, "GIB": 2 ** 30, "TIB": 2 ** 40}
+
+
+def parse_size(size: Union[int, str]) -> int:
+    """Bytes from an int or a Hugging Face size string (``"2GB"``, ``"500MiB"``)."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        if size <= 0:
+            raise ValueError(f"a shard size must be positive, got {size}")
+        return size
+    m = _SIZE.match(str(size))
+    if not m:
+        raise ValueError(f"cannot read {size!r} as a size; use bytes or e.g. '2GB', '500MiB'")
+    value = int(float(m.group(1)) * _UNITS[(m.group(2) or "B").upper()])
+    if value <= 0:
+        raise ValueError(f"a shard size must be positive, got {size!r}")
+    return value
+
+
+def _header_bytes(items: List[Tuple[str, np.dtype, tuple, int]], metadata: Dict[str, str]) -> bytes:
+    header: Dict[str, object] = {}
+    if metadata:
+        header["__metadata__"] = metadata
+    offset = 0
+    for name, dt, shape, nbytes in items:
+        header[name] = {"dtype": dtypes.to_safetensors(dt), "shape": list(shape),
+                        "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % HEADER_ALIGN)
+    return struct.pack("<Q", len(raw)) + raw
+
+
+@dataclass
+class PlannedTensor:
+    """A tensor to write: its name, dtype, shape, and how to get its array
+    (called once, while its bytes are written)."""
+
+    name: str
+    dtype: np.dtype
+    shape: Tuple[int, ...]
+    fetch: Callable[[], np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+
+def _temp_beside(target: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str],
+                on_tensor: Optional[Callable[[PlannedTensor, np.ndarray], None]]) -> None:
+    items = [(t.name, np.dtype(t.dtype), tuple(t.shape), t.nbytes) for t in tensors]
+    with open(tmp, "wb") as f:
+        f.write(_header_bytes(items, metadata))
+        for t in tensors:
+            array = np.asarray(t.fetch())
+            if array.dtype != t.dtype or tuple(array.shape) != tuple(t.shape):
+                raise FileFormatError(f"tensor {t.name!r} changed while it was saved "
+                                      f"({array.dtype} {array.shape}, planned {t.dtype} {t.shape})")
+            if not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array)
+            if array.nbytes:
+                f.write(memoryview(array.reshape(-1).view(np.uint8)))
+            if on_tensor is not None:
+                on_tensor(t, array)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_checkpoint(path: Union[str, os.PathLike], tensors: Iterable[PlannedTensor],
+                     metadata: Optional[Dict[str, str]] = None,
+                     max_shard_size: Union[int, str, None] = None,
+                     on_tensor: Optional[Callable[[PlannedTensor, np.ndarray], None]] = None,
+                     file_metadata: Optional[Callable[[List[PlannedTensor]], Dict[str, str]]] = None,
+                     ) -> List[Path]:
+    """Write ``tensors`` as one safetensors file at ``path``, or, with
+    ``max_shard_size``, as Hugging Face's sharded layout in the folder
+    ``path`` (created if needed).  Returns the files written (the index
+    last).  Every file is written to a temporary name and renamed into
+    place once all are complete.  ``on_tensor(t, array)`` sees each array
+    as it is written (integrity hashes, progress); ``file_metadata(tensors)``
+    adds per-file metadata (computed after that file's tensors are known)."""
+    tensors = list(tensors)
+    metadata = dict(metadata or {})
+    if str(path) == "":
+        raise FileNotFoundError("an empty path names no file to write")
+    path = Path(path)
+    if max_shard_size is None:
+        target = _resolve_target(path)
+        return [_commit_files([(target, tensors)], metadata, on_tensor, file_metadata)[0]]
+    limit = parse_size(max_shard_size)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"a sharded checkpoint is a folder; {path} is a file")
+    path.mkdir(parents=True, exist_ok=True)
+    groups: List[List[PlannedTensor]] = [[]]
+    size = 0
+    for t in tensors:   # greedy, in order, as save_pretrained does
+        if groups[-1] and size + t.nbytes > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(t)
+        size += t.nbytes
+    n = len(groups)
+    names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    written = _commit_files([(path / nm, g) for nm, g in zip(names, groups)], metadata, on_tensor,
+                            file_metadata, index=path / INDEX_FILE, index_doc={
+                                "metadata": {"total_size": sum(t.nbytes for t in tensors)},
+                                "weight_map": {t.name: nm for nm, g in zip(names, groups) for t in g}})
+    _remove_stale_shards(path, set(names))
+    return written
+
+
+_SHARD_NAME = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
+
+
+def _remove_stale_shards(folder: Path, keep: set) -> None:
+    """Shards of an earlier save with another shard count, which the new
+    index no longer names (``save_pretrained`` removes them too)."""
+    for p in folder.iterdir():
+        if _SHARD_NAME.match(p.name) and p.name not in keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _resolve_target(path: Path) -> Path:
+    """The file a save writes: through a symlink to its target (the link
+    stays a link); a folder is an error unless sharding was asked for."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: pass a file name, or max_shard_size= for a "
+                                "sharded checkpoint in that folder")
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        raise FileFormatError(f"{path} is not a regular file; refusing to write over it")
+    return Path(os.path.realpath(path))
+
+
+def _commit_files(plan: List[Tuple[Path, List[PlannedTensor]]], metadata: Dict[str, str], on_tensor,
+                  file_metadata, index: Optional[Path] = None, index_doc=None) -> List[Path]:
+    """Write every file of ``plan`` (and the index) to temporaries, then
+    rename them all into place; on any error remove the temporaries."""
+    temps: List[Tuple[Path, Path]] = []
+    try:
+        for target, group in plan:
+            tmp = _temp_beside(target)
+            temps.append((tmp, target))
+            meta = dict(metadata)
+            if file_metadata is not None:
+                meta.update(file_metadata(group))
+            _write_file(tmp, group, meta, on_tensor)
+        if index is not None:
+            tmp = _temp_beside(index)
+            temps.append((tmp, index))
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(index_doc, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, target in temps:
+            _keep_mode(tmp, target)
+            os.replace(tmp, target)   # atomic per file on POSIX: readers see old or new
+    except BaseException:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    return [target for _, target in temps]
+
+
+def _keep_mode(tmp: Path, target: Path) -> None:
+    """A replaced file keeps its permissions; a new one gets the umask's
+    (mkstemp creates 0600, which would hide a shared checkpoint)."""
+    if target.exists():
+        mode = stat.S_IMODE(target.stat().st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
