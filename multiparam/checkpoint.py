@@ -185,7 +185,9 @@ class Checkpoint:
         (no copy; pages are read as they are touched)."""
         e = self.entries[name]
         if e.nbytes == 0:
-            return np.empty(e.shape, e.dtype)
+            empty = np.empty(e.shape, e.dtype)
+            empty.flags.writeable = False
+            return empty
         raw = np.memmap(e.path, dtype=np.uint8, mode="r", offset=e.offset, shape=(e.nbytes,))
         return raw.view(e.dtype).reshape(e.shape)
 
@@ -334,6 +336,9 @@ def _temp_beside(target: Path) -> Path:
 
 def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str],
                 on_tensor: Optional[Callable[[PlannedTensor, np.ndarray], None]]) -> None:
+    # widest dtypes first (stable), as safetensors does: every tensor then
+    # starts at a multiple of its itemsize, so memory maps of it are aligned
+    tensors = sorted(tensors, key=lambda t: -np.dtype(t.dtype).itemsize)
     items = [(t.name, np.dtype(t.dtype), tuple(t.shape), t.nbytes) for t in tensors]
     with open(tmp, "wb") as f:
         f.write(_header_bytes(items, metadata))

@@ -1,0 +1,216 @@
+"""Checkpoint files (multiparam.checkpoint), framework-free: validated from
+headers, read as safetensors writes them, written as safetensors reads
+them, and every malformed file refused with nothing read past its header."""
+import json
+import os
+import stat
+import struct
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from multiparam import checkpoint as C
+
+ARRAYS = {
+    "embed.weight": np.arange(12, dtype=np.float32).reshape(3, 4),
+    "0.bias": np.array([1.5, -2.0], dtype=np.float64),
+    "steps": np.array(7, dtype=np.int64),
+    "mask": np.array([True, False, True]),
+    "empty": np.zeros((0, 3), dtype=np.float16),
+}
+
+
+def planned(arrays):
+    return [C.PlannedTensor(k, a.dtype, a.shape, (lambda a=a: a)) for k, a in arrays.items()]
+
+
+@pytest.fixture
+def reference_file(tmp_path):
+    """A file written by the safetensors library itself."""
+    path = tmp_path / "ref.safetensors"
+    save_file(ARRAYS, str(path), metadata={"format": "np"})
+    return path
+
+
+def test_reads_what_safetensors_writes(reference_file):
+    ck = C.open_checkpoint(reference_file)
+    assert ck.metadata == {"format": "np"}
+    assert sorted(ck.keys()) == sorted(ARRAYS)
+    for name, want in ARRAYS.items():
+        got = ck.array(name)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        assert not got.flags.writeable
+
+
+def test_safetensors_reads_what_it_writes(tmp_path):
+    path = tmp_path / "ours.safetensors"
+    C.write_checkpoint(path, planned(ARRAYS), metadata={"origin": "test"})
+    got = load_file(str(path))
+    assert sorted(got) == sorted(ARRAYS)
+    for name, want in ARRAYS.items():
+        np.testing.assert_array_equal(got[name], want)
+
+
+@pytest.mark.parametrize("limit", [1, "40B", 10 ** 6])
+def test_sharded_layout_round_trip(tmp_path, limit):
+    folder = tmp_path / "sharded"
+    written = C.write_checkpoint(folder, planned(ARRAYS), max_shard_size=limit)
+    assert written[-1].name == C.INDEX_FILE
+    index = json.loads(written[-1].read_text())
+    assert set(index["weight_map"]) == set(ARRAYS)
+    assert index["metadata"]["total_size"] == sum(a.nbytes for a in ARRAYS.values())
+    merged = {}
+    for shard in sorted(set(index["weight_map"].values())):
+        merged.update(load_file(str(folder / shard)))
+    for name, want in ARRAYS.items():
+        np.testing.assert_array_equal(merged[name], want)
+    ck = C.open_checkpoint(folder)          # the folder finds its index
+    assert ck.index == folder / C.INDEX_FILE
+    for name, want in ARRAYS.items():
+        np.testing.assert_array_equal(ck.array(name), want)
+
+
+def test_a_smaller_sharded_save_removes_the_old_shards(tmp_path):
+    folder = tmp_path / "sharded"
+    C.write_checkpoint(folder, planned(ARRAYS), max_shard_size=1)
+    C.write_checkpoint(folder, planned(ARRAYS), max_shard_size=10 ** 6)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "model-00001-of-00001.safetensors", C.INDEX_FILE]
+
+
+@pytest.mark.parametrize("text, expected", [("2GB", 2 * 10 ** 9), ("500MiB", 500 * 2 ** 20),
+                                            ("1.5kb", 1500), (64, 64), ("10", 10)])
+def test_sizes_read_as_hugging_face_writes_them(text, expected):
+    assert C.parse_size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["two GB", "-1GB", 0, "5 parsecs"])
+def test_bad_sizes_are_refused(bad):
+    with pytest.raises(ValueError):
+        C.parse_size(bad)
+
+
+def _raw_file(path, header: dict, data: bytes, length=None):
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
+    return path
+
+
+MALFORMED = {
+    "header longer than the file": (dict(a={"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}), b"\0" * 4, 2 ** 40),
+    "header length 2^64-1": ({}, b"", 2 ** 64 - 1),
+    "unknown dtype": (dict(a={"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}), b"\0" * 16, None),
+    "negative dim": (dict(a={"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}), b"\0" * 4, None),
+    "range past the data": (dict(a={"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}), b"\0" * 4, None),
+    "range not the shape's size": (dict(a={"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}), b"\0" * 4, None),
+    "overlap": (dict(a={"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                     b={"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}), b"\0" * 8, None),
+    "gap": (dict(a={"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}), b"\0" * 8, None),
+    "trailing bytes": (dict(a={"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}), b"\0" * 9, None),
+    "metadata not strings": ({"__metadata__": {"ties": 5}}, b"", None),
+    "header not an object": ([1, 2], b"", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_files_are_refused_from_the_header(tmp_path, case):
+    header, data, length = MALFORMED[case]
+    path = _raw_file(tmp_path / "bad.safetensors", header, data, length)
+    with pytest.raises(C.FileFormatError):
+        C.open_checkpoint(path)
+
+
+def test_not_json_and_too_short(tmp_path):
+    short = tmp_path / "short.safetensors"
+    short.write_bytes(b"\x01\x02")
+    with pytest.raises(C.FileFormatError, match="too short"):
+        C.open_checkpoint(short)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(struct.pack("<Q", 4) + b"\xff\xfe{]")
+    with pytest.raises(C.FileFormatError, match="not JSON"):
+        C.open_checkpoint(garbage)
+
+
+def test_special_files_and_empty_paths_are_refused_at_once(tmp_path):
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(C.FileFormatError, match="not a regular file"):
+        C.open_checkpoint(fifo)        # would block for ever if opened
+    with pytest.raises(FileNotFoundError, match="empty path"):
+        C.open_checkpoint("")
+    with pytest.raises(FileNotFoundError):
+        C.open_checkpoint(tmp_path / "missing.safetensors")
+    (tmp_path / "empty-folder").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no"):
+        C.open_checkpoint(tmp_path / "empty-folder")
+
+
+def test_index_naming_a_missing_shard(tmp_path):
+    folder = tmp_path / "s"
+    C.write_checkpoint(folder, planned(ARRAYS), max_shard_size=1)
+    victim = sorted(folder.glob("model-*.safetensors"))[1]
+    victim.unlink()
+    with pytest.raises(C.FileFormatError, match="missing"):
+        C.open_checkpoint(folder)
+
+
+def test_shard_missing_a_tensor_the_index_lists(tmp_path):
+    folder = tmp_path / "s"
+    C.write_checkpoint(folder, planned(ARRAYS), max_shard_size=10 ** 6)
+    index = json.loads((folder / C.INDEX_FILE).read_text())
+    index["weight_map"]["ghost.weight"] = "model-00001-of-00001.safetensors"
+    (folder / C.INDEX_FILE).write_text(json.dumps(index))
+    with pytest.raises(C.FileFormatError, match="ghost.weight"):
+        C.open_checkpoint(folder)
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "sub/dir.safetensors"])
+def test_index_cannot_reach_outside_its_folder(tmp_path, shard):
+    index = tmp_path / C.INDEX_FILE
+    index.write_text(json.dumps({"weight_map": {"w": shard}}))
+    with pytest.raises(C.FileFormatError, match="not a file in the index's folder"):
+        C.open_checkpoint(index)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporaries(tmp_path):
+    path = tmp_path / "w.safetensors"
+    C.write_checkpoint(path, planned(ARRAYS))
+    before = path.read_bytes()
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    bad = planned(ARRAYS) + [C.PlannedTensor("late", np.dtype(np.float32), (2,), broken)]
+    with pytest.raises(RuntimeError):
+        C.write_checkpoint(path, bad)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+def test_permissions_of_a_replaced_file_are_kept_and_new_files_follow_the_umask(tmp_path):
+    path = tmp_path / "w.safetensors"
+    C.write_checkpoint(path, planned(ARRAYS))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    C.write_checkpoint(path, planned(ARRAYS))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_symlink_is_written_through(tmp_path):
+    target = tmp_path / "real.safetensors"
+    C.write_checkpoint(target, planned({"a": np.ones(2, np.float32)}))
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(target)
+    C.write_checkpoint(link, planned(ARRAYS))
+    assert link.is_symlink()
+    assert sorted(load_file(str(target))) == sorted(ARRAYS)
+
+
+def test_a_folder_is_not_a_file_to_write(tmp_path):
+    with pytest.raises(IsADirectoryError, match="max_shard_size"):
+        C.write_checkpoint(tmp_path, planned(ARRAYS))
