@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import CapabilityError
 
 # Layout tags: how a native array differs from the canonical (PyTorch) layout.
@@ -592,7 +593,7 @@ class Adapter:
         if isinstance(ref, Composite):
             return False
         shape, dtype = self.native_shape(state, ref), self.dtype(state, ref)
-        if shape is None or None in shape or dtype is None or dtype.kind != "f":
+        if shape is None or None in shape or not dtypes.is_floating(dtype):
             return False
         if type(initializer).__name__ == "Constant":
             value = np.full(shape, initializer.value, dtype)

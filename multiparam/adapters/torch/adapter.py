@@ -20,8 +20,9 @@ from torch.nn.parameter import is_lazy
 from torch.nn.utils import parametrize
 
 from ... import initializers as I
-from ...errors import CapabilityError
+from ...errors import CapabilityError, DtypeError
 from ..base import Adapter, LayerNode, ParamSlot
+from . import tensors
 from .builders import BUILDERS
 
 # canonical role of a torch attribute, per layer family (else the attribute name)
@@ -117,12 +118,6 @@ def _tensor(ref) -> torch.Tensor:
     return t
 
 
-_NP_DTYPES = {
-    torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64,
-    torch.int8: np.int8, torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64,
-    torch.uint8: np.uint8, torch.bool: np.bool_, torch.complex64: np.complex64,
-    torch.complex128: np.complex128,
-}
 
 
 class TorchAdapter(Adapter):
@@ -207,7 +202,7 @@ class TorchAdapter(Adapter):
             return state(self._input(x))
 
     def to_numpy(self, array: Any) -> np.ndarray:
-        return array.detach().cpu().numpy()
+        return tensors.to_numpy(array)
 
     # -- storage primitives ------------------------------------------------------
     def array_shape(self, state, ref) -> Optional[tuple]:
@@ -216,18 +211,17 @@ class TorchAdapter(Adapter):
 
     def array_dtype(self, state, ref) -> Optional[np.dtype]:
         t = _tensor(ref)
-        np_type = _NP_DTYPES.get(t.dtype)
-        if np_type is None:
-            raise CapabilityError("torch", f"show {t.dtype} as NumPy", "NumPy has no such dtype")
-        return np.dtype(np_type)
+        try:
+            return tensors.numpy_dtype(t.dtype)
+        except DtypeError as exc:
+            raise CapabilityError("torch", f"show {t.dtype} as NumPy", str(exc)) from None
 
     def read_array(self, state, ref) -> np.ndarray:
         # detach().numpy() shares memory with the parameter on CPU: no copy.
         # The ndarray is a fresh object, so mark it read-only here and the
         # handle need not make a read-only view of it; .cpu() only off the
         # CPU (it costs ~1 us even on CPU).
-        t = _tensor(ref).detach()
-        a = (t if t.is_cpu else t.cpu()).numpy()
+        a = tensors.to_numpy(_tensor(ref))
         a.setflags(write=False)
         return a
 
@@ -236,14 +230,14 @@ class TorchAdapter(Adapter):
         with torch.no_grad(), warnings.catch_warnings():  # an in-place edit, as torch's .data idiom
             # a read-only (borrowed) array is only read here: copy_ copies it
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            t.copy_(value if isinstance(value, torch.Tensor) else torch.from_numpy(value))
+            t.copy_(value if isinstance(value, torch.Tensor) else tensors.from_numpy(value))
 
     def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)
 
     def array_grad(self, state, ref) -> Optional[np.ndarray]:
         g = _tensor(ref).grad
-        return None if g is None else g.detach().cpu().numpy()
+        return None if g is None else tensors.to_numpy(g)
 
     def grad_key(self, state, ref):
         return id(_tensor(ref))
@@ -267,8 +261,8 @@ class TorchAdapter(Adapter):
                 for b, old in saved:
                     if b.shape == old.shape:
                         b.copy_(old)
-        return {id(p): (np.zeros(tuple(p.shape), dtype=_NP_DTYPES[p.dtype]) if g is None
-                        else g.detach().cpu().numpy()) for p, g in zip(params, grads)}
+        return {id(p): (np.zeros(tuple(p.shape), dtype=tensors.numpy_dtype(p.dtype)) if g is None
+                        else tensors.to_numpy(g)) for p, g in zip(params, grads)}
 
     def reduce_sum(self, out):
         outs = out if isinstance(out, (tuple, list)) else (out,)
@@ -315,7 +309,7 @@ class TorchAdapter(Adapter):
     # -- initialisation (native mode) --
     def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):
         """``torch.nn.init`` into a fresh tensor with a seeded ``torch.Generator``."""
-        t = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
+        t = torch.empty(shape, dtype=tensors.torch_dtype(dtype))
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             if kind == "uniform":

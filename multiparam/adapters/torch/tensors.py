@@ -1,0 +1,66 @@
+"""torch tensors as NumPy arrays and back, every dtype checkpoints use.
+
+NumPy has no bfloat16 or float8, so ``Tensor.numpy()`` refuses them.  They
+cross as their raw bits instead: a bfloat16 tensor is viewed as int16,
+handed to NumPy (no copy) and viewed as ``ml_dtypes.bfloat16``; the way
+back views the bits the other way.  Values are never converted, so every
+read, write, file and transfer is bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ... import dtypes
+
+#: torch dtype -> NumPy dtype name, for the dtypes NumPy itself has
+_PLAIN = {
+    torch.float16: "float16", torch.float32: "float32", torch.float64: "float64",
+    torch.int8: "int8", torch.int16: "int16", torch.int32: "int32", torch.int64: "int64",
+    torch.uint8: "uint8", torch.bool: "bool", torch.complex64: "complex64",
+    torch.complex128: "complex128",
+}
+#: torch dtype -> (ml_dtypes name, the same-width integer dtype that carries its bits)
+_BITS = {
+    torch.bfloat16: ("bfloat16", torch.int16),
+    torch.float8_e4m3fn: ("float8_e4m3fn", torch.uint8),
+    torch.float8_e5m2: ("float8_e5m2", torch.uint8),
+}
+_BY_NAME = {**{n: t for t, n in _PLAIN.items()}, **{n: t for t, (n, _) in _BITS.items()}}
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The NumPy dtype of a torch dtype (ml_dtypes for bfloat16 and float8)."""
+    if dtype in _PLAIN:
+        return np.dtype(_PLAIN[dtype])
+    if dtype in _BITS:
+        return dtypes.dtype(_BITS[dtype][0])
+    raise dtypes.DtypeError(f"torch {dtype} has no NumPy counterpart multiparam knows")
+
+
+def torch_dtype(dtype: np.dtype) -> torch.dtype:
+    """The torch dtype of a NumPy (or ml_dtypes) dtype."""
+    found = _BY_NAME.get(np.dtype(dtype).name)
+    if found is None:
+        raise dtypes.DtypeError(f"torch has no dtype for NumPy {np.dtype(dtype).name}")
+    return found
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A detached CPU tensor as NumPy, sharing its memory (no copy on CPU)."""
+    t = t.detach()
+    if not t.is_cpu:
+        t = t.cpu()
+    if t.dtype in _BITS:
+        name, carrier = _BITS[t.dtype]
+        return t.view(carrier).numpy().view(dtypes.dtype(name))
+    return t.numpy()
+
+
+def from_numpy(a: np.ndarray) -> torch.Tensor:
+    """A NumPy array as a tensor sharing its memory (bits for ml_dtypes)."""
+    target = torch_dtype(a.dtype)
+    if target in _BITS:
+        carrier = _BITS[target][1]
+        bits = np.dtype(torch.empty(0, dtype=carrier).numpy().dtype)
+        return torch.from_numpy(a.view(bits)).view(target)
+    return torch.from_numpy(a)
