@@ -10,22 +10,23 @@ is imported the first time a model of that framework is wrapped or built.
 """
 from . import init, layout, nn
 from .backend import get_backend, set_backend, use_backend
+from .backend_spec import BackendSpec
 from .errors import (
     BackendNotInstalledError, CapabilityError, DtypeError, MultiparamError, NotMaterializedError,
     ReadOnlyError, ShapeError, UnknownBackendError, UnknownNameError, UnsupportedModelError,
 )
-from .io import FileFormatError, load, save
-from .model import Layer, Model, wrap
+from .io import FileFormatError, load, save, transfer
+from .layer import Layer
+from .model import Model, wrap
 from .param import Param
 from .registry import available_backends
-from .state import IncompatibleKeys, LoadError, StateDict, transfer
-
-__version__ = "0.1.0"
+from .state import IncompatibleKeys, LoadError, StateDict
+from .version import __version__
 
 __all__ = [
     "nn", "init", "wrap", "save", "load", "transfer", "StateDict", "IncompatibleKeys",
     "LoadError", "FileFormatError", "Model", "Layer", "Param",
-    "available_backends", "get_backend", "set_backend", "use_backend",
+    "available_backends", "get_backend", "set_backend", "use_backend", "BackendSpec",
     "MultiparamError", "UnknownBackendError", "BackendNotInstalledError", "UnsupportedModelError",
     "UnknownNameError", "ShapeError", "DtypeError", "NotMaterializedError", "ReadOnlyError",
     "CapabilityError",

@@ -6,10 +6,9 @@ import contextvars
 import os
 from typing import Iterator, Optional
 
-from .registry import check_name
+from .registry import check_name, default_backend
 
 ENV_VAR = "MULTIPARAM_BACKEND"
-DEFAULT = "torch"
 
 # A ContextVar, so use_backend() is local to the thread / asyncio task that
 # entered it and set_backend() in one task does not leak into another.
@@ -18,15 +17,15 @@ _current: contextvars.ContextVar = contextvars.ContextVar("multiparam_backend", 
 
 def get_backend() -> str:
     """The current backend: the innermost use_backend(), else set_backend(),
-    else $MULTIPARAM_BACKEND, else "torch".  A bad name in the environment
-    variable is an error listing the known names."""
+    else $MULTIPARAM_BACKEND, else the first built-in backend (torch).  A
+    bad name in the environment variable is an error listing the known names."""
     name = _current.get()
     if name is not None:
         return name
     env = os.environ.get(ENV_VAR)
     if env:
         return check_name(env.strip())
-    return DEFAULT
+    return default_backend()
 
 
 def set_backend(name: str) -> None:

@@ -2,11 +2,11 @@
 
 The adapter computes fresh gradients with the framework's own autograd and
 returns them keyed by parameter identity; here they get canonical names and
-layout, and are kept on the handle so ``Param.grad`` can show the last one.
+layout, and the Model handle keeps them so ``Param.grad`` can show the last one.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Hashable, Tuple
 
 import numpy as np
 
@@ -17,29 +17,31 @@ LOSSES = (None, "sum", "mean", "mse")
 
 
 def model_grad(model, x: Any, loss: Any = None, target: Any = None,
-               train: bool = False) -> Dict[str, np.ndarray]:
+               train: bool = False) -> Tuple[Dict[str, np.ndarray], Dict[Hashable, Any]]:
+    """Fresh gradients of ``model`` (see ``Model.grad``): returns
+    ``({canonical name: read-only canonical gradient}, {storage ident:
+    native gradient})``; the handle keeps the second for ``Param.grad``."""
     if not (loss in LOSSES or callable(loss)):
         raise ValueError(f"unknown loss {loss!r}; use None (sum of outputs), 'sum', 'mean', "
                          "'mse' (needs target=) or a callable loss(output, target)")
     if loss == "mse" and target is None:
         raise ValueError("loss='mse' needs target=")
-    params = model.named_parameters()
-    if not any(p.trainable for p in params.values()):
+    if not any(p.trainable for p in model.named_parameters().values()):
         raise MultiparamError("the model has no trainable parameters to differentiate")
-    raw = model.adapter.grad(model._state, x, loss=loss, target=target, train=bool(train))
-    if not model._materialized:
-        model.refresh()  # the forward may have materialised lazy shapes
-        params = model.named_parameters()
+    raw = model.adapter.grad(model.adapter_state, x, loss=loss, target=target, train=bool(train))
+    # asked again: the forward may have materialised lazy shapes (the index is
+    # rebuilt until every shape is known, and cached after)
+    params = model.named_parameters()
     out: Dict[str, np.ndarray] = {}
-    grads = {}
+    by_ident: Dict[Hashable, Any] = {}
     for name, p in params.items():
-        g = raw.get(p._key)
+        ident = p.ident
+        g = raw.get(ident)
         if g is None:
             continue
-        grads[p._key] = g
-        canon = _layout.to_canonical(np.asarray(g), p._slot.layout)
+        by_ident[ident] = g
+        canon = _layout.to_canonical(np.asarray(g), p.slot.layout)
         canon = canon.view()
         canon.flags.writeable = False
         out[name] = canon
-    model._grads = grads
-    return out
+    return out, by_ident

@@ -53,19 +53,23 @@ variables pytree in the handle (``m.flax.variables``), used by the next ``m(X)``
 """
 from __future__ import annotations
 
+import re
 import zlib
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .errors import InitError, NotMaterializedError, ShapeError, DtypeError
+from .errors import DtypeError, InitError
 from .initializers import (  # noqa: F401  (re-exported as mp.init.*)
     BY_NAME, Constant, FrameworkDefault, Function, Initializer, Normal, Orthogonal,
     TruncatedNormal, Uniform, VarianceScaling, ZeroRows, by_name, calculate_gain, constant,
     framework_default, kaiming_normal, kaiming_uniform, lecun_normal, normal, ones, orthogonal,
     truncated_normal, uniform, variance_scaling, xavier_normal, xavier_uniform, zeros,
 )
-from .param import Param, check_cast
+from .layer import Layer
+from .param import Param
+from .spec import Spec
+from .transaction import WritePlan
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
@@ -130,17 +134,17 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
     seed = int(seed)
 
     targets = _select(model, where)
+    plan = _InitPlan()
     for param, _node, _exact in targets:          # deferred shapes: raise, change nothing
-        if not param.materialized:
-            raise NotMaterializedError(param.name, param.shape)
+        plan.require_materialized(param)
 
-    # 1. plan: which initializer each parameter gets, resolved on its canonical shape
-    adapter, state = model.adapter, model._state
-    plan: List[Tuple[Param, Tuple[int, ...], Initializer]] = []
+    # 1. which initializer each parameter gets, resolved on its canonical shape
+    adapter, state = model.adapter, model.adapter_state
+    chosen_for: List[Tuple[Param, Tuple[int, ...], Initializer]] = []
     missing = []
     for param, node, exact in targets:
         if isinstance(init, FrameworkDefault):
-            chosen = adapter.framework_default(state, node, param._slot)
+            chosen = adapter.framework_default(state, node, param.slot)
             if chosen is None:
                 missing.append(f"{param.name} ({node.native_type})")
                 continue
@@ -153,43 +157,50 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
             resolved = chosen.resolve(shape)
         except ValueError as e:
             raise InitError(f"cannot initialise {param.name!r} (shape {shape}) with {chosen!r}: {e}") from None
-        plan.append((param, shape, resolved))
+        chosen_for.append((param, shape, resolved))
     if missing:
         raise InitError(f"{adapter.name} has no known default initialiser for: {', '.join(missing)}; "
                         "select other parameters with where=, or give these an initializer")
 
     # 2. draw and check every value that cannot go through a native hook, before any write
-    values: Dict[int, np.ndarray] = {}
-    for param, shape, resolved in plan:
+    native = []
+    for param, shape, resolved in chosen_for:
         if mode == "native" and resolved.builtin:
-            continue
-        values[id(param)] = _draw(param, shape, resolved, seed)
+            native.append((param, shape, resolved))
+        else:
+            plan.add(param, _draw(param, shape, resolved, seed), source=resolved)
 
-    # 3. write
-    for param, shape, resolved in plan:
-        arr = values.pop(id(param), None)
-        if arr is None:
-            if adapter.native_init(state, param._slot.ref, resolved, native_seed(seed, param.name)):
-                continue
-            arr = _draw(param, shape, resolved, seed)   # a built-in the framework lacks
-        param._write_canonical(arr)   # tiled transpose for (in, out) kernels: param._contiguous
+    # 3. write: the framework's own random ops, then the checked values
+    for param, shape, resolved in native:
+        if not adapter.native_init(state, param.slot.ref, resolved, native_seed(seed, param.name)):
+            # a built-in the framework lacks: drawn portably, as in step 2
+            plan.add(param, _draw(param, shape, resolved, seed), source=resolved)
+    plan.commit()
     return model
 
 
 def _draw(param: Param, shape: tuple, init: Initializer, seed: int) -> np.ndarray:
-    """Portable values for one parameter, checked and cast to its dtype."""
+    """Portable values for one parameter (checked by ``_InitPlan.add``)."""
     out = init.sample(shape, param_rng(seed, param.name), param.name)
-    if not isinstance(out, np.ndarray):
-        out = np.asarray(out)
-    if tuple(out.shape) != shape:
-        raise ShapeError(f"{init!r} returned shape {tuple(out.shape)} for {param.name!r}, "
-                         f"which has shape {shape}; nothing was written")
-    if out.dtype.kind not in "biuf":
-        raise DtypeError(f"{init!r} returned dtype {out.dtype} for {param.name!r}; return real "
-                         "numbers (float or int); nothing was written")
-    dtype = param.dtype
-    check_cast(out.dtype, dtype, repr(param.name))
-    return out.astype(dtype, copy=False)
+    return out if isinstance(out, np.ndarray) else np.asarray(out)
+
+
+class _InitPlan(WritePlan):
+    """An initializer's values, checked like any write; a refusal names the
+    initializer (a user's function may return anything), and the values must
+    be real numbers."""
+
+    __slots__ = ()
+
+    def shape_message(self, param: Param, shape: tuple, source: Initializer) -> str:
+        return (f"{source!r} returned shape {shape} for {param.name!r}, which has shape "
+                f"{tuple(param.shape)}; nothing was written")
+
+    def check_dtype(self, param: Param, dtype: np.dtype, source: Any = None) -> np.dtype:
+        if np.dtype(dtype).kind not in "biuf":
+            raise DtypeError(f"{source!r} returned dtype {dtype} for {param.name!r}; return real "
+                             "numbers (float or int); nothing was written")
+        return super().check_dtype(param, dtype, source)
 
 
 def _is_weight(param: Param) -> bool:
@@ -206,16 +217,12 @@ def _is_weight(param: Param) -> bool:
 def _select(model: "Model", where: Any) -> List[Tuple[Param, Any, bool]]:
     """[(param, owning LayerNode, exact)] each parameter once, in model order;
     ``exact`` means the initializer applies as is (no weight/neutral split)."""
-    from .model import Layer
-    from .nn import Spec
-
-    index = model._index()
+    index = model.index()
     # each parameter once (a transposed tie's name resolves to the shared
     # Param), with the layer of its first untransposed name
     owner: Dict[int, Tuple[Param, Any]] = {}
     for name, (slot, node) in index.slots.items():
-        p = index.params[name]
-        p = getattr(p, "_primary", p)
+        p = index.params[name].primary
         if id(p) not in owner or name == p.name:
             owner[id(p)] = (p, node)
 
@@ -231,8 +238,6 @@ def _select(model: "Model", where: Any) -> List[Tuple[Param, Any, bool]]:
     if where is None:
         return [(p, node, False) for p, node in owner.values()]
     if isinstance(where, str):
-        import re
-
         try:
             rx = re.compile(where)
         except re.error as e:
@@ -244,11 +249,11 @@ def _select(model: "Model", where: Any) -> List[Tuple[Param, Any, bool]]:
                             f"canonical name); names: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}")
         return out
     if isinstance(where, Param):
-        if where._model is not model or id(where) not in owner:
+        if where.model is not model or id(where) not in owner:
             raise InitError(f"{where.name!r} is a parameter of another model")
         return [(where, owner[id(where)][1], True)]
     if isinstance(where, Layer):
-        if where._model is not model:
+        if where.model is not model:
             raise InitError(f"layer {where.path!r} belongs to another model")
         out = subtree([where])
         if not out:

@@ -1,4 +1,6 @@
-"""Portable files: ``save`` and ``load`` in safetensors, canonical names and layout.
+"""Moving parameters: ``save`` and ``load`` in portable safetensors files,
+and ``transfer`` from one model to another (any backend to any backend),
+canonical names and layout throughout.
 
 Why safetensors: loading it never runs code (unlike pickle-based formats), it
 is read by every framework's ecosystem, and it is a plain header plus raw
@@ -22,7 +24,9 @@ from typing import Dict, Union
 import numpy as np
 
 from .errors import MultiparamError
-from .state import StateDict, load_state_dict, state_dict
+from .model import Model, wrap
+from .state import IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
+from .version import __version__
 
 FORMAT = "multiparam"
 FORMAT_VERSION = 1
@@ -47,9 +51,7 @@ def _digest(arrays: Dict[str, np.ndarray]) -> str:
 def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend: str = "",
                ties=()) -> Path:
     """Write a canonical state dict to ``path`` atomically."""
-    from safetensors.numpy import save_file
-
-    from . import __version__
+    from safetensors.numpy import save_file   # optional dependency (multiparam[io])
 
     arrays = {k: np.ascontiguousarray(v) for k, v in sd.items()}
     meta = {
@@ -78,7 +80,7 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
 def read_state(path: Union[str, os.PathLike]) -> StateDict:
     """Read and verify a file written by ``save``; returns a StateDict with
     ``ties`` and ``backend`` set.  Raises FileFormatError for anything else."""
-    from safetensors import safe_open
+    from safetensors import safe_open   # optional dependency (multiparam[io])
 
     path = Path(path)
     if not path.exists():
@@ -114,13 +116,27 @@ def read_state(path: Union[str, os.PathLike]) -> StateDict:
 
 def save(model, path: Union[str, os.PathLike]) -> Path:
     """Save every parameter of ``model`` to a portable safetensors file."""
-    values = {}
-    for name, p in model.named_parameters().items():
-        values[name] = p.value        # read-only views: written out, never copied first
-    return save_state(values, path, backend=model.backend, ties=model.ties())
+    views = state_views(model)        # read-only views: written out, never copied first
+    return save_state(views, path, backend=views.backend, ties=views.ties)
 
 
 def load(model, path: Union[str, os.PathLike], strict: bool = True):
     """Load a file written by ``save`` (from any backend) into ``model``.
     The file is verified and every entry checked before anything is written."""
     return load_state_dict(model, read_state(path), strict=strict)
+
+
+def transfer(src, dst, strict: bool = True) -> IncompatibleKeys:
+    """Copy every parameter of ``src`` into ``dst``, any backend to any
+    backend (both Model handles, or anything ``mp.wrap`` takes).  The
+    architectures must match by canonical name and shape; the error names
+    the first parameter that does not fit, and ``dst`` is then unchanged."""
+    src = src if isinstance(src, Model) else wrap(src)
+    dst = dst if isinstance(dst, Model) else wrap(dst)
+    if src.native is dst.native:
+        # one model: its views would change under the writes, so copy first
+        return load_state_dict(dst, state_dict(src), strict=strict)
+    # no copy: the src's read-only values (zero-copy views on torch and JAX)
+    # go straight to the dst's writes, which copy them once into the dst's
+    # native layout (Param.write_validated)
+    return load_state_dict(dst, state_views(src), strict=strict)

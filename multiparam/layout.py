@@ -113,10 +113,20 @@ def output_to_canonical(y: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 def shape_to_canonical(shape: Optional[tuple], layout: Any) -> Optional[tuple]:
+    """A native shape in canonical layout (None stays None)."""
     if shape is None:
         return None
     axes = _to_canonical_axes(layout, len(shape))
     return tuple(shape) if axes is None else tuple(shape[a] for a in axes)
+
+
+def shape_to_native(shape: Optional[tuple], layout: Any) -> Optional[tuple]:
+    """A canonical shape in native layout (None stays None; unknown dims,
+    None, move with their axis): a shape hint shown before the build."""
+    if shape is None:
+        return None
+    axes = _to_canonical_axes(layout, len(shape))
+    return tuple(shape) if axes is None else tuple(shape[a] for a in _inverse(axes))
 
 
 def fans(shape: Tuple[int, ...]) -> Tuple[int, int]:

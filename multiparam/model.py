@@ -1,4 +1,4 @@
-"""The Model and Layer handles, and ``wrap``.
+"""The Model handle, and ``wrap``.
 
 A Model handle holds the native model, its adapter and the adapter's state,
 and an index built from the adapter's layer tree: canonical layer paths,
@@ -11,24 +11,36 @@ change the native model's structure yourself.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .errors import NotMaterializedError, UnknownNameError, UnsupportedModelError
-from .nn import Spec
-from .param import Param, TransposedParam, _fmt_shape
+from . import layout as _layout
+from .backend import get_backend
+from .errors import (
+    CapabilityError, DtypeError, MultiparamError, NotMaterializedError, ShapeError, UnknownNameError,
+    UnsupportedModelError,
+)
+from .gradients import model_grad
+from .init import init_model
+from .layer import Layer
+from .param import Param, TransposedParam
 from .registry import backend_of, load_adapter, supported_text
+from .spec import Spec
+from .state import IncompatibleKeys, StateDict, load_state_dict, state_dict
+from .summary import Summary
+from .transaction import WritePlan
 
 
-class _Index:
-    """Canonical view of one description of the native model."""
+class ModelIndex:
+    """Canonical view of one description of the native model (what
+    ``Model.index()`` returns; package-internal)."""
 
     def __init__(self, model: "Model", root):
-        self.layers: Dict[str, "Layer"] = {}
-        self.params: Dict[str, Param] = {}      # every canonical name, aliases included
-        self.unique: Dict[str, Param] = {}      # each parameter once, by its first name
-        self.slots: Dict[str, tuple] = {}       # every canonical name -> (slot, layer node)
+        self.layers: Dict[str, Layer] = {}      #: every layer by canonical path ("" the root)
+        self.params: Dict[str, Param] = {}      #: every canonical name, aliases included
+        self.unique: Dict[str, Param] = {}      #: each parameter once, by its first name
+        self.slots: Dict[str, tuple] = {}       #: every canonical name -> (slot, layer node)
         by_ident: Dict[Any, Param] = {}
 
         order = []   # (name, slot) in the framework's order
@@ -60,97 +72,6 @@ class _Index:
         self.root = self.layers[""]
 
 
-class Layer:
-    """One layer of a wrapped model, indexed like the framework's own
-    Sequential: ``m[0]``, ``m[0][1][0]``, ``m[0]["block 1"]``."""
-
-    def __init__(self, model: "Model", node, path: str):
-        self._model = model
-        self._node = node
-        self.path = path          #: canonical path from the root ("" for the root)
-
-    @property
-    def key(self) -> str:
-        return self._node.key
-
-    @property
-    def kind(self) -> str:
-        """Neutral kind (Dense, ReLU, Sequential, ...) or the native class name."""
-        return self._node.kind
-
-    @property
-    def native(self) -> Any:
-        """The framework's own layer object."""
-        return self._node.native
-
-    @property
-    def native_type(self) -> str:
-        return self._node.native_type
-
-    def _child_path(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def children(self) -> List["Layer"]:
-        index = self._model._index()
-        return [index.layers[self._child_path(c.key)] for c in self._node.children]
-
-    def __len__(self) -> int:
-        return len(self._node.children)
-
-    def __iter__(self) -> Iterator["Layer"]:
-        return iter(self.children())
-
-    def __getitem__(self, key: Union[int, str]) -> Union["Layer", Param]:
-        """A child layer by position or key, or one of this layer's own
-        parameters by role (``m[2]["bias"]``)."""
-        children = self._node.children
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            n = len(children)
-            if not -n <= key < n:
-                raise IndexError(f"layer {self.path or '<root>'!r} has {n} children; index {key} is out of range")
-            return self._model._index().layers[self._child_path(children[key].key)]
-        if isinstance(key, str):
-            index = self._model._index()
-            if any(c.key == key for c in children):
-                return index.layers[self._child_path(key)]
-            own = self.params()
-            if key in own:
-                return own[key]
-            known = [c.key for c in children] + list(own)
-            raise UnknownNameError(key, known, what=f"child or parameter of layer {self.path or '<root>'!r}")
-        raise TypeError(f"layers are indexed by int or str, not {type(key).__name__}")
-
-    def params(self) -> Dict[str, Param]:
-        """This layer's own parameters by role: ``{"weight": Param, "bias": Param}``."""
-        index = self._model._index()
-        return {slot.role: index.params[self._child_path(slot.role)] for slot in self._node.params}
-
-    def named_parameters(self, pattern: Optional[str] = None) -> Dict[str, Param]:
-        """Parameters of this layer and its descendants, named relative to it
-        (``net[0].named_parameters()`` gives ``weight``, ``bias``)."""
-        prefix = f"{self.path}." if self.path else ""
-        out: Dict[str, Param] = {}
-        seen = set()
-        for name, p in self._model._index().params.items():
-            if not name.startswith(prefix) or id(p) in seen:
-                continue
-            rel = name[len(prefix):]
-            if pattern is not None and not re.match(pattern, rel):
-                continue
-            seen.add(id(p))
-            out[rel] = p
-        return out
-
-    def init(self, initializer, seed: Optional[int] = None, **kw):
-        """Initialise this layer's parameters (see ``Model.init``)."""
-        return self._model.init(initializer, where=self, seed=seed, **kw)
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{r}{_fmt_shape(p.shape)}" for r, p in self.params().items())
-        return f"Layer({self.path or '<root>'!r}, kind={self.kind}, native={type(self.native).__name__}" + (
-            f", params: {params})" if params else ")")
-
-
 class Model:
     """A native model of any backend, seen through one interface."""
 
@@ -158,7 +79,7 @@ class Model:
         self.adapter = adapter
         self.native = native          #: the framework's own model object
         self._state = state
-        self._cache: Optional[_Index] = None
+        self._cache: Optional[ModelIndex] = None
         self._grads: dict = {}        # ident -> last gradient from m.grad (native layout)
 
     # -- basics -----------------------------------------------------------------
@@ -206,17 +127,36 @@ class Model:
 
     _materialized = False
 
-    def _index(self) -> _Index:
+    def index(self) -> ModelIndex:
+        """The canonical index of the native model (package-internal):
+        cached once every shape is known, rebuilt on each call before."""
         if self._cache is None or not self._materialized:
             root = self.adapter.describe(self._state)
             self._materialized = bool(self.adapter.is_materialized_tree(self._state, root))
-            self._cache = _Index(self, root)
+            self._cache = ModelIndex(self, root)
         return self._cache
+
+    @property
+    def materialized(self) -> bool:
+        """True when every parameter's shape was known at the last look at
+        the model (``index()``); stays True until ``refresh()``."""
+        return self._materialized
+
+    @property
+    def adapter_state(self) -> Any:
+        """What the adapter's hooks take as ``state`` (package-internal; see
+        ``Adapter.prepare``): the native model, or the Flax variables' holder."""
+        return self._state
+
+    def last_grad(self, ident: Hashable) -> Any:
+        """The gradient of the parameter with storage ``ident`` from the last
+        ``grad()`` call (native layout), or None (package-internal)."""
+        return self._grads.get(ident)
 
     # -- access -----------------------------------------------------------------
     def __getitem__(self, key: Union[int, str]) -> Union[Layer, Param]:
         """``m[2]`` a layer; ``m["2.bias"]`` a parameter; ``m["0.block 1"]`` a layer."""
-        index = self._index()
+        index = self.index()
         if isinstance(key, str):
             if key in index.params:
                 return index.params[key]
@@ -235,24 +175,24 @@ class Model:
             param.set(value)
 
     def __len__(self) -> int:
-        return len(self._index().root)
+        return len(self.index().root)
 
     def __iter__(self) -> Iterator[Layer]:
-        return iter(self._index().root)
+        return iter(self.index().root)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._index().params
+        return name in self.index().params
 
     @property
     def root(self) -> Layer:
-        return self._index().root
+        return self.index().root
 
     def params(self) -> Dict[str, Param]:
-        return self._index().root.params()
+        return self.index().root.params()
 
     def named_layers(self) -> Dict[str, Layer]:
         """Every layer by canonical path (the root is ``""``)."""
-        return dict(self._index().layers)
+        return dict(self.index().layers)
 
     def named_parameters(self, pattern: Optional[str] = None) -> Dict[str, Param]:
         """Ordered ``{canonical name: Param}``, each tied parameter once.
@@ -261,7 +201,7 @@ class Model:
         of the name, as Gluon's ``collect_params(select)`` does
         (``".*weight"``, ``"0\\..*"``).  A tied parameter is listed under its
         first name, or under the first of its names that matches."""
-        index = self._index()
+        index = self.index()
         if pattern is None:
             return dict(index.unique)
         rx = re.compile(pattern)
@@ -274,11 +214,11 @@ class Model:
         return out
 
     def parameters(self) -> List[Param]:
-        return list(self._index().unique.values())
+        return list(self.index().unique.values())
 
     def shapes(self) -> Dict[str, Optional[tuple]]:
         """``{canonical name: canonical shape}``; None for a dim not known yet."""
-        return {name: p.shape for name, p in self._index().unique.items()}
+        return {name: p.shape for name, p in self.index().unique.items()}
 
     def num_parameters(self, trainable: Optional[bool] = None) -> int:
         """Number of scalars, each tied parameter once.  ``trainable=True``
@@ -286,7 +226,7 @@ class Model:
         counts everything in the state (Keras' ``count_params``, Gluon's
         ``collect_params``), running statistics included."""
         total = 0
-        for name, p in self._index().unique.items():
+        for name, p in self.index().unique.items():
             if trainable is not None and p.trainable != trainable:
                 continue
             shape = p.shape
@@ -297,7 +237,7 @@ class Model:
 
     def ties(self) -> List[Tuple[str, ...]]:
         """Groups of canonical names that are one parameter."""
-        return [p.aliases for p in self._index().unique.values() if len(p.aliases) > 1]
+        return [p.aliases for p in self.index().unique.values() if len(p.aliases) > 1]
 
     def tie(self, dst: str, src: str, transpose: bool = False) -> "Model":
         """Make ``dst`` use ``src``'s parameters from now on, in the
@@ -309,30 +249,21 @@ class Model:
         (``m.tie("out.weight", "embed.weight")``).  ``transpose=True`` ties a
         2-D parameter to the transpose of another (tied autoencoder weights).
         Everything is checked before anything is tied."""
-        from . import layout as _layout
-        from .errors import CapabilityError, DtypeError, MultiparamError, ShapeError
-
-        index = self._index()
+        index = self.index()
         pairs = self._tie_pairs(index, dst, src)
         plans = []
         for d, s in pairs:
             pd, ps = index.params[d], index.params[s]
-            if pd is ps or (isinstance(pd, TransposedParam) and pd._primary is ps):
+            if pd is ps or pd.primary is ps:
                 raise MultiparamError(f"{d!r} and {s!r} are already one parameter"
                                       if d != s else f"cannot tie {d!r} to itself")
+            check = _TieCheck(d, s, transpose)
             for p in (pd, ps):
-                if not p.materialized:
-                    raise NotMaterializedError(p.name, p.shape)
-            want = tuple(reversed(ps.shape)) if transpose else tuple(ps.shape)
+                check.require_materialized(p)
             if transpose and len(ps.shape) != 2:
                 raise ShapeError(f"transpose=True ties 2-D parameters; {s!r} has shape {ps.shape}")
-            if tuple(pd.shape) != want:
-                raise ShapeError(f"cannot tie {d!r} of shape {pd.shape} to {s!r} of shape {ps.shape}"
-                                 + (" transposed" if transpose else "")
-                                 + ("" if transpose or len(ps.shape) != 2 or tuple(pd.shape) != tuple(reversed(ps.shape))
-                                    else "; pass transpose=True to tie it to the transpose"))
-            if pd.dtype != ps.dtype:
-                raise DtypeError(f"cannot tie {d!r} ({pd.dtype}) to {s!r} ({ps.dtype})")
+            want = tuple(reversed(ps.shape)) if transpose else tuple(ps.shape)
+            check.check(pd, want, ps.dtype, source=ps)
             dslot, dnode = index.slots[d]
             sslot, _ = index.slots[s]
             native_transpose = _needs_native_transpose(sslot, dslot, tuple(ps.shape), transpose)
@@ -347,7 +278,7 @@ class Model:
         return self
 
     @staticmethod
-    def _tie_pairs(index: _Index, dst: str, src: str) -> List[Tuple[str, str]]:
+    def _tie_pairs(index: ModelIndex, dst: str, src: str) -> List[Tuple[str, str]]:
         if not isinstance(dst, str) or not isinstance(src, str):
             raise TypeError("tie() takes two layer paths or two parameter names as strings")
         def known(name):
@@ -360,45 +291,37 @@ class Model:
             return [(dst, src)]
         if dst in index.layers and src in index.layers and dst and src:
             if dst == src:
-                from .errors import MultiparamError
                 raise MultiparamError(f"cannot tie layer {dst!r} to itself")
-            droles = [s.role for s in index.layers[dst]._node.params]
-            sroles = [s.role for s in index.layers[src]._node.params]
+            droles = [s.role for s in index.layers[dst].node.params]
+            sroles = [s.role for s in index.layers[src].node.params]
             if sorted(droles) != sorted(sroles) or not droles:
-                from .errors import ShapeError
                 raise ShapeError(f"cannot tie layer {dst!r} (parameters {droles}) to layer {src!r} "
                                  f"(parameters {sroles}): they must have the same parameters")
             return [(f"{dst}.{r}", f"{src}.{r}") for r in droles]
         raise TypeError(f"tie() needs two layers or two parameters; got {dst!r} and {src!r}")
 
     # -- state ----------------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> StateDict:
         """``{canonical name: array}`` copies in canonical layout, each tied
         parameter once, running statistics included; ``.ties`` lists groups."""
-        from .state import state_dict
-
         return state_dict(self)
 
-    def load_state_dict(self, d, strict: bool = True):
+    def load_state_dict(self, d, strict: bool = True) -> IncompatibleKeys:
         """Load a state dict from any backend; all entries are checked
         (names, shapes, dtypes) before any is written."""
-        from .state import load_state_dict
-
         return load_state_dict(self, d, strict=strict)
 
     # -- summary ------------------------------------------------------------------
-    def summary(self) -> "Summary":
+    def summary(self) -> Summary:
         """A table of every parameter: canonical and native name and shape,
         dtype, trainable, ties.  Prints as text; renders as HTML in notebooks."""
-        from .summary import Summary
-
         return Summary(self)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
     def __repr__(self) -> str:
-        index = self._index()
+        index = self.index()
         try:
             count = f"{self.num_parameters():,} values"
         except NotMaterializedError:
@@ -406,7 +329,7 @@ class Model:
         return (f"<multiparam.Model backend={self.backend!r} native={type(self.native).__name__} "
                 f"{len(index.unique)} parameters, {count}>")
 
-    # -- hooks implemented in later modules ---------------------------------------
+    # -- gradients and initialisation (multiparam.gradients, multiparam.init) ------
     def grad(self, x: Any, loss: Any = None, target: Any = None,
              train: bool = False) -> Dict[str, np.ndarray]:
         """Fresh gradients ``{canonical name: array}`` (canonical layout) of
@@ -418,14 +341,11 @@ class Model:
         (BatchNorm uses running statistics), so gradients mean the same on
         every backend; ``train=True`` uses training mode.  Running
         statistics are never changed by ``grad``."""
-        from .gradients import model_grad
-
-        return model_grad(self, x, loss=loss, target=target, train=train)
+        out, self._grads = model_grad(self, x, loss=loss, target=target, train=train)
+        return out
 
     def init(self, initializer, where=None, seed: Optional[int] = None, **kw):
         """Initialise parameters; see ``multiparam.init``."""
-        from .init import init_model
-
         return init_model(self, initializer, where=where, seed=seed, **kw)
 
     def apply(self, fn: Callable[[Layer], Any]) -> "Model":
@@ -441,7 +361,7 @@ class Model:
             seen.add(id(layer.native))
             fn(layer)
 
-        visit(self._index().root)
+        visit(self.index().root)
         return self
 
 
@@ -456,8 +376,6 @@ def wrap(obj: Any, sample_input: Any = None, backend: Optional[str] = None, **op
             obj(sample_input)
         return obj
     if isinstance(obj, Spec):
-        from .backend import get_backend
-
         adapter = load_adapter(backend or get_backend())
         native = adapter.build(obj)
     else:
@@ -478,9 +396,6 @@ def _needs_native_transpose(src_slot, dst_slot, src_shape: tuple, transpose: boo
     array (as opposed to the same array), given both slots' layouts and the
     canonical relation the user asked for.  Layouts that differ by more than
     a transpose cannot be tied."""
-    from . import layout as _layout
-    from .errors import CapabilityError
-
     probe = np.arange(int(np.prod(src_shape))).reshape(src_shape)     # canonical src
     src_native = _layout.to_native(probe, src_slot.layout)
     dst_native = _layout.to_native(probe.T if transpose else probe, dst_slot.layout)
@@ -490,3 +405,28 @@ def _needs_native_transpose(src_slot, dst_slot, src_shape: tuple, transpose: boo
         return True
     raise CapabilityError("multiparam", "tie parameters whose native layouts differ by more than a transpose",
                           f"{dst_slot.native_name} and {src_slot.native_name}")
+
+
+class _TieCheck(WritePlan):
+    """``tie`` writes no values (the framework shares one storage from then
+    on), but ``dst`` takes ``src``'s values, so each pair is checked as that
+    write would be, worded as a tie; and a tie cannot cast, so the dtypes
+    must be equal."""
+
+    __slots__ = ("dst", "src", "transpose")
+
+    def __init__(self, dst: str, src: str, transpose: bool):
+        super().__init__()
+        self.dst, self.src, self.transpose = dst, src, transpose
+
+    def shape_message(self, param: Param, shape: tuple, source: Param) -> str:
+        hint = ""
+        if not self.transpose and len(source.shape) == 2 and tuple(param.shape) == tuple(reversed(source.shape)):
+            hint = "; pass transpose=True to tie it to the transpose"
+        return (f"cannot tie {self.dst!r} of shape {param.shape} to {self.src!r} of shape {source.shape}"
+                + (" transposed" if self.transpose else "") + hint)
+
+    def check_dtype(self, param: Param, dtype: np.dtype, source: Any = None) -> np.dtype:
+        if param.dtype != dtype:
+            raise DtypeError(f"cannot tie {self.dst!r} ({param.dtype}) to {self.src!r} ({dtype})")
+        return dtype

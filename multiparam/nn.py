@@ -16,26 +16,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Optional, Tuple, Union
 
-
-class Spec:
-    """Base of every neutral layer description."""
-
-    #: the neutral kind, also used as ``Layer.kind`` on wrapped models
-    kind: str = "Spec"
-
-    def build(self, backend: Optional[str] = None):
-        """Build the native model of ``backend`` (default: the current one)."""
-        from .registry import load_adapter
-        from .backend import get_backend
-
-        return load_adapter(backend or get_backend()).build(self)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
-        return f"{type(self).__name__}({args})"
-
-    def _config(self) -> dict:
-        return {}
+from .model import wrap
+from .spec import Spec
 
 
 class Dense(Spec):
@@ -211,8 +193,6 @@ class Sequential(Spec):
         self = super().__new__(cls)
         self.__init__(*layers)
         if backend is not None:
-            from .model import wrap
-
             return wrap(self, backend=backend, sample_input=sample_input)
         return self
 

@@ -1,17 +1,20 @@
 """The Param handle: one parameter, the same on every backend.
 
-All validation lives here (shape, dtype, materialisation), so an adapter's
-``write`` only ever receives a value that is already checked, cast and in
-native layout: a bad ``set`` raises before anything is written.
+All validation lives in the handles and in ``multiparam.transaction``
+(shape, dtype, materialisation), so an adapter's ``write`` only ever
+receives a value that is already checked, cast and in native layout: a bad
+``set`` raises before anything is written.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Hashable, Optional
 
 import numpy as np
 
 from . import layout as _layout
-from .errors import DtypeError, NotMaterializedError, ReadOnlyError, ShapeError
+from .errors import NotMaterializedError, ReadOnlyError
+from .registry import backend_of_type, load_adapter
+from .transaction import WritePlan
 
 if TYPE_CHECKING:  # pragma: no cover
     from .adapters.base import ParamSlot
@@ -19,27 +22,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def as_numpy(value: Any) -> np.ndarray:
-    """Any framework's array (or a Param, list, scalar) as a NumPy array,
-    without importing a framework."""
-    if isinstance(value, Param):
-        return value.value
+    """Any framework's array (or tensor, variable, native parameter, Param,
+    list, scalar) as a NumPy array, importing no framework: a value of a
+    backend's class is converted by that backend's adapter
+    (``Adapter.to_numpy``), anything else by ``np.asarray``."""
     if isinstance(value, np.ndarray):
         return value
-    if hasattr(value, "asnumpy"):          # MXNet NDArray and mx.np arrays
-        return value.asnumpy()
-    if hasattr(value, "list_data"):        # a Gluon Parameter
-        return value.data().asnumpy()
-    if hasattr(value, "detach") and hasattr(value, "cpu"):   # torch tensors
-        return value.detach().cpu().numpy()
-    return np.asarray(value)               # JAX arrays, tf tensors/variables, lists
-
-
-def check_cast(src: np.dtype, dst: np.dtype, what: str) -> None:
-    """Allow NumPy's 'same_kind' casts (float64 -> float32 is fine, since
-    NumPy literals are float64; float -> int or complex -> float is not)."""
-    if not np.can_cast(src, dst, casting="same_kind"):
-        raise DtypeError(f"cannot write {src} values into {what} of dtype {dst} "
-                         "without losing their kind; cast explicitly first")
+    backend = backend_of_type(type(value))
+    if backend is not None:
+        return load_adapter(backend).to_numpy(value)
+    return np.asarray(value)    # lists, scalars, a Param (its read-only value)
 
 
 class Param:
@@ -62,6 +54,30 @@ class Param:
 
     # -- description ----------------------------------------------------------
     @property
+    def model(self) -> "Model":
+        """The Model handle this parameter belongs to."""
+        return self._model
+
+    @property
+    def slot(self) -> "ParamSlot":
+        """The adapter's description of this parameter (package-internal:
+        its ``ref`` and ``layout`` are what adapter hooks take)."""
+        return self._slot
+
+    @property
+    def ident(self) -> Hashable:
+        """The identity of the underlying storage: the same for every name
+        of a tied parameter; the key of ``Adapter.grad``'s result."""
+        slot = self._slot
+        return slot.ident if slot.ident is not None else id(slot)
+
+    @property
+    def primary(self) -> "Param":
+        """The Param that owns the storage: itself, or for a name tied
+        transposed (:class:`TransposedParam`) the shared parameter."""
+        return self
+
+    @property
     def role(self) -> str:
         return self._slot.role
 
@@ -81,29 +97,32 @@ class Param:
     @property
     def native_shape(self) -> Optional[tuple]:
         """The shape as the framework stores it; None for unknown dims."""
-        adapter = self._model.adapter
-        shape = adapter.native_shape(self._model._state, self._slot.ref)
+        model = self._model
+        shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
         if shape is None:
-            hint = self._slot.shape_hint
-            return None if hint is None else _native_hint(hint, self._slot.layout)
+            return _layout.shape_to_native(self._slot.shape_hint, self._slot.layout)
         return tuple(shape)
 
     @property
     def shape(self) -> Optional[tuple]:
         """Canonical (PyTorch) shape; None for dims not known yet."""
-        shape = self._model.adapter.native_shape(self._model._state, self._slot.ref)
+        model = self._model
+        shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
         if shape is None:
             return self._slot.shape_hint
         return _layout.shape_to_canonical(tuple(shape), self._slot.layout)
 
     @property
     def materialized(self) -> bool:
-        shape = self._model.adapter.native_shape(self._model._state, self._slot.ref)
+        """True once the framework knows every dim of this parameter."""
+        model = self._model
+        shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
         return shape is not None and all(d is not None for d in shape)
 
     @property
     def dtype(self) -> Optional[np.dtype]:
-        return self._model.adapter.dtype(self._model._state, self._slot.ref)
+        model = self._model
+        return model.adapter.dtype(model.adapter_state, self._slot.ref)
 
     @property
     def size(self) -> int:
@@ -119,9 +138,9 @@ class Param:
     def value(self) -> np.ndarray:
         """Read-only canonical-layout NumPy array."""
         model = self._model
-        if not model._materialized:  # a materialised model stays so until refresh()
+        if not model.materialized:  # a materialised model stays so until refresh()
             self._require_value()
-        adapter, state, ref = model.adapter, model._state, self._slot.ref
+        adapter, state, ref = model.adapter, model.adapter_state, self._slot.ref
         key = adapter.storage_key(state, ref)
         view = self._view
         if key is not None and view is not None and view[0] is key:
@@ -150,7 +169,8 @@ class Param:
     @property
     def native(self) -> Any:
         """The framework's own parameter object (the pytree leaf for Flax)."""
-        return self._model.adapter.native_param(self._model._state, self._slot.ref)
+        model = self._model
+        return model.adapter.native_param(model.adapter_state, self._slot.ref)
 
     @property
     def grad(self) -> Optional[np.ndarray]:
@@ -160,19 +180,16 @@ class Param:
         ``.grad`` after your ``backward()``, Gluon ``grad()`` after
         ``autograd`` backward), else the one from the model handle's last
         ``m.grad(...)`` call."""
-        native = self._model.adapter.native_grad(self._model._state, self._slot.ref)
+        model = self._model
+        native = model.adapter.native_grad(model.adapter_state, self._slot.ref)
         if native is None:
-            native = self._model._grads.get(self._key)
+            native = model.last_grad(self.ident)
         if native is None:
             return None
         out = _layout.to_canonical(np.asarray(native), self._slot.layout)
         out = out.view()
         out.flags.writeable = False
         return out
-
-    @property
-    def _key(self):
-        return self._slot.ident if self._slot.ident is not None else id(self._slot)
 
     # -- writes ---------------------------------------------------------------
     def set(self, array: Any) -> "Param":
@@ -181,17 +198,15 @@ class Param:
         The shape must equal ``shape`` exactly; the dtype must cast to the
         parameter's under NumPy's 'same_kind' rule.  Nothing is written when
         either check fails."""
-        self._require_value()
-        new = as_numpy(array)
-        if tuple(new.shape) != tuple(self.shape):
-            raise ShapeError(f"cannot set {self.name!r} of shape {self.shape} "
-                             f"from an array of shape {tuple(new.shape)}")
-        dtype = self.dtype
-        check_cast(new.dtype, dtype, repr(self.name))
-        self._write_canonical(new.astype(dtype, copy=False))
+        plan = WritePlan()
+        plan.add(self, as_numpy(array))
+        plan.commit()
         return self
 
-    def _write_canonical(self, canonical: np.ndarray) -> None:
+    def write_validated(self, canonical: np.ndarray) -> None:
+        """Write a canonical array that a :class:`~multiparam.transaction.WritePlan`
+        has checked and cast (package-internal: write through ``set`` or a
+        WritePlan, which check first)."""
         self._view = None  # do not keep the old storage alive
         native = _layout.to_native(canonical, self._slot.layout)
         prepared = _contiguous(native)
@@ -200,7 +215,8 @@ class Param:
             # read-only tells the adapter to copy it rather than keep it
             prepared = prepared.view()
             prepared.flags.writeable = False
-        self._model.adapter.write(self._model._state, self._slot.ref, prepared)
+        model = self._model
+        model.adapter.write(model.adapter_state, self._slot.ref, prepared)
 
     def __getitem__(self, index) -> np.ndarray:
         """A writable copy of ``value[index]`` (so ``p[:] += 1`` works)."""
@@ -208,21 +224,22 @@ class Param:
 
     def __setitem__(self, index, v) -> None:
         """``p[0, 0] = 42``: canonical indices, written in place."""
-        self._require_value()
+        plan = WritePlan()
+        plan.require_materialized(self)
         src = as_numpy(v)
-        check_cast(src.dtype, self.dtype, repr(self.name))
+        plan.check_dtype(self, src.dtype)   # before NumPy would cast it into the copy silently
         new = self.numpy()
         new[index] = src      # NumPy raises for a bad index or shape; nothing written yet
-        self._write_canonical(new)
+        plan.add(self, new)
+        plan.commit()
 
     def _inplace(self, op, other) -> "Param":
+        plan = _InPlaceUpdate()
+        plan.require_materialized(self)
         other = as_numpy(other)
-        check_cast(other.dtype, self.dtype, repr(self.name))
-        new = op(self.numpy(), other)
-        if new.shape != self.value.shape:
-            raise ShapeError(f"in-place update of {self.name!r} would change its shape "
-                             f"{self.shape} to {tuple(new.shape)}")
-        self._write_canonical(new.astype(self.dtype, copy=False))
+        plan.check_dtype(self, other.dtype)  # the operand's kind, before NumPy computes
+        plan.add(self, op(self.numpy(), other))
+        plan.commit()
         return self
 
     def __iadd__(self, other):
@@ -239,11 +256,21 @@ class Param:
 
     # -- display ----------------------------------------------------------------
     def __repr__(self) -> str:
-        shape = _fmt_shape(self.shape)
+        shape = format_shape(self.shape)
         dtype = self.dtype
         tied = f", tied={list(self.aliases[1:])}" if len(self.aliases) > 1 else ""
         return (f"Param({self.name!r}, shape={shape}, dtype={dtype}, backend={self.backend!r}, "
                 f"native_name={self.native_name!r}{tied})")
+
+
+class _InPlaceUpdate(WritePlan):
+    """``p += x`` and the like: a result of another shape is a broadcast
+    that would change the parameter's shape."""
+
+    __slots__ = ()
+
+    def shape_message(self, param: Param, shape: tuple, source: Any) -> str:
+        return f"in-place update of {param.name!r} would change its shape {param.shape} to {shape}"
 
 
 _TILE = 256
@@ -273,21 +300,11 @@ def _contiguous(native: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fmt_shape(shape: Optional[tuple]) -> str:
+def format_shape(shape: Optional[tuple]) -> str:
+    """``(8, ?)`` for a shape with an unknown dim, ``(8,)`` for 1-D, ``?`` for None."""
     if shape is None:
         return "?"
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _native_hint(hint: tuple, layout: str) -> tuple:
-    """A canonical shape hint in native layout (shown before the build)."""
-    perm = _layout._to_canonical_axes(layout, len(hint))
-    if perm is None:
-        return tuple(hint)
-    native = [None] * len(hint)
-    for canonical_axis, native_axis in enumerate(perm):
-        native[native_axis] = hint[canonical_axis]
-    return tuple(native)
 
 
 class TransposedParam(Param):
@@ -298,7 +315,7 @@ class TransposedParam(Param):
     __slots__ = ("_primary",)
 
     def __init__(self, primary: Param, name: str):
-        super().__init__(primary._model, primary._slot, name)
+        super().__init__(primary.model, primary.slot, name)
         self._primary = primary
 
     @property
@@ -320,8 +337,12 @@ class TransposedParam(Param):
         g = self._primary.grad
         return None if g is None else g.T
 
-    def _write_canonical(self, canonical: np.ndarray) -> None:
-        self._primary._write_canonical(np.ascontiguousarray(canonical.T))
+    @property
+    def primary(self) -> Param:
+        return self._primary
+
+    def write_validated(self, canonical: np.ndarray) -> None:
+        self._primary.write_validated(np.ascontiguousarray(canonical.T))
 
     def __repr__(self) -> str:
-        return f"TransposedParam({self.name!r}, shape={_fmt_shape(self.shape)}, of={self._primary.name!r})"
+        return f"TransposedParam({self.name!r}, shape={format_shape(self.shape)}, of={self._primary.name!r})"

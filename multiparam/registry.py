@@ -1,76 +1,72 @@
 """The one registry of backends: names, adapter modules, and how to find them.
 
 Everything that lists backends to users (errors, docs, CLI help) reads
-:data:`BACKENDS` (plus third-party entry points), never a literal list.
+:func:`all_backends`, never a literal list.  A backend is described by a
+:class:`~multiparam.backend_spec.BackendSpec`, plain data that imports no
+framework:
+
+- the built-in backends' specs are the table in ``multiparam.adapters.builtin``
+  (:data:`BACKENDS` here, by name, in the order users see them; the first is
+  the default backend);
+- another package adds a backend through the ``multiparam.adapters`` entry
+  point group.  The entry point's name is the backend's name and its object
+  is the backend's spec, a ``BackendSpec`` or a mapping of its fields, in a
+  module that imports no framework::
+
+      # pyproject.toml of the package "toy-multiparam"
+      [project.entry-points."multiparam.adapters"]
+      toy = "toy_multiparam.spec:SPEC"
+
+      # toy_multiparam/spec.py
+      from multiparam import BackendSpec
+      SPEC = BackendSpec(name="toy", module="toy_multiparam.adapter",
+                         roots=("toyframework",), requires="toyframework",
+                         install="pip install toy-multiparam")
+
+  Listing backends reads the spec only; the adapter module (``module``,
+  exposing ``ADAPTER``) and its framework are imported the first time a
+  model of that backend is wrapped or built.  An entry point that cannot
+  be read is skipped with a warning that says why.
 
 Dispatch on a native model looks at the top-level package of each class in
-its MRO (``torch``, ``flax``, ``keras``, ``mxnet``) and only considers
-packages already in ``sys.modules``: an object of a framework's class
-cannot exist unless that framework was imported, so no framework is ever
-imported just to ask "is this yours?" (the array-api-compat approach).
+its MRO and picks the backend that declares it in ``roots`` (``torch``,
+``flax``, ``keras``, ``mxnet``, ``toyframework``), the same way for built-in
+and third-party backends.  Only packages already in ``sys.modules`` count:
+an object of a framework's class cannot exist unless that framework was
+imported, so no framework is ever imported just to ask "is this yours?"
+(the array-api-compat approach).
 """
 from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+import warnings
+from importlib.metadata import entry_points
+from typing import Dict, Iterable, List, Mapping, Optional
 
+from .adapters.builtin import BUILTIN_BACKENDS
+from .backend_spec import BackendSpec
 from .errors import BackendNotInstalledError, UnknownBackendError, UnsupportedModelError
 
+__all__ = [
+    "BackendSpec", "BACKENDS", "ENTRY_POINT_GROUP", "all_backends", "available_backends",
+    "importable_backends", "default_backend", "check_name", "load_adapter", "backend_of",
+    "backend_of_type", "supported_text", "import_order", "versions",
+]
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """Every fact about one backend, in one place.  Nothing outside
-    ``multiparam/adapters/`` names a backend; it reads these instead."""
+#: the built-in backends by name, in the order users see them
+BACKENDS: Dict[str, BackendSpec] = {spec.name: spec for spec in BUILTIN_BACKENDS}
 
-    name: str
-    module: str               #: the adapter package (exposes ``ADAPTER``)
-    roots: Tuple[str, ...]    #: top-level packages whose classes this backend wraps
-    requires: str             #: what must import, for error messages
-    install: str              #: how to get it
-    #: modules whose ``__version__`` describe this backend (tour, compare, benchmarks)
-    versions: Tuple[str, ...] = ()
-    #: backends that must be imported before this one when both live in one
-    #: process (TensorFlow after torch: the reverse order crashes here)
-    import_after: Tuple[str, ...] = ()
-    #: the tox environment whose interpreter has this backend; a backend
-    #: whose framework cannot share the main environment (MXNet needs
-    #: numpy<1.24) is reached through ``<environment>-worker`` instead
-    environment: str = ""
-    #: True when it can never share an environment with the other backends
-    own_environment: bool = False
-    #: the name people call the framework by (tour tabs, HTML headings)
-    display: str = ""
-    #: one colour per backend for plots (the framework's own brand colour)
-    color: str = "#777777"
-    #: a short phrase of what it wraps (error messages, ``supported_text``)
-    wraps: str = ""
+ENTRY_POINT_GROUP = "multiparam.adapters"
+
+_specs_cache: Optional[Dict[str, BackendSpec]] = None   # built-in, then entry points
+_root_owner: Optional[Dict[str, str]] = None           # top-level package -> backend name
+_loaded: dict = {}                                     # backend name -> its ADAPTER
 
 
-BACKENDS: Dict[str, BackendSpec] = {
-    "torch": BackendSpec(
-        "torch", "multiparam.adapters.torch", ("torch",), "torch",
-        "Install it with `pip install 'multiparam[torch]'` (pins torch==2.13.0) or run `tox -e torch`.",
-        versions=("torch",), environment="torch", display="PyTorch", color="#ee4c2c",
-        wraps="a torch.nn.Module"),
-    "jax": BackendSpec(
-        "jax", "multiparam.adapters.jax", ("flax", "jax"), "jax and flax",
-        "Install them with `pip install 'multiparam[jax]'` or run `tox -e jax`.",
-        versions=("jax", "flax"), environment="jax", display="JAX/Flax", color="#5e97f6",
-        wraps="a Flax linen or NNX Module"),
-    "tensorflow": BackendSpec(
-        "tensorflow", "multiparam.adapters.tensorflow", ("keras", "tensorflow"), "tensorflow and keras 3",
-        "Install them with `pip install 'multiparam[tensorflow]'` or run `tox -e tensorflow`.",
-        versions=("tensorflow", "keras"), import_after=("torch",), environment="tensorflow",
-        display="TensorFlow/Keras", color="#ff8f00", wraps="a Keras 3 Layer or Model"),
-    "mxnet": BackendSpec(
-        "mxnet", "multiparam.adapters.mxnet", ("mxnet",), "mxnet 1.9.1 (with numpy<1.24)",
-        "MXNet needs its own environment: run `tox -e mxnet`, or "
-        "`pip install 'multiparam[mxnet]'` in a Python 3.11 venv without the other frameworks.",
-        versions=("mxnet",), environment="mxnet", own_environment=True, display="MXNet/Gluon",
-        color="#3c9b4a", wraps="an MXNet Gluon Block"),
-}
+def default_backend() -> str:
+    """The backend used when none is chosen: the first built-in one."""
+    return next(iter(BACKENDS))
 
 
 def import_order(names: Iterable[str]) -> List[str]:
@@ -107,32 +103,47 @@ def versions(name: str) -> Dict[str, str]:
     return out
 
 
-ENTRY_POINT_GROUP = "multiparam.adapters"
-_third_party: Optional[Dict[str, BackendSpec]] = None
-_loaded: dict = {}
-
-
 def _entry_point_backends() -> Dict[str, BackendSpec]:
-    """Backends registered by other packages.
+    """The specs other packages register in the ``multiparam.adapters``
+    entry point group (see the module docstring); imports no framework."""
+    found: Dict[str, BackendSpec] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in BACKENDS or ep.name in found:
+            continue   # a built-in name, or the same distribution seen twice on sys.path
+        try:
+            found[ep.name] = _spec_of_entry_point(ep)
+        except Exception as exc:   # a broken third-party package must not break multiparam
+            warnings.warn(f"multiparam ignores the entry point {ep.name} = {ep.value} in group "
+                          f"{ENTRY_POINT_GROUP!r}: {exc}", RuntimeWarning, stacklevel=3)
+    return found
 
-    An entry point ``name = package.module`` in the ``multiparam.adapters``
-    group names an adapter module exposing ``ADAPTER`` and ``ROOTS`` (the
-    top-level packages its models come from)."""
-    global _third_party
-    if _third_party is None:
-        from importlib.metadata import entry_points
 
-        found = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name not in BACKENDS:
-                found[ep.name] = BackendSpec(ep.name, ep.value, (), ep.name,
-                                             f"Install the package that provides it ({ep.value}).")
-        _third_party = found
-    return _third_party
+def _spec_of_entry_point(ep) -> BackendSpec:
+    obj = ep.load()
+    if isinstance(obj, BackendSpec):
+        spec = obj
+    elif isinstance(obj, Mapping):
+        spec = BackendSpec.from_mapping(obj)
+    else:
+        raise TypeError(f"it names a {type(obj).__name__}, not a BackendSpec or a mapping of its "
+                        f"fields; point it at one, e.g. {ep.name} = package.spec:SPEC")
+    if spec.name != ep.name:
+        raise ValueError(f"the spec it names is for backend {spec.name!r}; the entry point's "
+                         "name must be the backend's name")
+    return spec
+
+
+def _specs() -> Dict[str, BackendSpec]:
+    global _specs_cache
+    if _specs_cache is None:
+        _specs_cache = {**BACKENDS, **_entry_point_backends()}
+    return _specs_cache
 
 
 def all_backends() -> Dict[str, BackendSpec]:
-    return {**BACKENDS, **_entry_point_backends()}
+    """Every registered backend's spec by name: built-in first, then those
+    registered through entry points (read once, on first use)."""
+    return dict(_specs())
 
 
 def available_backends() -> list:
@@ -155,7 +166,9 @@ def importable_backends() -> list:
 
 
 def check_name(name: str) -> str:
-    specs = all_backends()
+    """``name`` if it is a registered backend, else ``UnknownBackendError``
+    listing the registered ones."""
+    specs = _specs()
     if name not in specs:
         raise UnknownBackendError(name, list(specs))
     return name
@@ -163,10 +176,9 @@ def check_name(name: str) -> str:
 
 def load_adapter(name: str):
     """The adapter instance for ``name``, importing its framework now."""
-    check_name(name)
     if name in _loaded:
         return _loaded[name]
-    spec = all_backends()[name]
+    spec = _specs()[check_name(name)]
     try:
         module = importlib.import_module(spec.module)
     except ImportError as exc:
@@ -178,21 +190,31 @@ def load_adapter(name: str):
     return adapter
 
 
+def backend_of_type(cls: type) -> Optional[str]:
+    """The backend whose framework defined ``cls`` (or one of its bases),
+    or None; imports no framework (see the module docstring)."""
+    global _root_owner
+    if _root_owner is None:
+        owner: Dict[str, str] = {}
+        for name, spec in _specs().items():
+            for root in spec.roots:
+                owner.setdefault(root, name)   # a root two backends claim: the first registered
+        _root_owner = owner
+    for klass in cls.__mro__:
+        root = (klass.__module__ or "").partition(".")[0]
+        name = _root_owner.get(root)
+        if name is not None and sys.modules.get(root) is not None:
+            return name
+    return None
+
+
 def backend_of(obj) -> str:
     """The backend whose framework defined ``obj``'s class, without importing
-    any framework."""
-    specs = all_backends()
-    for cls in type(obj).__mro__:
-        root = cls.__module__.partition(".")[0]
-        for spec in specs.values():
-            if root in spec.roots and root in sys.modules:
-                return spec.name
-    # third-party adapters declare their roots on the module; ask only loaded ones
-    for name in _entry_point_backends():
-        adapter = _loaded.get(name)
-        if adapter is not None and adapter.is_model(obj):
-            return name
-    raise UnsupportedModelError(obj, supported_text())
+    any framework; ``UnsupportedModelError`` when no backend claims it."""
+    name = backend_of_type(type(obj))
+    if name is None:
+        raise UnsupportedModelError(obj, supported_text())
+    return name
 
 
 def supported_text() -> str:

@@ -1,4 +1,4 @@
-"""Canonical state: ``state_dict``, ``load_state_dict`` and ``transfer``.
+"""Canonical state: ``state_dict`` and ``load_state_dict``.
 
 A state dict maps canonical names to NumPy arrays in canonical layout, one
 entry per parameter (a tied group once, under its first name) with
@@ -9,12 +9,13 @@ state dict leaves the model as it was.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-from .errors import DtypeError, MultiparamError, NotMaterializedError, ShapeError, UnknownNameError
-from .param import as_numpy, check_cast
+from .errors import MultiparamError, NotMaterializedError, UnknownNameError
+from .param import Param, as_numpy
+from .transaction import WritePlan
 
 
 class StateDict(OrderedDict):
@@ -38,11 +39,23 @@ class LoadError(MultiparamError, ValueError):
 
 def state_dict(model) -> StateDict:
     """A copy of every parameter and state array, canonical names and layout."""
+    return _collect(model, Param.numpy)
+
+
+def state_views(model) -> StateDict:
+    """``state_dict`` without the copies: each entry is the parameter's
+    read-only ``value`` (a view of the framework's memory where it allows),
+    for callers that only read it before the model changes again (``save``,
+    ``transfer``)."""
+    return _collect(model, lambda p: p.value)
+
+
+def _collect(model, read) -> StateDict:
     out = StateDict()
     for name, p in model.named_parameters().items():
         if not p.materialized:
             raise NotMaterializedError(name, p.shape)
-        out[name] = p.numpy()
+        out[name] = read(p)
     out.ties = model.ties()
     out.backend = model.backend
     return out
@@ -68,10 +81,10 @@ def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
     its names); each shape must equal the canonical shape and each dtype
     must cast under NumPy's 'same_kind' rule.  Nothing is written unless all
     entries pass."""
-    index = model._index()
+    index = model.index()
     ties = list(getattr(d, "ties", []) or [])
     given = _expand_ties(d, ties)
-    plan = []            # (param, array) in model order
+    matched = []         # (name, param, key in given) in model order
     used = set()
     missing = []
     for name, p in index.unique.items():
@@ -85,7 +98,7 @@ def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
                 raise LoadError(f"{key!r} and {other!r} are one parameter in this model but "
                                 "the state dict gives them different values")
         used.update(present)
-        plan.append((name, p, key))
+        matched.append((name, p, key))
     unexpected = [k for k in given if k not in used and k not in index.params]
     unexpected_orig = [k for k in unexpected if k in d]
     if strict and (missing or unexpected_orig):
@@ -100,43 +113,26 @@ def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
                     hints.append(f"{k!r} (did you mean {hint[0]!r}?)")
             parts.append(f"unexpected keys: {unexpected_orig}" + (f"; {', '.join(hints)}" if hints else ""))
         raise LoadError(f"state dict does not match the {model.backend} model: " + "; ".join(parts))
-    checked = []
-    for name, p, key in plan:
-        if not p.materialized:
-            raise NotMaterializedError(name, p.shape)
-        arr = as_numpy(given[key])
-        if tuple(arr.shape) != tuple(p.shape):
-            raise ShapeError(f"{key!r} does not fit {name!r}: shape {tuple(arr.shape)} where the "
-                             f"{model.backend} model has {p.shape}")
-        try:
-            check_cast(arr.dtype, p.dtype, repr(name))
-        except DtypeError as exc:
-            raise DtypeError(f"{key!r} does not fit: {exc}") from None
-        checked.append((p, arr.astype(p.dtype, copy=False)))
-    for p, arr in checked:          # all checks passed: now write
-        p._write_canonical(arr)
+    writes = _StateDictLoad(model.backend)
+    for _name, p, key in matched:
+        writes.add(p, as_numpy(given[key]), source=key)
+    writes.commit()                 # every entry passed: now write
     return IncompatibleKeys(missing, unexpected_orig)
 
 
-def transfer(src, dst, strict: bool = True) -> IncompatibleKeys:
-    """Copy every parameter of ``src`` into ``dst``, any backend to any
-    backend (both Model handles, or anything ``mp.wrap`` takes).  The
-    architectures must match by canonical name and shape; the error names
-    the first parameter that does not fit, and ``dst`` is then unchanged."""
-    from .model import Model, wrap
+class _StateDictLoad(WritePlan):
+    """A state dict's entries, checked like any write; a refusal names the
+    state dict's key and the model's backend."""
 
-    src = src if isinstance(src, Model) else wrap(src)
-    dst = dst if isinstance(dst, Model) else wrap(dst)
-    if src.native is dst.native:
-        return load_state_dict(dst, state_dict(src), strict=strict)
-    # no state_dict copy: the src's read-only values (zero-copy views on
-    # torch and JAX) go straight to the dst's writes, which copy them once
-    # into the dst's native layout (Param._write_canonical)
-    views = StateDict()
-    for name, p in src.named_parameters().items():
-        if not p.materialized:
-            raise NotMaterializedError(name, p.shape)
-        views[name] = p.value
-    views.ties = src.ties()
-    views.backend = src.backend
-    return load_state_dict(dst, views, strict=strict)
+    __slots__ = ("backend",)
+
+    def __init__(self, backend: str):
+        super().__init__()
+        self.backend = backend
+
+    def shape_message(self, param: Param, shape: tuple, key: Any) -> str:
+        return (f"{key!r} does not fit {param.name!r}: shape {shape} where the "
+                f"{self.backend} model has {param.shape}")
+
+    def dtype_message(self, param: Param, dtype: np.dtype, key: Any) -> str:
+        return f"{key!r} does not fit: " + super().dtype_message(param, dtype, key)

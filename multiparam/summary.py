@@ -5,7 +5,7 @@ import html
 from typing import List
 
 from .errors import NotMaterializedError
-from .param import _fmt_shape
+from .param import format_shape
 
 COLUMNS = ("name", "native name", "shape", "native shape", "dtype", "trainable", "tied with")
 
@@ -20,7 +20,7 @@ class Summary:
         self.rows: List[tuple] = []
         for name, p in model.named_parameters().items():
             self.rows.append((
-                name, p.native_name, _fmt_shape(p.shape), _fmt_shape(p.native_shape),
+                name, p.native_name, format_shape(p.shape), format_shape(p.native_shape),
                 str(p.dtype) if p.dtype is not None else "?",
                 "yes" if p.trainable else "no",
                 ", ".join(p.aliases[1:]),

@@ -1,0 +1,90 @@
+"""One write transaction: check every value, then write them all.
+
+Every way of changing parameter values goes through a :class:`WritePlan`:
+``Param.set``, indexed writes (``p[0, 0] = 1``), in-place operators
+(``p += 1``), ``Model.init``, ``load_state_dict`` and so ``mp.load`` and
+``mp.transfer``; ``Model.tie`` checks its pairs with one too.
+
+``add`` checks one canonical NumPy value against its parameter (its shape is
+known, the value's shape is exactly the parameter's, its dtype casts to the
+parameter's under NumPy's ``same_kind`` rule) and keeps it, cast.
+``commit`` writes everything, and a caller reaches it only when every
+``add`` passed, so a bad value anywhere leaves every parameter as it was.
+
+A refusal is worded for where the value came from (a state dict names its
+key, an initializer itself): such a caller subclasses ``WritePlan`` and
+overrides :meth:`WritePlan.shape_message` or :meth:`WritePlan.dtype_message`;
+the checks and the error classes stay the same.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List, Tuple
+
+import numpy as np
+
+from .errors import DtypeError, NotMaterializedError, ShapeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .param import Param
+
+
+class WritePlan:
+    """Writes checked now and made later, all or none (see the module
+    docstring).  ``source`` is whatever the caller's messages name the value
+    by (a state dict key, an initializer); the default messages ignore it."""
+
+    __slots__ = ("_writes",)
+
+    def __init__(self) -> None:
+        self._writes: List[Tuple["Param", np.ndarray]] = []
+
+    # -- checks ---------------------------------------------------------------
+    def require_materialized(self, param: "Param") -> None:
+        """``NotMaterializedError`` unless ``param``'s shape is known."""
+        if not param.materialized:
+            raise NotMaterializedError(param.name, param.shape)
+
+    def check_dtype(self, param: "Param", dtype: np.dtype, source: Any = None) -> np.dtype:
+        """``DtypeError`` unless values of ``dtype`` cast to ``param``'s dtype
+        under NumPy's 'same_kind' rule (float64 into float32 is fine, since
+        NumPy literals are float64; float into int or complex into float is
+        not).  Returns the parameter's dtype."""
+        target = param.dtype
+        if not np.can_cast(dtype, target, casting="same_kind"):
+            raise DtypeError(self.dtype_message(param, dtype, source))
+        return target
+
+    def check(self, param: "Param", shape: tuple, dtype: np.dtype, source: Any = None) -> np.dtype:
+        """Check a value of ``shape`` and ``dtype`` for ``param`` without
+        holding the value: materialised, exact shape, castable dtype.
+        Returns the parameter's dtype."""
+        self.require_materialized(param)
+        if tuple(shape) != tuple(param.shape):
+            raise ShapeError(self.shape_message(param, tuple(shape), source))
+        return self.check_dtype(param, dtype, source)
+
+    # -- the transaction ------------------------------------------------------
+    def add(self, param: "Param", value: np.ndarray, source: Any = None) -> None:
+        """Check ``value`` (a NumPy array in canonical layout) for ``param``
+        and keep it, cast to the parameter's dtype (no copy when it already
+        has it).  Raises, keeping nothing, when a check fails."""
+        dtype = self.check(param, value.shape, value.dtype, source)
+        self._writes.append((param, value.astype(dtype, copy=False)))
+
+    def commit(self) -> None:
+        """Write every value added, in the order added.  Call it once every
+        ``add`` has passed; the plan is empty afterwards."""
+        writes, self._writes = self._writes, []
+        for param, value in writes:
+            param.write_validated(value)
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    # -- how refusals are worded (override per caller) --------------------------
+    def shape_message(self, param: "Param", shape: tuple, source: Any) -> str:
+        return f"cannot set {param.name!r} of shape {param.shape} from an array of shape {shape}"
+
+    def dtype_message(self, param: "Param", dtype: np.dtype, source: Any) -> str:
+        return (f"cannot write {dtype} values into {param.name!r} of dtype {param.dtype} "
+                "without losing their kind; cast explicitly first")
