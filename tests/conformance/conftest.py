@@ -7,12 +7,18 @@ imported is an error, never a skip.  A backend that declares it cannot do
 something (``Adapter.capabilities``) is skipped with that reason.
 
 Each test compares multiparam with an independent truth: a NumPy reference,
-the framework's own idiom (``kits/native_<backend>.py``, written the way the
-chapter writes each framework), or a printed fact from the chapter.
+the framework's own idiom (the backend's kit: :mod:`multiparam.testing` says
+what a kit provides and how the suite finds it; ``--kit NAME=module``
+chooses one), or a printed fact from the chapter.  Where frameworks differ,
+a test reads the adapter's declared capability or a fact the kit states,
+never a backend name.
+
+Cases a kit hands out (its chapter models, its real models) are parameters
+of the tests that take the ``native_case`` or ``real_model`` fixture, with
+ids ``<backend>-<label>``; a case is built only when its test runs.
 """
 from __future__ import annotations
 
-import importlib
 import os
 
 import numpy as np
@@ -20,12 +26,19 @@ import pytest
 
 import multiparam as mp
 from multiparam.registry import available_backends, load_adapter
+from multiparam.testing import load_kit, parse_kit_choices
+
+#: fixtures that stand for one case of a kit -> the kit member listing those cases by label
+CASE_FIXTURES = {"native_case": "chapter_models", "real_model": "real_models"}
 
 
 def pytest_addoption(parser):
     parser.addoption("--backend", action="append", default=[],
                      help="backend to run the conformance suite against (repeatable); "
                           f"known: {', '.join(available_backends())}")
+    parser.addoption("--kit", action="append", default=[], metavar="NAME=MODULE",
+                     help="the kit module of backend NAME (repeatable; default: the adapter "
+                          "package's KIT, else tests.conformance.kits.native_NAME)")
 
 
 def requested_backends(config) -> list:
@@ -35,9 +48,30 @@ def requested_backends(config) -> list:
     return names or available_backends()
 
 
+_kits: dict = {}
+
+
+def kit_for(config, backend: str):
+    """The backend's kit module, imported once per session.  Importing it
+    imports that backend's framework, and only that one."""
+    if backend not in _kits:
+        _kits[backend] = load_kit(backend, parse_kit_choices(config.getoption("--kit")))
+    return _kits[backend]
+
+
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", requested_backends(metafunc.config), scope="session")
+    if "backend" not in metafunc.fixturenames:
+        return
+    backends = requested_backends(metafunc.config)
+    case_fixture = next((f for f in CASE_FIXTURES if f in metafunc.fixturenames), None)
+    if case_fixture is None:
+        metafunc.parametrize("backend", backends, scope="session")
+        return
+    # one test per (backend, case): the labels are cheap, the cases are built when the test runs
+    pairs = [(backend, label) for backend in backends
+             for label in getattr(kit_for(metafunc.config, backend), CASE_FIXTURES[case_fixture])()]
+    metafunc.parametrize(["backend", f"{case_fixture}_label"], pairs,
+                         ids=[f"{backend}-{label}" for backend, label in pairs], scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +81,27 @@ def adapter(backend):
 
 
 @pytest.fixture(scope="session")
-def kit(backend, adapter):
+def kit(request, backend, adapter):
     """The framework's own idioms for this backend (independent of the adapter)."""
-    return importlib.import_module(f"tests.conformance.kits.native_{backend}")
+    return kit_for(request.config, backend)
+
+
+@pytest.fixture
+def native_case(kit, native_case_label):
+    """One of the kit's chapter models, freshly built (a test may change it)."""
+    return kit.chapter_models()[native_case_label]()
+
+
+@pytest.fixture(scope="session")
+def real_model(kit, real_model_label):
+    """One of the kit's real models, built once per session (MobileNetV2 takes
+    seconds); tests wrap it and save from it, but never change it."""
+    return kit.real_models()[real_model_label]()
 
 
 @pytest.fixture(autouse=True)
 def _backend_selected(backend):
+    # use_backend restores on exit whatever the test does inside (set_backend included)
     with mp.use_backend(backend):
         yield
 
@@ -69,3 +117,10 @@ def needs(adapter, capability: str):
     cap = adapter.capability(capability)
     if not cap.supported:
         pytest.skip(f"{adapter.name} declares it cannot {capability}: {cap.reason}")
+
+
+def needs_fact(kit, fact: str, otherwise: str):
+    """Skip where the kit states ``fact`` False: the test is about something
+    the framework itself does not have (``otherwise`` says what it does)."""
+    if not getattr(kit, fact):
+        pytest.skip(f"{kit.__name__}.{fact} is False: {otherwise}")

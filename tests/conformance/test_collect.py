@@ -35,17 +35,21 @@ def test_rgnet_nested_names(kit, X):
         int(np.prod(s)) for s in RGNET_SHAPES.values())
     for name in RGNET_SHAPES:
         np.testing.assert_array_equal(m[name].value, kit.read(m, name))
-    np.testing.assert_allclose(mp.param.as_numpy(m(X)), numpy_forward(m, X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kit.to_numpy(m(X)), numpy_forward(m, X), rtol=1e-5, atol=1e-6)
 
 
-def test_rgnet_deep_indexing(X):
+def test_rgnet_deep_indexing(kit, X):
     m = mp.wrap(rgnet(), sample_input=X)
     # rgnet[0][1][0].bias.data
     layer = m[0][1][0]
     assert layer.kind == "Dense" and layer.path == "0.block 1.0"
     assert layer.params()["bias"] is m["0.block 1.0.bias"]
-    assert m[0]["block 1"] is not None and m[0]["block 1"].path == "0.block 1"
-    assert m["0.block 1"].path == "0.block 1"
+    np.testing.assert_array_equal(layer.params()["bias"].value, kit.read(m, "0.block 1.0.bias"))
+    # a named child is reached by its name, by position and by its dotted path alike
+    by_name, by_path = m[0]["block 1"], m["0.block 1"]
+    assert by_name.path == by_path.path == "0.block 1"
+    assert by_name.native is by_path.native is m[0][1].native
+    assert by_name[0].params()["bias"] is m["0.block 1.0.bias"]
     assert [c.key for c in m[0]] == [f"block {i}" for i in range(4)]
 
 

@@ -45,8 +45,8 @@ def numpy_conv2d(x, w, b, padding):
     return y + b[None, :, None, None]
 
 
-def _canon(m, y):
-    return mp.layout.output_to_canonical(mp.param.as_numpy(y), m.channels_last)
+def _canon(m, kit, y):
+    return mp.layout.output_to_canonical(kit.to_numpy(y), m.channels_last)
 
 
 def _v(m, name):
@@ -75,7 +75,7 @@ def test_lstm_names_shapes_roles(backend):
     assert m[0].kind == "LSTM"
 
 
-def test_embedding_and_layernorm_shapes(backend):
+def test_embedding_and_layernorm_shapes(kit):
     x = np.array([[1, 2, 3], [4, 5, 9]])
     m = mp.wrap(mp.nn.Sequential(mp.nn.Embedding(10, 6), mp.nn.LayerNorm(), mp.nn.Dense(2)),
                 sample_input=x)
@@ -87,13 +87,17 @@ def test_embedding_and_layernorm_shapes(backend):
     mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
     h = (h - mu) / np.sqrt(var + 1e-5) * _v(m, "1.scale") + _v(m, "1.bias")
     ref = h @ _v(m, "2.weight").T + _v(m, "2.bias")
-    np.testing.assert_allclose(mp.param.as_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(kit.to_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
 
 
-def test_spec_config_round_trip():
-    for arch, (factory, _) in compare.ARCHITECTURES.items():
-        spec = factory()
-        assert repr(mp.nn.from_config(mp.nn.to_config(spec))) == repr(spec), arch
+@pytest.mark.parametrize("arch", sorted(compare.ARCHITECTURES))
+def test_spec_config_round_trip(arch):
+    factory, _ = compare.ARCHITECTURES[arch]
+    spec = factory()
+    assert repr(mp.nn.from_config(mp.nn.to_config(spec))) == repr(spec)
+
+
+def test_spec_repr_and_bad_arguments():
     assert repr(mp.nn.Conv2d(4, 3, stride=2, padding=1)) == \
         "Conv2d(out_channels=4, kernel_size=3, stride=2, padding=1)"
     with pytest.raises(ValueError):
@@ -114,7 +118,7 @@ def test_batchnorm_momentum_conversion(kit):
     np.testing.assert_allclose(new_mean, 0.8 * before + 0.2 * x.mean(0), rtol=1e-5, atol=1e-6)
 
 
-def test_cnn_inference_matches_numpy(backend):
+def test_cnn_inference_matches_numpy(backend, kit):
     m, xn = compare.build("cnn", backend)
     m.init(mp.init.normal(0, 0.5), seed=2)
     m["1.running_mean"].set(np.array([0.1, -0.2, 0.3, 0.0]))
@@ -126,7 +130,7 @@ def test_cnn_inference_matches_numpy(backend):
     h = h * _v(m, "1.scale")[:, None, None] + _v(m, "1.bias")[:, None, None]
     h = np.maximum(h, 0).reshape(h.shape[0], -1)          # torch's (C, H, W) flatten
     ref = h @ _v(m, "4.weight").T + _v(m, "4.bias")
-    np.testing.assert_allclose(_canon(m, m(xn, train=False)), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_canon(m, kit, m(xn, train=False)), ref, rtol=1e-4, atol=1e-5)
     stats = m["1.running_mean"].numpy()
     m.grad(xn)                                              # inference mode: stats unchanged
     np.testing.assert_array_equal(m["1.running_mean"].numpy(), stats)
@@ -153,13 +157,14 @@ def test_flatten_permutation_from_spec(kit):
 
 
 def test_flatten_permutation_native_cnn(kit):
-    net, sample, conv, dense, options = kit.native_cnn()
-    m = mp.wrap(net, sample_input=sample, **options)
-    x = mp.layout.output_to_canonical(mp.param.as_numpy(sample), m.channels_last).astype(np.float64)
-    assert m[f"{dense}.weight"].shape == (3, 2 * 5 * 4)
-    h = numpy_conv2d(x, _v(m, f"{conv}.weight"), _v(m, f"{conv}.bias"), padding=1)
-    ref = h.reshape(2, -1) @ _v(m, f"{dense}.weight").T + _v(m, f"{dense}.bias")
-    np.testing.assert_allclose(kit.forward(m, mp.param.as_numpy(sample)), ref, rtol=1e-4, atol=1e-5)
+    cnn = kit.native_cnn()
+    m = mp.wrap(cnn.model, sample_input=cnn.x, **cnn.options)
+    sample = kit.to_numpy(cnn.x)
+    x = mp.layout.output_to_canonical(sample, m.channels_last).astype(np.float64)
+    assert m[f"{cnn.dense}.weight"].shape == (3, 2 * 5 * 4)
+    h = numpy_conv2d(x, _v(m, f"{cnn.conv}.weight"), _v(m, f"{cnn.conv}.bias"), padding=1)
+    ref = h.reshape(2, -1) @ _v(m, f"{cnn.dense}.weight").T + _v(m, f"{cnn.dense}.bias")
+    np.testing.assert_allclose(kit.forward(m, sample), ref, rtol=1e-4, atol=1e-5)
 
 
 # -- LSTM: torch's names, layout and gate order everywhere -----------------------------------
@@ -189,16 +194,16 @@ def test_lstm_matches_numpy_reference(kit):
 
 
 # -- Embedding with the output projection tied to it ---------------------------------------
-def test_embedding_tied_projection(backend):
+def test_embedding_tied_projection(backend, kit):
     m, x = compare.build("embedding", backend)
     assert m.ties() == [("0.embedding", "1.weight")]
     assert m["1.weight"] is m["0.embedding"]
     m.init(mp.init.normal(0, 0.5), seed=8)
     e = _v(m, "0.embedding")
     ref = e[np.asarray(x)] @ e.T + _v(m, "1.bias")
-    np.testing.assert_allclose(mp.param.as_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(kit.to_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
     m["0.embedding"][0, 0] = 3.0           # one parameter: the projection sees it
     e = _v(m, "0.embedding")
     ref = e[np.asarray(x)] @ e.T + _v(m, "1.bias")
-    np.testing.assert_allclose(mp.param.as_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(kit.to_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
     assert set(m.grad(x)) == {"0.embedding", "1.bias"}

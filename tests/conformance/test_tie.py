@@ -87,20 +87,22 @@ def test_tie_transposed(m, adapter, kit, X):
     assert "4.weight" not in g
 
 
-def test_bad_ties_change_nothing(m, kit):
+BAD_TIES = {   # label -> (exception, message pattern, tie arguments)
+    "shape mismatch": (mp.ShapeError, r"\(8, 4\)", ("2.weight", "0.weight")),       # (8, 8) vs (8, 4)
+    "transposed shape mismatch": (mp.ShapeError, "transpose", ("2.weight", "0.weight", True)),
+    "layer shapes differ": (mp.ShapeError, None, ("6", "2")),                        # Dense(1) vs Dense(8)
+    "itself": (mp.MultiparamError, "itself", ("2", "2")),
+    "unknown name": (mp.UnknownNameError, "2.weight", ("4.weight", "2.wieght")),
+    "layer to parameter": (TypeError, None, ("4", "2.weight")),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_TIES))
+def test_bad_ties_change_nothing(bad, m, kit):
+    exc, match, (dst, src, *transpose) = BAD_TIES[bad]
     before = {n: kit.read(m, n) for n in m.named_parameters()}
-    with pytest.raises(mp.ShapeError, match=r"\(8, 4\)"):
-        m.tie("2.weight", "0.weight")          # (8, 8) vs (8, 4)
-    with pytest.raises(mp.ShapeError, match="transpose"):
-        m.tie("2.weight", "0.weight", transpose=True)
-    with pytest.raises(mp.ShapeError):
-        m.tie("6", "2")                        # Dense(1) vs Dense(8)
-    with pytest.raises(mp.MultiparamError, match="itself"):
-        m.tie("2", "2")
-    with pytest.raises(mp.UnknownNameError, match="2.weight"):
-        m.tie("4.weight", "2.wieght")
-    with pytest.raises(TypeError):
-        m.tie("4", "2.weight")
+    with pytest.raises(exc, match=match):
+        m.tie(dst, src, transpose=bool(transpose))
     assert m.ties() == []
     for n, v in before.items():
         np.testing.assert_array_equal(kit.read(m, n), v)

@@ -4,6 +4,8 @@ Flax keeps parameters in a pytree outside the model; the kit reads the
 handle's pytree (``m.flax.variables``) with plain dictionary indexing, as the
 chapter does with ``params['params']['layers_2']['bias']``.
 """
+import math
+
 import flax
 import jax
 import numpy as np
@@ -11,7 +13,24 @@ from flax import linen as nn
 from flax import nnx
 from jax import numpy as jnp
 
-from . import NativeCase, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+
+# -- facts about JAX/Flax --------------------------------------------------------------------
+MODEL_TYPES = (nn.Module, nnx.Module)
+KEEPS_NATIVE_GRAD = False         # jax.grad returns gradients; nothing is kept on a parameter
+KEEPS_PARAMETER_OBJECTS = False   # linen (what multiparam.nn builds): JAX arrays are immutable,
+                                  # so a write puts a new leaf in the variables pytree
+BN_MOMENTUM_WEIGHS_OLD = True     # ra = momentum * ra + (1 - momentum) * batch
+
+# lecun_normal draws a normal truncated at 2 std, rescaled so the variance is 1/fan_in:
+# this is the std of the untruncated normal it starts from, over sqrt(1/fan_in)
+_TRUNCATION_RESCALE = .87962566103423978
+
+
+def dense_default(fan_in, fan_out):
+    # nn.Dense: kernel_init=lecun_normal(), bias_init=zeros
+    s = math.sqrt(1 / fan_in) / _TRUNCATION_RESCALE
+    return Distribution.truncated_normal(0.0, s, -2 * s, 2 * s), Distribution.constant(0.0)
 
 
 def _path(module, keys):
@@ -59,6 +78,12 @@ def forward(m, x):
     return np.asarray(m.native.apply(m.flax.variables, jnp.asarray(x)))
 
 
+def to_numpy(value):
+    if isinstance(value, nnx.Variable):
+        return np.asarray(value[...])
+    return np.asarray(value)
+
+
 def count(m):
     if isinstance(m.native, nnx.Module):
         return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(m.native, nnx.Param)))
@@ -82,49 +107,74 @@ def grads(m, x):
     return out
 
 
-def chapter_models():
-    X = jax.random.uniform(jax.random.PRNGKey(0), (2, 4))
-    cases = []
+def backward(m, x):
+    """Flax keeps no gradient on a parameter (``KEEPS_NATIVE_GRAD`` is False):
+    ``jax.grad`` returns them, so a backward leaves nothing behind."""
+
+
+def native_grads(m):
+    return {name: None for name in m.named_parameters()}
+
+
+MLP_SHAPES = {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}
+
+
+def _chapter_input():
+    return jax.random.uniform(jax.random.PRNGKey(0), (2, 4))
+
+
+def mlp():
+    """d2l 001: nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(1)]), initialised by net.init."""
     net = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(1)])
-    params = net.init(jax.random.PRNGKey(1), X)
-    cases.append(NativeCase("mlp (d2l 001)", net, None,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)},
-                            options={"variables": params}))
+    params = net.init(jax.random.PRNGKey(1), _chapter_input())
+    return NativeCase(net, None, MLP_SHAPES, options={"variables": params})
 
-    shared = nn.Dense(8)
-    net = nn.Sequential([nn.Dense(8), nn.relu, shared, nn.relu, shared, nn.relu, nn.Dense(1)])
-    params = net.init(jax.random.PRNGKey(2), X)
+
+def shared():
+    """d2l 001: one nn.Dense used at positions 2 and 4; the pytree holds it once."""
+    layer = nn.Dense(8)
+    net = nn.Sequential([nn.Dense(8), nn.relu, layer, nn.relu, layer, nn.relu, nn.Dense(1)])
+    params = net.init(jax.random.PRNGKey(2), _chapter_input())
     assert len(params["params"]) == 3          # the chapter's check
-    cases.append(NativeCase("shared (d2l 001)", net, None,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,),
-                             "6.weight": (1, 8), "6.bias": (1,)},
-                            ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")],
-                            options={"variables": params}))
+    return NativeCase(net, None, {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,),
+                                  "6.weight": (1, 8), "6.bias": (1,)},
+                      ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")], options={"variables": params})
 
+
+def rgnet():
+    """Nested Sequentials, initialised by mp.wrap from a sample input."""
     def block1():
         return nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(4), nn.relu])
 
     def block2():
         return nn.Sequential([block1() for _ in range(4)])
 
-    rgnet = nn.Sequential([block2(), nn.Dense(1)])
     shapes = {}
     for i in range(4):
         shapes.update({f"0.{i}.0.weight": (8, 4), f"0.{i}.0.bias": (8,),
                        f"0.{i}.2.weight": (4, 8), f"0.{i}.2.bias": (4,)})
     shapes.update({"1.weight": (1, 4), "1.bias": (1,)})
-    cases.append(NativeCase("rgnet (sample_input)", rgnet, X, shapes))
+    return NativeCase(nn.Sequential([block2(), nn.Dense(1)]), _chapter_input(), shapes)
 
+
+def nnx_mlp():
+    """The MLP in Flax NNX: parameters live on the module."""
     rngs = nnx.Rngs(0)
     model = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, nnx.Linear(8, 1, rngs=rngs))
-    cases.append(NativeCase("nnx mlp", model, None,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}))
-    shared = nnx.Linear(8, 8, rngs=rngs)
-    model = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, shared, nnx.relu, shared)
-    cases.append(NativeCase("nnx shared", model, None,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,)},
-                            ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")]))
-    return cases
+    return NativeCase(model, None, MLP_SHAPES)
+
+
+def nnx_shared():
+    """One nnx.Linear used at positions 2 and 4."""
+    rngs = nnx.Rngs(0)
+    layer = nnx.Linear(8, 8, rngs=rngs)
+    model = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, layer, nnx.relu, layer)
+    return NativeCase(model, None, {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,)},
+                      ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")])
+
+
+def chapter_models():
+    return {"mlp": mlp, "shared": shared, "rgnet": rgnet, "nnx-mlp": nnx_mlp, "nnx-shared": nnx_shared}
 
 
 def sgd_step(m, x, lr):
@@ -169,7 +219,10 @@ class CNN(nn.Module):
 
 
 def native_arrays(m):
-    # the variables pytree flattened, as flax.traverse_util.flatten_dict lists it
+    if isinstance(m.native, nnx.Module):       # NNX: the module's Param state, flattened
+        return [("/".join(map(str, path)), np.asarray(v[...]))
+                for path, v in nnx.to_flat_state(nnx.state(m.native, nnx.Param))]
+    # linen: the variables pytree flattened, as flax.traverse_util.flatten_dict lists it
     flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(m.flax.variables), sep="/")
     return [(k, np.asarray(v)) for k, v in flat.items()]
 
@@ -178,7 +231,8 @@ def infer(m, x):
     return [np.asarray(m.native.apply(m.flax.variables, x))]
 
 
-def real_models():
+def linen_cnn():
+    """A linen CNN with Conv, BatchNorm, relu, avg_pool and Dense, as the Flax examples write one."""
     x = jax.random.uniform(jax.random.PRNGKey(7), (2, 16, 16, 3))
 
     def fresh(seed):
@@ -197,15 +251,15 @@ def real_models():
     leaves = jax.tree_util.tree_leaves(variables)
     trainable = sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables["params"]))
     names = list(flax.traverse_util.flatten_dict(flax.core.unfreeze(variables), sep="/"))
-    return [RealModel("linen CNN (Conv, BatchNorm, relu, avg_pool, Dense)", net, x, trainable,
-                      sum(leaf.size for leaf in leaves), exact_sum(leaves), names, fresh,
-                      options=options)]
+    return RealModel(net, x, trainable, sum(leaf.size for leaf in leaves), exact_sum(leaves), names,
+                     fresh, options=options)
+
+
+def real_models():
+    return {"linen-CNN": linen_cnn}
 
 
 # -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
-BN_MOMENTUM_WEIGHS_OLD = True       # Flax: ra = momentum * ra + (1 - momentum) * batch
-
-
 def bn_momentum(layer):
     return layer.momentum
 
@@ -232,5 +286,4 @@ class _CNN(nn.Module):
 
 def native_cnn():
     x = jax.random.uniform(jax.random.PRNGKey(0), (2, 5, 4, 1))
-    net = _CNN()
-    return net, x, "Conv_0", "Dense_0", {}
+    return NativeCNN(_CNN(), x, conv="Conv_0", dense="Dense_0")

@@ -2,9 +2,25 @@
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, init
+from mxnet import gluon
 from mxnet.gluon import nn
 
-from . import NativeCase, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+
+# -- facts about MXNet/Gluon 1.x --------------------------------------------------------------
+MODEL_TYPES = (nn.Block,)          # HybridBlock and SymbolBlock are Blocks
+KEEPS_NATIVE_GRAD = True           # backward() leaves grad() on every Parameter
+KEEPS_PARAMETER_OBJECTS = True     # writes set_data() into the same Parameter
+BN_MOMENTUM_WEIGHS_OLD = True      # running = momentum * running + (1 - momentum) * batch
+
+
+def dense_default(fan_in, fan_out):
+    # net.initialize() with no initializer: init.Uniform(scale=0.07) for weights; biases zeros
+    return Distribution.uniform(-0.07, 0.07), Distribution.constant(0.0)
+
+
+def _array(x):
+    return mx.nd.array(np.asarray(x, dtype=np.float32))
 
 
 def _block(net, path):
@@ -14,13 +30,25 @@ def _block(net, path):
     return block
 
 
-def read(m, name):
+def _parameter(m, name):
     *path, role = name.split(".")
-    return getattr(_block(m.native, path), role).data().asnumpy().copy()   # net[1].bias.data()
+    return getattr(_block(m.native, path), role)
+
+
+def read(m, name):
+    return _parameter(m, name).data().asnumpy().copy()   # net[1].bias.data()
 
 
 def forward(m, x):
-    return m.native(mx.nd.array(np.asarray(x, dtype=np.float32))).asnumpy()
+    return m.native(_array(x)).asnumpy()
+
+
+def to_numpy(value):
+    if isinstance(value, gluon.Parameter):
+        return value.data().asnumpy()
+    if isinstance(value, mx.nd.NDArray):
+        return value.asnumpy()
+    return np.asarray(value)
 
 
 def count(m):
@@ -31,29 +59,45 @@ def count(m):
 def grads(m, x):
     net = m.native
     with autograd.record():
-        y = net(mx.nd.array(np.asarray(x, dtype=np.float32))).sum()
+        y = net(_array(x)).sum()
     y.backward()
-    out = {}
-    for name in m.named_parameters():
-        *path, role = name.split(".")
-        p = getattr(_block(net, path), role)
-        out[name] = p.grad().asnumpy().copy()
+    out = {name: _parameter(m, name).grad().asnumpy().copy() for name in m.named_parameters()}
     for p in net.collect_params().values():
         p.zero_grad()
     return out
 
 
-def chapter_models():
-    mx.random.seed(0)
-    x = mx.nd.random.uniform(shape=(2, 20))
-    cases = []
+def backward(m, x):
+    with autograd.record():
+        y = m.native(_array(x)).sum()
+    y.backward()          # writes grad() (grad_req "write"), as a training loop does
 
+
+def native_grads(m):
+    # Gluon allocates a gradient buffer with the parameter; after zero_grad() it
+    # holds zeros, never None
+    return {name: _parameter(m, name).grad().asnumpy().copy() for name in m.named_parameters()}
+
+
+def _chapter_input():
+    mx.random.seed(0)
+    return mx.nd.random.uniform(shape=(2, 20))
+
+
+def mlp():
+    """d2l 002: Dense(256, relu), Dense(10), net.initialize()."""
+    x = _chapter_input()
     net = nn.Sequential()
     net.add(nn.Dense(256, activation="relu"))
     net.add(nn.Dense(10))
     net.initialize()  # Use the default initialization method
-    cases.append(NativeCase("mlp (d2l 002)", net, x,
-                            {"0.weight": (256, 20), "0.bias": (256,), "1.weight": (10, 256), "1.bias": (10,)}))
+    return NativeCase(net, x, {"0.weight": (256, 20), "0.bias": (256,), "1.weight": (10, 256),
+                               "1.bias": (10,)})
+
+
+def rgnet():
+    """d2l 002: block2 of four block1s, then Dense(10)."""
+    x = _chapter_input()
 
     def block1():
         net = nn.Sequential()
@@ -76,28 +120,32 @@ def chapter_models():
         shapes.update({f"0.{i}.0.weight": (32, 20 if i == 0 else 16), f"0.{i}.0.bias": (32,),
                        f"0.{i}.1.weight": (16, 32), f"0.{i}.1.bias": (16,)})
     shapes.update({"1.weight": (10, 16), "1.bias": (10,)})
-    cases.append(NativeCase("rgnet (d2l 002)", rgnet, x, shapes))
+    return NativeCase(rgnet, x, shapes)
 
+
+def shared():
+    """d2l 002: nn.Dense(8, activation="relu", params=shared.params)."""
+    x = _chapter_input()
     net = nn.Sequential()
-    shared = nn.Dense(8, activation="relu")
-    net.add(nn.Dense(8, activation="relu"), shared,
-            nn.Dense(8, activation="relu", params=shared.params), nn.Dense(10))
+    layer = nn.Dense(8, activation="relu")
+    net.add(nn.Dense(8, activation="relu"), layer,
+            nn.Dense(8, activation="relu", params=layer.params), nn.Dense(10))
     net.initialize()
-    cases.append(NativeCase("shared params (d2l 002)", net, x,
-                            {"0.weight": (8, 20), "0.bias": (8,), "1.weight": (8, 8), "1.bias": (8,),
-                             "3.weight": (10, 8), "3.bias": (10,)},
-                            ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")]))
-    return cases
+    return NativeCase(net, x, {"0.weight": (8, 20), "0.bias": (8,), "1.weight": (8, 8), "1.bias": (8,),
+                               "3.weight": (10, 8), "3.bias": (10,)},
+                      ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")])
+
+
+def chapter_models():
+    return {"mlp": mlp, "rgnet": rgnet, "shared": shared}
 
 
 def sgd_step(m, x, lr):
     """One native Gluon Trainer step on sum(outputs); Trainer built after the tie."""
-    from mxnet import gluon
-
     net = m.native
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
     with autograd.record():
-        y = net(mx.nd.array(np.asarray(x, dtype=np.float32))).sum()
+        y = net(_array(x)).sum()
     y.backward()
     trainer.step(1)
     for p in net.collect_params().values():
@@ -114,7 +162,8 @@ def infer(m, x):
     return [m.native(x).asnumpy()]       # outside autograd.record(): inference mode
 
 
-def real_models():
+def resnet18_v1():
+    """model_zoo.vision.resnet18_v1(classes=10), no weights downloaded."""
     from mxnet.gluon.model_zoo import vision
 
     x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
@@ -136,15 +185,15 @@ def real_models():
     params = net.collect_params()
     trainable = sum(p.data().size for p in params.values() if p.grad_req != "null")
     total = sum(p.data().size for p in params.values())
-    return [RealModel("model_zoo.vision.resnet18_v1(classes=10)", net, x, trainable, total,
-                      exact_sum([p.data().asnumpy() for p in params.values()]),
-                      list(params.keys()), fresh)]
+    return RealModel(net, x, trainable, total, exact_sum([p.data().asnumpy() for p in params.values()]),
+                     list(params.keys()), fresh)
+
+
+def real_models():
+    return {"resnet18_v1": resnet18_v1}
 
 
 # -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
-BN_MOMENTUM_WEIGHS_OLD = True       # Gluon: running = momentum * running + (1 - momentum) * batch
-
-
 def bn_momentum(layer):
     return layer._kwargs["momentum"]
 
@@ -154,7 +203,7 @@ def bn_train_step(m, x):
     (MXNet 1.x updates the running statistics in BatchNorm's backward)."""
     net = m.native
     with autograd.record():
-        y = net(mx.nd.array(np.asarray(x, dtype=np.float32))).sum()
+        y = net(_array(x)).sum()
     y.backward()
     return net[0].running_mean.data().asnumpy().copy()
 
@@ -165,4 +214,4 @@ def native_cnn():
     net = nn.Sequential()
     net.add(nn.Conv2D(2, 3, padding=1), nn.Flatten(), nn.Dense(3))
     net.initialize()
-    return net, mx.nd.random.uniform(shape=(2, 1, 5, 4)), "0", "2", {}
+    return NativeCNN(net, mx.nd.random.uniform(shape=(2, 1, 5, 4)), conv="0", dense="2")

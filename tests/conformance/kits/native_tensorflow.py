@@ -1,9 +1,27 @@
 """The chapter's TensorFlow/Keras idioms (the tensorflow tab of seed 001)."""
+import math
+
 import numpy as np
 import tensorflow as tf
 import keras
 
-from . import NativeCase, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+
+# -- facts about Keras 3 on TensorFlow --------------------------------------------------------
+MODEL_TYPES = (keras.layers.Layer,)   # a Model is a Layer
+KEEPS_NATIVE_GRAD = False         # GradientTape.gradient returns gradients; none kept on a Variable
+KEEPS_PARAMETER_OBJECTS = True    # writes assign() into the same Variable
+BN_MOMENTUM_WEIGHS_OLD = True     # moving = momentum * moving + (1 - momentum) * batch
+
+
+def dense_default(fan_in, fan_out):
+    # keras.layers.Dense: kernel_initializer="glorot_uniform", bias_initializer="zeros"
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    return Distribution.uniform(-bound, bound), Distribution.constant(0.0)
+
+
+def _tensor(x):
+    return tf.constant(np.asarray(x, dtype=np.float32))
 
 
 def _layer(net, path):
@@ -31,7 +49,11 @@ def read(m, name):
 
 
 def forward(m, x):
-    return m.native(tf.constant(np.asarray(x, dtype=np.float32))).numpy()
+    return m.native(_tensor(x)).numpy()
+
+
+def to_numpy(value):
+    return np.asarray(tf.convert_to_tensor(value))     # tensors and Variables alike
 
 
 def count(m):
@@ -42,7 +64,7 @@ def count(m):
 def grads(m, x):
     net = m.native
     with tf.GradientTape() as tape:
-        y = tf.reduce_sum(net(tf.constant(np.asarray(x, dtype=np.float32))))
+        y = tf.reduce_sum(net(_tensor(x)))
     g = tape.gradient(y, net.trainable_variables)
     by_var = {id(v): gv.numpy() for v, gv in zip(net.trainable_variables, g)}
     out = {}
@@ -54,32 +76,53 @@ def grads(m, x):
     return out
 
 
-def chapter_models():
+def backward(m, x):
+    """Keras keeps no gradient on a Variable (``KEEPS_NATIVE_GRAD`` is False):
+    ``GradientTape.gradient`` returns them, so a backward leaves nothing behind."""
+
+
+def native_grads(m):
+    return {name: None for name in m.named_parameters()}
+
+
+def _chapter_input():
     keras.utils.set_random_seed(0)
-    X = tf.random.uniform((2, 4))
-    cases = []
+    return tf.random.uniform((2, 4))
+
+
+def mlp_flatten():
+    """d2l 001: Sequential([Flatten(), Dense(4, activation=relu), Dense(1)])."""
+    X = _chapter_input()
     net = tf.keras.models.Sequential([
         tf.keras.layers.Flatten(),
         tf.keras.layers.Dense(4, activation=tf.nn.relu),
         tf.keras.layers.Dense(1),
     ])
-    cases.append(NativeCase("mlp with Flatten (d2l 001)", net, X,
-                            {"1.weight": (4, 4), "1.bias": (4,), "2.weight": (1, 4), "2.bias": (1,)}))
+    return NativeCase(net, X, {"1.weight": (4, 4), "1.bias": (4,), "2.weight": (1, 4), "2.bias": (1,)})
 
-    shared = tf.keras.layers.Dense(4, activation=tf.nn.relu)
-    net = tf.keras.models.Sequential([
-        tf.keras.layers.Flatten(), shared, shared, tf.keras.layers.Dense(1)])
-    cases.append(NativeCase("shared layer (d2l 001)", net, X,
-                            {"1.weight": (4, 4), "1.bias": (4,), "3.weight": (1, 4), "3.bias": (1,)},
-                            ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")]))
 
+def shared():
+    """d2l 001: one Dense layer used twice (listed twice in net.layers, once in net.weights)."""
+    X = _chapter_input()
+    layer = tf.keras.layers.Dense(4, activation=tf.nn.relu)
+    net = tf.keras.models.Sequential([tf.keras.layers.Flatten(), layer, layer, tf.keras.layers.Dense(1)])
+    return NativeCase(net, X, {"1.weight": (4, 4), "1.bias": (4,), "3.weight": (1, 4), "3.bias": (1,)},
+                      ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")])
+
+
+def functional():
+    """A functional keras.Model: layers named by the user."""
+    X = _chapter_input()
     inputs = keras.Input(shape=(4,))
     h = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
     outputs = keras.layers.Dense(1, name="out")(h)
-    net = keras.Model(inputs, outputs)
-    cases.append(NativeCase("functional model", net, X,
-                            {"hidden.weight": (8, 4), "hidden.bias": (8,),
-                             "out.weight": (1, 8), "out.bias": (1,)}))
+    return NativeCase(keras.Model(inputs, outputs), X,
+                      {"hidden.weight": (8, 4), "hidden.bias": (8,), "out.weight": (1, 8), "out.bias": (1,)})
+
+
+def subclassed():
+    """A subclassed keras.Model: layers are attributes."""
+    X = _chapter_input()
 
     class MLP(keras.Model):
         def __init__(self):
@@ -90,10 +133,13 @@ def chapter_models():
         def call(self, x):
             return self.out(self.hidden(x))
 
-    cases.append(NativeCase("subclassed model", MLP(), X,
-                            {"hidden.weight": (8, 4), "hidden.bias": (8,),
-                             "out.weight": (1, 8), "out.bias": (1,)}))
-    return cases
+    return NativeCase(MLP(), X, {"hidden.weight": (8, 4), "hidden.bias": (8,),
+                                 "out.weight": (1, 8), "out.bias": (1,)})
+
+
+def chapter_models():
+    return {"mlp-flatten": mlp_flatten, "shared": shared, "functional": functional,
+            "subclassed": subclassed}
 
 
 def sgd_step(m, x, lr):
@@ -101,7 +147,7 @@ def sgd_step(m, x, lr):
     net = m.native
     opt = keras.optimizers.SGD(learning_rate=lr)
     with tf.GradientTape() as tape:
-        y = tf.reduce_sum(net(tf.constant(np.asarray(x, dtype=np.float32))))
+        y = tf.reduce_sum(net(_tensor(x)))
     g = tape.gradient(y, net.trainable_variables)
     opt.apply_gradients(zip(g, net.trainable_variables))
 
@@ -116,7 +162,8 @@ def infer(m, x):
     return [np.asarray(m.native(x, training=False))]
 
 
-def real_models():
+def mobilenet_v2():
+    """keras.applications.MobileNetV2(alpha=0.35) on 32x32 images, no weights downloaded."""
     def fresh(seed):
         keras.utils.set_random_seed(seed)
         net = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
@@ -132,16 +179,16 @@ def real_models():
     net, _ = fresh(0)
     x = tf.random.uniform((2, 32, 32, 3), seed=1)
     trainable = int(sum(np.prod(v.shape) for v in net.trainable_weights))
-    return [RealModel("keras.applications.MobileNetV2(alpha=0.35, 32x32)", net, x,
-                      trainable=trainable, total=net.count_params(),
-                      value_sum=exact_sum(net.get_weights()),
-                      names=[v.path for v in net.weights], fresh=fresh)]
+    return RealModel(net, x, trainable=trainable, total=net.count_params(),
+                     value_sum=exact_sum(net.get_weights()), names=[v.path for v in net.weights],
+                     fresh=fresh)
+
+
+def real_models():
+    return {"MobileNetV2": mobilenet_v2}
 
 
 # -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
-BN_MOMENTUM_WEIGHS_OLD = True       # Keras: moving = momentum * moving + (1 - momentum) * batch
-
-
 def bn_momentum(layer):
     return layer.momentum
 
@@ -149,13 +196,13 @@ def bn_momentum(layer):
 def bn_train_step(m, x):
     """One training-mode call of Sequential(BatchNormalization); the new moving mean."""
     net = m.native
-    net(tf.constant(np.asarray(x, dtype=np.float32)), training=True)
+    net(_tensor(x), training=True)
     return net.layers[0].moving_mean.numpy().copy()
 
 
 def native_cnn():
-    """Conv2D -> Flatten -> Dense written in Keras (NHWC): (model, sample, conv path, dense path)."""
+    """Conv2D -> Flatten -> Dense written in Keras (NHWC)."""
     keras.utils.set_random_seed(0)
     net = keras.Sequential([keras.layers.Conv2D(2, 3, padding="same"), keras.layers.Flatten(),
                             keras.layers.Dense(3)])
-    return net, tf.random.uniform((2, 5, 4, 1)), "0", "2", {}
+    return NativeCNN(net, tf.random.uniform((2, 5, 4, 1)), conv="0", dense="2")

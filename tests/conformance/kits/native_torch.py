@@ -1,21 +1,54 @@
-"""The chapter's PyTorch idioms (seeds 000, 003, 004 and the pytorch tab of 001)."""
+"""The chapter's PyTorch idioms (seeds 000, 003, 004 and the pytorch tab of 001).
+
+A kit for :class:`multiparam.testing.NativeKit`: everything here reaches
+parameters the way the chapter does, never through multiparam."""
+import math
+
 import numpy as np
 import torch
 from torch import nn
 
-from . import NativeCase, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+
+# -- facts about PyTorch ------------------------------------------------------------------
+MODEL_TYPES = (nn.Module,)
+KEEPS_NATIVE_GRAD = True          # backward() leaves .grad on every Parameter
+KEEPS_PARAMETER_OBJECTS = True    # writes go into the same nn.Parameter
+BN_MOMENTUM_WEIGHS_OLD = False    # running = (1 - momentum) * running + momentum * batch
+
+
+def dense_default(fan_in, fan_out):
+    # nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)); bias the same
+    bound = 1 / math.sqrt(fan_in)
+    return Distribution.uniform(-bound, bound), Distribution.uniform(-bound, bound)
+
+
+def _tensor(x):
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+
+def _attribute(m, name):
+    """net.get_submodule(path).<attr>: a Parameter, a buffer, or what a
+    parametrized weight's property computes."""
+    path, _, attr = name.rpartition(".")
+    module = m.native.get_submodule(path) if path else m.native
+    return getattr(module, attr)
 
 
 def read(m, name):
     # the chapter: net[2].bias.data (a parametrized weight reads through its property)
-    path, _, attr = name.rpartition(".")
-    module = m.native.get_submodule(path) if path else m.native
-    return getattr(module, attr).detach().numpy().copy()
+    return _attribute(m, name).detach().numpy().copy()
+
+
+def to_numpy(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 def forward(m, x):
     with torch.no_grad():
-        return m.native(torch.as_tensor(np.asarray(x), dtype=torch.float32)).numpy()
+        return m.native(_tensor(x)).numpy()
 
 
 def count(m):
@@ -25,24 +58,47 @@ def count(m):
 def grads(m, x):
     net = m.native
     net.zero_grad(set_to_none=True)
-    net(torch.as_tensor(np.asarray(x), dtype=torch.float32)).sum().backward()
+    net(_tensor(x)).sum().backward()
     out = {name: p.grad.numpy().copy() for name, p in net.named_parameters()}
     net.zero_grad(set_to_none=True)
     return out
 
 
-def chapter_models():
+def backward(m, x):
+    m.native(_tensor(x)).sum().backward()      # accumulates into .grad, as a training loop does
+
+
+def native_grads(m):
+    out = {}
+    for name in m.named_parameters():
+        grad = _attribute(m, name).grad
+        out[name] = None if grad is None else grad.numpy().copy()
+    return out
+
+
+MLP_SHAPES = {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}
+
+
+def _chapter_input():
     torch.manual_seed(0)
-    X = torch.rand(size=(2, 4))
-    cases = []
+    return torch.rand(size=(2, 4))
 
-    net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
-    cases.append(NativeCase("mlp (lazy, d2l 001)", net, X,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}))
 
-    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-    cases.append(NativeCase("mlp (d2l 000)", net, X,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}))
+def lazy_mlp():
+    """d2l 001: nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))."""
+    X = _chapter_input()
+    return NativeCase(nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1)), X, MLP_SHAPES)
+
+
+def mlp():
+    """d2l 000: the same MLP with its input size written out."""
+    X = _chapter_input()
+    return NativeCase(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), X, MLP_SHAPES)
+
+
+def rgnet():
+    """d2l 000: four named blocks nested in a Sequential (rgnet[0][1][0].bias)."""
+    X = _chapter_input()
 
     def block1():
         return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU())
@@ -53,27 +109,36 @@ def chapter_models():
             net.add_module(f"block {i}", block1())
         return net
 
-    rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
     shapes = {}
     for i in range(4):
         shapes.update({f"0.block {i}.0.weight": (8, 4), f"0.block {i}.0.bias": (8,),
                        f"0.block {i}.2.weight": (4, 8), f"0.block {i}.2.bias": (4,)})
     shapes.update({"1.weight": (1, 4), "1.bias": (1,)})
-    cases.append(NativeCase("rgnet (d2l 000)", rgnet, X, shapes))
+    return NativeCase(nn.Sequential(block2(), nn.Linear(4, 1)), X, shapes)
 
-    shared = nn.LazyLinear(8)
-    net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.LazyLinear(1))
-    cases.append(NativeCase("shared (d2l 001)", net, X,
-                            {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,),
-                             "6.weight": (1, 8), "6.bias": (1,)},
-                            ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")]))
 
+def shared():
+    """d2l 001: one LazyLinear used at positions 2 and 4."""
+    X = _chapter_input()
+    layer = nn.LazyLinear(8)
+    net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), layer, nn.ReLU(), layer, nn.ReLU(), nn.LazyLinear(1))
+    return NativeCase(net, X, {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (8, 8), "2.bias": (8,),
+                               "6.weight": (1, 8), "6.bias": (1,)},
+                      ties=[("2.weight", "4.weight"), ("2.bias", "4.bias")])
+
+
+def tied_1x1():
+    """seed 004: nn.Linear(1, 1, bias=False) used twice."""
     linear = nn.Linear(1, 1, bias=False)
-    net = nn.Sequential(linear, linear)
-    cases.append(NativeCase("tied 1x1 (seed 004)", net, torch.ones(1, 1), {"0.weight": (1, 1)},
-                            ties=[("0.weight", "1.weight")]))
+    return NativeCase(nn.Sequential(linear, linear), torch.ones(1, 1), {"0.weight": (1, 1)},
+                      ties=[("0.weight", "1.weight")])
 
-    class MyModel(nn.Module):   # seed 004: only nn.Parameter registers
+
+def custom_parameter():
+    """seed 004: only an nn.Parameter registers; a plain tensor attribute does not."""
+    torch.manual_seed(0)
+
+    class MyModel(nn.Module):
         def __init__(self):
             super().__init__()
             self.weight1 = nn.Parameter(torch.rand(20, 20))
@@ -82,9 +147,12 @@ def chapter_models():
         def forward(self, x):
             return x @ self.weight1
 
-    cases.append(NativeCase("custom nn.Parameter (seed 004)", MyModel(), torch.rand(2, 20),
-                            {"weight1": (20, 20)}))
-    return cases
+    return NativeCase(MyModel(), torch.rand(2, 20), {"weight1": (20, 20)})
+
+
+def chapter_models():
+    return {"lazy-mlp": lazy_mlp, "mlp": mlp, "rgnet": rgnet, "shared": shared,
+            "tied-1x1": tied_1x1, "custom-parameter": custom_parameter}
 
 
 def sgd_step(m, x, lr):
@@ -92,7 +160,7 @@ def sgd_step(m, x, lr):
     net = m.native
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     opt.zero_grad()
-    net(torch.as_tensor(np.asarray(x), dtype=torch.float32)).sum().backward()
+    net(_tensor(x)).sum().backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 
@@ -124,7 +192,8 @@ def infer(m, x):
     return [t.numpy() for t in flat]
 
 
-def _real(label, make, x):
+def _real(make, x):
+    """A RealModel of ``make()`` with torch's own view of it."""
     def fresh(seed):
         torch.manual_seed(seed)
         net = make()
@@ -145,32 +214,36 @@ def _real(label, make, x):
     names = [n for n, _ in net.named_parameters()] + \
         [n for n, _ in net.named_buffers() if n.rpartition(".")[2] in _STATS]
     counters = [n for n, _ in net.named_buffers() if n.rpartition(".")[2] not in _STATS]
-    return RealModel(label, net, x, trainable, total, value_sum, names, fresh,
-                     not_parameters=counters)
+    return RealModel(net, x, trainable, total, value_sum, names, fresh, not_parameters=counters)
+
+
+def transformer_encoder_layer():
+    torch.manual_seed(100)
+    return _real(lambda: nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32,
+                                                    batch_first=True, dropout=0.0).eval(),
+                 torch.rand(2, 5, 16))
+
+
+def lstm():
+    """nn.LSTM with two layers."""
+    torch.manual_seed(101)
+    return _real(lambda: nn.LSTM(8, 16, num_layers=2, batch_first=True), torch.rand(2, 5, 8))
+
+
+def cnn_batchnorm():
+    """torch's own layers with BatchNorm buffers (num_batches_tracked included)."""
+    torch.manual_seed(102)
+    return _real(lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                       nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10)).eval(),
+                 torch.rand(2, 3, 8, 8))
 
 
 def real_models():
-    torch.manual_seed(100)
-    cases = [
-        _real("nn.TransformerEncoderLayer",
-              lambda: nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32,
-                                                 batch_first=True, dropout=0.0).eval(),
-              torch.rand(2, 5, 16)),
-        _real("nn.LSTM (2 layers)", lambda: nn.LSTM(8, 16, num_layers=2, batch_first=True),
-              torch.rand(2, 5, 8)),
-        # torch's own layers with BatchNorm buffers (num_batches_tracked included)
-        _real("nn.Sequential CNN with BatchNorm2d",
-              lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                    nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10)).eval(),
-              torch.rand(2, 3, 8, 8)),
-    ]
-    return cases
+    return {"TransformerEncoderLayer": transformer_encoder_layer, "LSTM": lstm,
+            "CNN-BatchNorm2d": cnn_batchnorm}
 
 
 # -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
-BN_MOMENTUM_WEIGHS_OLD = False      # torch: running = (1 - momentum) * running + momentum * batch
-
-
 def bn_momentum(layer):
     return layer.momentum
 
@@ -180,12 +253,12 @@ def bn_train_step(m, x):
     net = m.native
     net.train()
     with torch.no_grad():
-        net(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+        net(_tensor(x))
     return net[0].running_mean.detach().numpy().copy()
 
 
 def native_cnn():
-    """Conv -> Flatten -> Dense written in torch (NCHW): (model, sample, conv path, dense path)."""
+    """Conv -> Flatten -> Dense written in torch (NCHW)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 5 * 4, 3))
-    return net, torch.rand(2, 1, 5, 4), "0", "2", {}
+    return NativeCNN(net, torch.rand(2, 1, 5, 4), conv="0", dense="2")

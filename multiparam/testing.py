@@ -1,0 +1,319 @@
+"""The contract a backend's *native kit* fulfils for the conformance suite.
+
+The conformance suite (``tests/conformance``, run with ``pytest
+tests/conformance --backend NAME``) checks an adapter against truth that
+does not come from the adapter: a NumPy reference, the chapter's printed
+facts, and the framework's own idioms.  The framework's idioms come from a
+*kit*: one module per backend, written the way that framework's own
+documentation writes things (``net[2].bias.data``, ``jax.grad``,
+``GradientTape``, ``collect_params()``).  A kit never uses multiparam to
+reach a parameter; from a handle it only takes the native model
+(``m.native``) and, on backends that keep parameters outside the model,
+what the backend's extension exposes (``m.flax.variables``).
+
+Writing a kit for a new backend
+-------------------------------
+Write a module (by convention ``native_<backend>.py``) that provides every
+name of :class:`NativeKit`, and check it with :func:`kit_problems` (the
+suite does, before any test uses it).  Cases are handed out as
+``{label: builder}`` mappings (:meth:`NativeKit.chapter_models`,
+:meth:`NativeKit.real_models`): labels are cheap, so collecting the suite
+builds nothing, and each builder runs only when its test does.  Labels
+become part of the test ids (``test_counts_match_the_framework[torch-LSTM]``),
+so keep them short and free of spaces.
+
+Where the suite finds a backend's kit
+-------------------------------------
+:func:`kit_module_name` applies this rule, first match wins:
+
+1. an explicit choice, ``pytest tests/conformance --kit NAME=package.module``;
+2. the ``KIT`` attribute (a module path) of the backend's adapter package,
+   the module its registry entry names: a third-party adapter ships its kit
+   and says where it is;
+3. ``tests.conformance.kits.native_<backend>``, where the built-in kits live.
+
+Frameworks differ; tests do not branch on their names
+-----------------------------------------------------
+Where frameworks genuinely differ, a test reads a fact instead of a backend
+name.  What *multiparam* can or cannot do on a backend is the adapter's
+declared capability (``adapter.capability("tie_transposed")``).  What the
+*framework itself* does is a constant or a function of its kit
+(``KEEPS_NATIVE_GRAD``, ``KEEPS_PARAMETER_OBJECTS``,
+``BN_MOMENTUM_WEIGHS_OLD``, :meth:`NativeKit.dense_default`).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple,
+                    runtime_checkable)
+
+import numpy as np
+
+#: where the built-in kits live (rule 3 of :func:`kit_module_name`)
+DEFAULT_KIT_MODULE = "tests.conformance.kits.native_{backend}"
+#: the adapter-package attribute that names a kit module (rule 2)
+KIT_ATTRIBUTE = "KIT"
+
+
+# -- the records a kit hands out -------------------------------------------------------------
+@dataclass
+class NativeCase:
+    """A model written natively, as the chapter writes it in that framework,
+    with what multiparam must report for it."""
+
+    model: Any
+    #: sample input in the framework's own array type; None when ``options``
+    #: already carry everything (Flax ``variables``)
+    x: Any
+    #: expected canonical names and shapes, in the order they must be listed
+    shapes: Dict[str, Tuple[int, ...]]
+    #: groups of canonical names that are one parameter, as ``m.ties()`` lists them
+    ties: List[Tuple[str, ...]] = field(default_factory=list)
+    #: extra ``mp.wrap`` options (Flax ``variables``)
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class RealModel:
+    """A model written by the framework's own authors (torch
+    ``TransformerEncoderLayer``, ``keras.applications.MobileNetV2``, Gluon's
+    ``model_zoo``), built without downloading anything, with the
+    framework's own view of it, computed by the framework's own idioms when
+    it was built."""
+
+    model: Any
+    #: sample input in the framework's own array type
+    x: Any
+    #: trainable scalars (torch ``parameters()``, Keras ``trainable_weights``, ...)
+    trainable: int
+    #: every scalar the framework counts (``count_params``, ``collect_params``, ...)
+    total: int
+    #: :func:`exact_sum` of every value in that same collection
+    value_sum: float
+    #: native names, as the framework's collect-all lists them
+    names: List[str]
+    #: seed -> (a second instance of the architecture, its ``mp.wrap`` options)
+    fresh: Callable[[int], Tuple[Any, dict]]
+    #: extra ``mp.wrap`` options (Flax ``variables``)
+    options: dict = field(default_factory=dict)
+    #: state the framework keeps beside the parameters that deliberately is not
+    #: one (torch BatchNorm's ``num_batches_tracked`` step counter), as the
+    #: framework names it; empty where the model keeps none
+    not_parameters: List[str] = field(default_factory=list)
+
+
+@dataclass
+class NativeCNN:
+    """Conv -> Flatten -> Dense written natively, in the framework's own image
+    layout (NCHW or NHWC), for the flatten-permutation check."""
+
+    model: Any
+    #: sample input in the framework's own array type and image layout
+    x: Any
+    #: canonical path of the convolution and of the dense layer after the flatten
+    conv: str
+    dense: str
+    #: extra ``mp.wrap`` options
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A documented initial distribution, as plain numbers (what a
+    framework's docs say its default initializer draws)."""
+
+    #: "uniform" (low, high), "truncated_normal" (mean, std cut to [low, high])
+    #: or "constant" (value)
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    mean: float = 0.0
+    std: float = 0.0
+    value: float = 0.0
+
+    @classmethod
+    def uniform(cls, low: float, high: float) -> "Distribution":
+        return cls("uniform", low=low, high=high)
+
+    @classmethod
+    def truncated_normal(cls, mean: float, std: float, low: float, high: float) -> "Distribution":
+        return cls("truncated_normal", low=low, high=high, mean=mean, std=std)
+
+    @classmethod
+    def constant(cls, value: float) -> "Distribution":
+        return cls("constant", low=value, high=value, value=value)
+
+
+def exact_sum(arrays) -> float:
+    """The correctly rounded float64 sum of every element (``math.fsum``), so
+    two listings of the same values agree exactly whatever their order or
+    memory layout (a transposed view sums in another order)."""
+    return math.fsum(itertools.chain.from_iterable(
+        np.asarray(a, dtype=np.float64).ravel().tolist() for a in arrays))
+
+
+# -- the protocol ------------------------------------------------------------------------------
+@runtime_checkable
+class NativeKit(Protocol):
+    """What a backend's kit module provides.  ``m`` is a multiparam model
+    handle; names are canonical (torch ``state_dict`` keys), values NumPy
+    arrays in canonical layout unless a member says otherwise."""
+
+    #: the framework's model base classes: every model the adapter wraps is an
+    #: instance of one (torch ``nn.Module``; Flax linen and NNX ``Module``, ...)
+    MODEL_TYPES: Tuple[type, ...]
+    #: True when the framework keeps gradients on parameters after its own
+    #: backward (torch ``.grad``, Gluon ``grad()``); False when gradients are
+    #: only returned (``jax.grad``, ``GradientTape.gradient``)
+    KEEPS_NATIVE_GRAD: bool
+    #: True when writing a value keeps the framework's parameter object (torch
+    #: ``Parameter``, Keras ``Variable``, Gluon ``Parameter``); False when
+    #: parameters are immutable arrays, replaced on write (Flax linen leaves)
+    KEEPS_PARAMETER_OBJECTS: bool
+    #: True when BatchNorm's momentum weighs the old running statistic
+    #: (Keras, Flax, Gluon: ``momentum * running + (1 - momentum) * batch``);
+    #: False when it weighs the batch (torch)
+    BN_MOMENTUM_WEIGHS_OLD: bool
+
+    # -- reading, running and counting, the framework's own way --
+    def read(self, m: Any, name: str) -> np.ndarray:
+        """The value of canonical ``name`` as the framework's own access idiom
+        gives it (``net[2].bias.data``, ``params['params']['layers_2']['bias']``,
+        ``net.layers[2].weights[1]``, ``net[1].bias.data()``), converted to
+        canonical layout by hand.  A copy."""
+
+    def forward(self, m: Any, x: Any) -> np.ndarray:
+        """The native forward (``net(X)``, ``net.apply(params, X)``) as NumPy."""
+
+    def infer(self, m: Any, x: Any) -> List[np.ndarray]:
+        """The native forward in inference mode, every output as NumPy."""
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A framework array or parameter object as NumPy, the framework's own
+        way (``.detach().numpy()``, ``np.asarray``, ``.numpy()``,
+        ``.asnumpy()`` / ``.data().asnumpy()``); NumPy arrays unchanged."""
+
+    def count(self, m: Any) -> int:
+        """Trainable scalars, counted the framework's own way (what its
+        summary prints as trainable), each shared parameter once."""
+
+    def native_arrays(self, m: Any) -> List[Tuple[str, np.ndarray]]:
+        """The framework's own collect-all listing, ``[(native name, array)]``
+        in the framework's order and native layout (``named_parameters`` plus
+        running statistics, ``weights``, ``collect_params()``, the flattened
+        variables pytree)."""
+
+    # -- gradients and training --
+    def grads(self, m: Any, x: Any) -> Dict[str, np.ndarray]:
+        """Gradients of ``sum(net(x))`` by the framework's own autograd, for
+        every canonical name of ``m.named_parameters()``, leaving no gradient
+        behind on the parameters."""
+
+    def backward(self, m: Any, x: Any) -> None:
+        """The framework's own backward of ``sum(net(x))`` as a training loop
+        runs it, leaving the gradients where the framework keeps them.  Only
+        called when ``KEEPS_NATIVE_GRAD``."""
+
+    def native_grads(self, m: Any) -> Dict[str, Optional[np.ndarray]]:
+        """The gradient the framework holds on each parameter now (None where
+        it holds none), by canonical name.  Only called when
+        ``KEEPS_NATIVE_GRAD``."""
+
+    def sgd_step(self, m: Any, x: Any, lr: float) -> None:
+        """One step of the framework's own SGD optimizer on ``sum(net(x))``,
+        the optimizer built now (after any tie)."""
+
+    # -- cases --
+    def chapter_models(self) -> Mapping[str, Callable[[], NativeCase]]:
+        """Models written as the chapter writes them in this framework, by
+        label; a builder runs only when its test does."""
+
+    def real_models(self) -> Mapping[str, Callable[[], RealModel]]:
+        """Models written by the framework's authors, by label (at least one)."""
+
+    def native_cnn(self) -> NativeCNN:
+        """Conv -> Flatten -> Dense in the framework's own image layout."""
+
+    # -- documented facts --
+    def dense_default(self, fan_in: int, fan_out: int) -> Tuple[Distribution, Distribution]:
+        """(weight, bias) distributions a fresh dense layer of these fans draws
+        by the framework's documented default."""
+
+    def bn_momentum(self, layer: Any) -> float:
+        """The momentum a native BatchNorm layer was configured with."""
+
+    def bn_train_step(self, m: Any, x: Any) -> np.ndarray:
+        """One training-mode step of ``Sequential(BatchNorm)`` the framework's
+        own way; the new running mean."""
+
+
+def kit_members() -> Dict[str, bool]:
+    """``{name: callable?}`` for every member :class:`NativeKit` requires."""
+    members = {name: False for name in NativeKit.__annotations__}
+    for name, value in vars(NativeKit).items():
+        if inspect.isfunction(value) and not name.startswith("_"):
+            members[name] = True
+    return members
+
+
+def kit_problems(kit: Any) -> List[str]:
+    """What ``kit`` (a module or any object) lacks to satisfy
+    :class:`NativeKit`, one sentence each; empty when it satisfies it."""
+    problems = []
+    for name, must_call in kit_members().items():
+        if not hasattr(kit, name):
+            problems.append(f"{name} is missing")
+            continue
+        value = getattr(kit, name)
+        if must_call and not callable(value):
+            problems.append(f"{name} must be callable, not {type(value).__name__}")
+        elif not must_call and NativeKit.__annotations__[name] == "bool" and not isinstance(value, bool):
+            problems.append(f"{name} must be True or False, not {value!r}")
+        elif name == "MODEL_TYPES" and not (isinstance(value, tuple) and value
+                                            and all(isinstance(t, type) for t in value)):
+            problems.append(f"MODEL_TYPES must be a non-empty tuple of classes, not {value!r}")
+    return problems
+
+
+class KitError(TypeError):
+    """A kit module does not satisfy :class:`NativeKit`."""
+
+
+def kit_module_name(backend: str, chosen: Optional[Mapping[str, str]] = None) -> str:
+    """The module path of ``backend``'s kit, by the rule in this module's
+    docstring: ``chosen[backend]``, else the adapter package's ``KIT``, else
+    :data:`DEFAULT_KIT_MODULE`.  Loads the adapter (and so its framework)
+    when it has to look at the adapter package."""
+    if chosen and backend in chosen:
+        return chosen[backend]
+    from .registry import all_backends, load_adapter
+
+    load_adapter(backend)      # a clear error when the framework cannot be imported
+    package = importlib.import_module(all_backends()[backend].module)
+    return getattr(package, KIT_ATTRIBUTE, None) or DEFAULT_KIT_MODULE.format(backend=backend)
+
+
+def load_kit(backend: str, chosen: Optional[Mapping[str, str]] = None) -> Any:
+    """Import ``backend``'s kit and check it satisfies :class:`NativeKit`."""
+    name = kit_module_name(backend, chosen)
+    kit = importlib.import_module(name)
+    problems = kit_problems(kit)
+    if problems:
+        raise KitError(f"the {backend} kit {name} does not satisfy multiparam.testing.NativeKit: "
+                       + "; ".join(problems))
+    return kit
+
+
+def parse_kit_choices(values: Sequence[str]) -> Dict[str, str]:
+    """``["NAME=package.module", ...]`` (the ``--kit`` option) as a mapping."""
+    out = {}
+    for value in values:
+        backend, sep, module = value.partition("=")
+        if not sep or not backend.strip() or not module.strip():
+            raise ValueError(f"--kit takes NAME=package.module, not {value!r}")
+        out[backend.strip()] = module.strip()
+    return out
