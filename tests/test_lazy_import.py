@@ -40,3 +40,28 @@ except mp.UnsupportedModelError as e:
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "unsupported False"
+
+
+def test_the_core_imports_multiparam_modules_at_module_level():
+    """The core's own imports show its real dependency edges: none hides
+    inside a function (only frameworks and optional dependencies may, and
+    type-only imports under ``if TYPE_CHECKING``).  The core is what
+    ``import multiparam`` loads; tools (cli, tour) may defer their imports
+    to start fast."""
+    import ast
+
+    listing = "import sys, multiparam; print('\\n'.join(m.__file__ for n, m in sys.modules.items() " \
+              "if n.split('.')[0] == 'multiparam'))"
+    out = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True)
+    hidden = []
+    for path in sorted(out.stdout.split()):
+        tree = ast.parse(open(path).read())
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("multiparam")):
+                    hidden.append(f"{path}:{node.lineno} in {func.name}")
+                elif isinstance(node, ast.Import) and any(a.name.startswith("multiparam") for a in node.names):
+                    hidden.append(f"{path}:{node.lineno} in {func.name}")
+    assert hidden == []

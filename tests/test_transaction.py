@@ -1,0 +1,109 @@
+"""The write transaction, without a framework: every write is checked
+before any is made, and each caller's refusals keep their wording.
+
+Models here come from the toy framework of ``tests/third_party`` (NumPy
+arrays in dicts), handled by its adapter directly, without the registry.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import multiparam as mp
+from multiparam.model import Model
+from multiparam.transaction import WritePlan
+
+sys.path.insert(0, str(Path(__file__).parent / "third_party"))
+import toyframework  # noqa: E402
+from toy_multiparam.adapter import ADAPTER  # noqa: E402
+
+
+def toy_model() -> Model:
+    net = toyframework.Chain(toyframework.Dense(4, 3), toyframework.Dense(3, 2))
+    return Model(ADAPTER, net, ADAPTER.prepare(net))
+
+
+def snapshot(m: Model) -> dict:
+    return {name: p.numpy() for name, p in m.named_parameters().items()}
+
+
+def assert_unchanged(m: Model, before: dict) -> None:
+    for name, value in before.items():
+        np.testing.assert_array_equal(m[name].value, value, err_msg=name)
+
+
+def test_commit_writes_only_what_was_added_and_nothing_before():
+    m = toy_model()
+    before = snapshot(m)
+    plan = WritePlan()
+    plan.add(m["0.bias"], np.ones(3))              # float64 into float32: same kind
+    plan.add(m["1.bias"], np.full(2, 2, np.int64))
+    assert len(plan) == 2
+    assert_unchanged(m, before)                     # nothing yet
+    plan.commit()
+    assert len(plan) == 0
+    np.testing.assert_array_equal(m["0.bias"].value, 1)
+    np.testing.assert_array_equal(m["1.bias"].value, 2)
+    assert m["0.bias"].dtype == np.float32
+
+
+def test_add_refuses_shape_and_dtype_and_keeps_nothing():
+    m = toy_model()
+    plan = WritePlan()
+    with pytest.raises(mp.ShapeError, match=r"cannot set '0.weight' of shape \(3, 4\) from an array of shape \(4, 3\)"):
+        plan.add(m["0.weight"], np.zeros((4, 3)))
+    with pytest.raises(mp.DtypeError, match="cannot write complex128 values into '0.bias' of dtype float32"):
+        plan.add(m["0.bias"], np.zeros(3, complex))
+    assert len(plan) == 0
+
+
+def test_load_state_dict_is_all_or_nothing_and_names_the_key():
+    m = toy_model()
+    before = snapshot(m)
+    sd = {k: v + 1 for k, v in before.items()}
+    sd["1.weight"] = np.zeros((3, 2), np.float32)                    # the last entry is bad
+    with pytest.raises(mp.ShapeError, match=r"'1.weight' does not fit '1.weight': shape \(3, 2\) where the "):
+        m.load_state_dict(sd)
+    assert_unchanged(m, before)                     # the entries before it were not written
+    sd["1.weight"] = np.zeros((2, 3), complex)
+    with pytest.raises(mp.DtypeError, match="'1.weight' does not fit: cannot write complex128"):
+        m.load_state_dict(sd)
+    assert_unchanged(m, before)
+
+
+def test_init_is_all_or_nothing_and_names_the_initializer():
+    m = toy_model()
+    before = snapshot(m)
+    with pytest.raises(mp.ShapeError, match=r"returned shape \(4, 3\) for '0.weight'"):
+        m.init(lambda shape, rng: np.ones(shape[::-1]))
+    with pytest.raises(mp.DtypeError, match="returned dtype complex128 for '0.weight'; return real numbers"):
+        m.init(lambda shape, rng: np.ones(shape, complex))
+    assert_unchanged(m, before)
+    m.init(mp.init.constant(3))
+    np.testing.assert_array_equal(m["1.weight"].value, 3)
+    np.testing.assert_array_equal(m["1.bias"].value, 0)
+
+
+def test_indexed_and_in_place_writes_check_first():
+    m = toy_model()
+    p = m["0.weight"]
+    before = snapshot(m)
+    with pytest.raises(mp.DtypeError):
+        p[0, 0] = 1 + 2j
+    with pytest.raises(IndexError):
+        p[5, 0] = 1.0
+    with pytest.raises(mp.ShapeError, match=r"in-place update of '0.weight' would change its shape \(3, 4\) to \(2, 3, 4\)"):
+        p += np.ones((2, 3, 4))
+    assert_unchanged(m, before)
+    p[0, 0] = 42
+    p *= 2
+    assert p.value[0, 0] == 84
+
+
+def test_tie_checks_its_pairs_before_tying():
+    m = toy_model()
+    with pytest.raises(mp.ShapeError, match=r"cannot tie '1.weight' of shape \(2, 3\) to '0.weight' of shape \(3, 4\)"):
+        m.tie("1.weight", "0.weight")
+    with pytest.raises(mp.MultiparamError, match="itself"):
+        m.tie("0.weight", "0.weight")
