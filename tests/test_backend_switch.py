@@ -1,4 +1,10 @@
-"""The backend switch: registry, set/get/use_backend, MULTIPARAM_BACKEND."""
+"""The backend switch: registry, set/get/use_backend, MULTIPARAM_BACKEND.
+
+``set_backend`` changes the backend for the rest of the process (its
+context), so a test that calls it must give the backend back: it takes the
+``scratch_backend`` fixture, and every test here is checked to leave the
+backend as it found it (``backend_left_as_found``).
+"""
 import os
 import subprocess
 import sys
@@ -7,7 +13,43 @@ import threading
 import pytest
 
 import multiparam as mp
+from multiparam.backend import ENV_VAR
 from multiparam.registry import BACKENDS
+
+
+def explicit_backend():
+    """The backend set_backend() left in force in this context, or None when
+    get_backend() still follows $MULTIPARAM_BACKEND: asked with the variable
+    naming two different backends in turn (public API only)."""
+    saved = os.environ.get(ENV_VAR)
+    probes = mp.available_backends()[:2]
+    seen = []
+    try:
+        for name in probes:
+            os.environ[ENV_VAR] = name
+            seen.append(mp.get_backend())
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
+    return None if seen == probes else seen[0]
+
+
+@pytest.fixture(autouse=True)
+def backend_left_as_found():
+    """No test here leaves a backend set that was not set before it."""
+    before = explicit_backend()
+    yield
+    assert explicit_backend() == before, "the test left a changed backend behind"
+
+
+@pytest.fixture
+def scratch_backend():
+    """A test may call set_backend: the backend it found is restored after
+    (use_backend resets to the state before it, whatever was set inside)."""
+    with mp.use_backend(mp.get_backend()):
+        yield
 
 
 def test_registry_lists_the_four_in_order():
@@ -20,7 +62,7 @@ def test_default_is_torch(monkeypatch):
     assert mp.get_backend() == "torch"
 
 
-def test_use_backend_restores_on_exit_and_on_error():
+def test_use_backend_restores_on_exit_and_on_error(scratch_backend):
     mp.set_backend("jax")
     with mp.use_backend("mxnet"):
         assert mp.get_backend() == "mxnet"
@@ -45,6 +87,21 @@ def test_use_backend_is_context_local():
         t.start()
         t.join()
     assert seen["thread"] != "mxnet"
+
+
+def test_a_changed_backend_is_seen_and_given_back(monkeypatch):
+    """The leak check is not blind: it sees set_backend, even to the backend
+    that was already current, and scratch_backend gives the backend back."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert explicit_backend() is None
+    default = mp.get_backend()
+    with mp.use_backend(default):             # what scratch_backend does around a test
+        mp.set_backend(default)               # the same name, yet now fixed for the process
+        assert explicit_backend() == default
+        mp.set_backend("mxnet")
+        assert explicit_backend() == "mxnet"
+    assert explicit_backend() is None
+    assert mp.get_backend() == default
 
 
 def test_unknown_backend_lists_known_ones():
