@@ -7,7 +7,8 @@ exchanges portable data: JSON on stdout here, safetensors files for weights.
 
 The interpreter for backend ``NAME`` is ``$MULTIPARAM_<NAME>_PYTHON``
 (``MULTIPARAM_MXNET_PYTHON``; tox sets it), else the tox environment
-``.tox/<name>-worker`` under the current directory when it exists.
+``.tox/<environment>-worker`` under the current directory when it exists,
+``<environment>`` being the backend's ``environment`` in the registry.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def worker_python(backend: str) -> Optional[str]:
     """The interpreter of the environment that has ``backend``, or None."""
     env = os.environ.get(f"MULTIPARAM_{backend.upper()}_PYTHON")
     candidates = [env] if env else []
-    candidates.append(str(Path.cwd() / ".tox" / f"{backend}-worker" / "bin" / "python"))
+    environment = all_backends()[backend].environment or backend
+    candidates.append(str(Path.cwd() / ".tox" / f"{environment}-worker" / "bin" / "python"))
     for c in candidates:
         if c and Path(c).exists():
             return c

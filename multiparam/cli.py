@@ -1,7 +1,7 @@
 """The ``multiparam`` command: ``tour``, ``compare``, ``backends`` (and ``worker``).
 
 Lists of backends and steps in the help come from the registry and from
-tour_steps, never from literals here.
+the tour's step table, never from literals here.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 import time
 from typing import List, Optional
 
-from .registry import available_backends
-from .tour_steps import STEP_IDS
+from .registry import available_backends, import_order
+from .tour.steps import STEP_IDS
 
 
 def _names(value: str, known, what: str) -> List[str]:
@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="where the page, its PNG histograms, the notebooks and results.json go "
                         "(default: ./multiparam-tour)")
     t.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
-                   help="write DIR/index.html, one page with a tab per framework per step (default: on)")
+                   help="write DIR/index.html, one page with a tab per framework per step, or all "
+                        "side by side (default: on)")
     t.add_argument("--notebooks", action=argparse.BooleanOptionalAction, default=True,
                    help="write DIR/tour_<backend>.ipynb, one notebook per backend (default: on)")
     t.add_argument("--text", action=argparse.BooleanOptionalAction, default=True,
@@ -89,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import tour
 
         started = time.perf_counter()
-        backends = tour.order(args.backend)
+        backends = import_order(args.backend)
         if args.json:
             # a worker: one backend, here, as one JSON line
             results = [tour.run_backend(b, args.step) for b in backends]
@@ -113,7 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"\n[tour] {len(results)} backends in {seconds:.1f}s"
               + (f"; not OK: {', '.join(bad)}" if bad else "; all OK"))
         if written.get("html"):
-            print(f"[tour] HTML page (a tab per framework per step): {os.path.abspath(written['html'])}")
+            print("[tour] HTML page (a tab per framework per step, or side by side): "
+                  f"{os.path.abspath(written['html'])}")
             if "init_hist" in args.step and not written.get("pictures"):
                 print(f"[tour] no histograms: install {tour.MATPLOTLIB_PIN}")
         for path in written.get("notebooks") or ():

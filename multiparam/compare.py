@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from . import nn, worker
+from .registry import import_order
 
 
 def _mlp():
@@ -190,9 +191,7 @@ def render_html(result: dict) -> str:
 
 
 def main(args) -> int:
-    from .tour import order
-
-    backends = order(args.backend)
+    backends = import_order(args.backend)
     result = compare(args.arch, backends, seed=args.seed,
                      progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(render_text(result))

@@ -7,8 +7,9 @@ The page is rendered from the results the ``cross`` environment recorded
 running the tour live here (whatever imports here, MXNet through its worker,
 and a "not available" column with the install command for the rest).
 Checks: it renders (a non-blank screenshot, tour.png beside the page), a
-tab click switches the visible panel in every step, the histograms load,
-and no script error occurs."""
+tab click switches the visible panel in every step, the side-by-side toggle
+shows every framework of a step in its own column and switches back to
+tabs, the histograms load, and no script error occurs."""
 import os
 import subprocess
 import sys
@@ -18,7 +19,10 @@ import pytest
 # a plain import: in the browser env a missing selenium is an error, not a skip
 from selenium import webdriver  # noqa: F401
 
-from multiparam.tour_steps import BACKEND_ORDER, STEP_IDS  # noqa: E402
+from multiparam.registry import available_backends, import_order  # noqa: E402
+from multiparam.tour import STEP_IDS  # noqa: E402
+
+BACKEND_ORDER = tuple(import_order(available_backends()))
 
 CHROMIUM = os.environ.get("MULTIPARAM_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MULTIPARAM_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -34,7 +38,7 @@ def page(tmp_path_factory):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     html = out / "index.html"
     assert html.exists(), proc.stdout + proc.stderr
-    assert f"HTML page (a tab per framework per step): {html.resolve()}" in proc.stdout
+    assert f"HTML page (a tab per framework per step, or side by side): {html.resolve()}" in proc.stdout
     return html
 
 
@@ -93,6 +97,8 @@ def test_clicking_a_tab_switches_the_visible_panel(driver, backend):
     driver.execute_script("showBackend(arguments[0])", other)
     assert _visible_backend(driver) == [other]
     button = driver.find_element("css selector", f'section.step .tabbar button[data-backend="{backend}"]')
+    # as a reader scrolls to it: chromedriver would bring it up under the sticky toolbar
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
     button.click()
     assert _visible_backend(driver) == [backend]
     # every step follows, as the book's tabs do
@@ -101,6 +107,45 @@ def test_clicking_a_tab_switches_the_visible_panel(driver, backend):
     text = driver.execute_script(
         "return document.querySelector('section.step .panel.active').innerText")
     assert "multiparam" in text or "not available" in text
+
+
+def _columns(drv, step_index=0):
+    """The visible panels of one step: backend, left edge, top edge, width."""
+    return drv.execute_script(
+        "var s = document.querySelectorAll('section.step')[arguments[0]];"
+        "return Array.from(s.querySelectorAll('.panel'))"
+        ".filter(p => getComputedStyle(p).display !== 'none')"
+        ".map(p => { var r = p.getBoundingClientRect();"
+        "            return [p.dataset.backend, r.left, r.top, r.width]; });",
+        step_index)
+
+
+def test_toggle_shows_every_framework_side_by_side_and_back(driver, page):
+    toggle = driver.find_element("css selector", "#layout-toggle")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    driver.execute_script("showBackend(arguments[0])", BACKEND_ORDER[0])
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "true"
+    for step_index in (0, len(STEP_IDS) - 1):
+        columns = _columns(driver, step_index)
+        # every framework at once, in registry order, left to right on one row
+        assert [c[0] for c in columns] == list(BACKEND_ORDER)
+        lefts = [c[1] for c in columns]
+        assert lefts == sorted(lefts) and len(set(lefts)) == len(BACKEND_ORDER)
+        assert len({round(c[2]) for c in columns}) == 1
+        assert all(c[3] > 150 for c in columns)
+    heads = driver.execute_script(
+        "return Array.from(document.querySelectorAll('section.step')[0].querySelectorAll('.column-head'))"
+        ".map(h => getComputedStyle(h).display !== 'none' && h.innerText)")
+    assert all(heads) and len(heads) == len(BACKEND_ORDER)
+    assert not driver.find_element("css selector", "section.step .tabbar").is_displayed()
+    step = driver.find_element("css selector", "section#step-tied_grad")
+    driver.execute_script("arguments[0].scrollIntoView()", step)
+    assert step.screenshot(str(page.parent / "tour_columns.png"))
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "false"
+    assert _visible_backend(driver) == [BACKEND_ORDER[0]]
+    assert driver.find_element("css selector", "section.step .tabbar").is_displayed()
 
 
 def test_histograms_load(driver):

@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from multiparam import tour
-from multiparam.tour_steps import BACKEND_ORDER, STEP_IDS, STEPS
+from multiparam.registry import all_backends, available_backends, import_order
+from multiparam.tour import STEP_IDS, STEPS
+from multiparam.tour.results import display_name
+
+BACKEND_ORDER = tuple(import_order(available_backends()))
 
 
 @pytest.fixture(scope="module")
 def results(mxnet_python):
-    res = tour.collect(tour.order(BACKEND_ORDER))
+    res = tour.collect(BACKEND_ORDER)
     # the browser environment renders the page from these (tox sets the path)
     path = os.environ.get("MULTIPARAM_TOUR_RESULTS")
     if path:
@@ -39,8 +43,31 @@ def test_every_snippet_runs(results, backend):
 @pytest.mark.parametrize("backend", BACKEND_ORDER)
 def test_shown_code_is_the_code_that_ran(results, backend):
     for step, shown in zip(STEPS, results[backend]["steps"]):
-        assert shown["native_code"] == step.native[backend]
+        assert shown["native_code"] == step.native_code(backend)
         assert shown["mp_code"] == step.multiparam_code(backend)
+
+
+def test_each_step_is_a_folder_of_snippet_files():
+    """Every step has its folder, with its own idiom for every backend (or
+    for none: done with multiparam alone) and a multiparam file; no file is
+    there that the tour does not run, and none is named after a framework
+    (a script's folder comes first on sys.path: it would shadow it)."""
+    folder = Path(tour.steps.__file__).parent
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0].isdigit()) == \
+        [f"{n:02d}_{sid}" for n, sid in enumerate(STEP_IDS, 1)]
+    specs = all_backends()
+    frameworks = {name for b in BACKEND_ORDER for name in (b, *specs[b].roots, *specs[b].versions)}
+    for step in STEPS:
+        natives = [step.native_file(b) for b in BACKEND_ORDER]
+        assert all(natives) or not any(natives), step.id
+        expected = {"with_multiparam.py"} | {f"native_{b}.py" for b in BACKEND_ORDER if step.native_file(b)}
+        expected |= {f"with_multiparam_{b}.py" for b in BACKEND_ORDER
+                     if step.multiparam_file(b).name != "with_multiparam.py"}
+        files = {p.name for p in step.folder.iterdir() if p.name.endswith(".py")}
+        assert files == expected, step.id
+        assert not {p.rsplit(".", 1)[0] for p in files} & frameworks
+        for b in BACKEND_ORDER:
+            compile(step.native_code(b) + "\n" + step.multiparam_code(b), f"{step.id}/{b}", "exec")
 
 
 # steps whose multiparam output must read the same on all four backends
@@ -134,6 +161,9 @@ def test_html_page_has_a_tab_per_framework_per_step(results, written):
     for backend in BACKEND_ORDER:
         assert page.count(f'<div class="panel" data-backend="{backend}">') + \
             page.count(f'<div class="panel active" data-backend="{backend}">') == len(STEP_IDS)
+    assert page.count('<div class="panels">') == len(STEP_IDS)
+    assert page.count('<h3 class="column-head"') == len(STEP_IDS) * len(BACKEND_ORDER)
+    assert 'id="layout-toggle"' in page and f"--columns:{len(BACKEND_ORDER)}" in page
     assert page.count("data:image/png;base64,") == 1 + len(BACKEND_ORDER)
     assert "http://" not in page and "https://" not in page       # nothing from the network
     for name in ["init_histograms.png"] + [f"init_hist_{b}.png" for b in BACKEND_ORDER]:
@@ -148,7 +178,7 @@ def test_notebook_per_backend_holds_the_code_that_ran(results, written, backend)
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     expected = []
     for step in STEPS:
-        expected += [c for c in (step.native[backend], step.multiparam_code(backend)) if c]
+        expected += [c for c in (step.native_code(backend), step.multiparam_code(backend)) if c]
     assert code == expected
     outputs = ["".join(o["text"]) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
     assert any("9.0 {'0.weight': array([[6.]], dtype=float32)}" in o for o in outputs)
@@ -162,7 +192,8 @@ def test_cli_one_step_one_backend(tmp_path):
     # the tour itself fits 100 columns; only the closing lines name (long) paths
     assert max(len(line) for line in out.stdout.splitlines() if not line.startswith("[tour]")) <= 100
     assert "Step tied_grad" in out.stdout and "Step build" not in out.stdout
-    assert f"HTML page (a tab per framework per step): {tmp_path / 't' / 'index.html'}" in out.stdout
+    page = tmp_path / "t" / "index.html"
+    assert f"HTML page (a tab per framework per step, or side by side): {page}" in out.stdout
     assert (tmp_path / "t" / "tour_torch.ipynb").exists()
 
 
@@ -183,5 +214,5 @@ def test_missing_worker_is_reported_in_its_column(monkeypatch, tmp_path, results
     # in the page too, while the other columns still render
     both = {"torch": results["torch"], "mxnet": r["mxnet"]}
     page = tour.render_html(both, pictures={})
-    assert "mxnet is not available here" in page and "tox -e mxnet" in page
-    assert "torch, its own idiom" in page
+    assert f"{display_name('mxnet')} is not available here" in page and "tox -e mxnet" in page
+    assert f"{display_name('torch')}, its own idiom" in page

@@ -15,8 +15,9 @@ import pytest
 
 import multiparam as mp
 from multiparam import compare, nn, worker
-from multiparam.tour_steps import BACKEND_ORDER
+from multiparam.registry import available_backends, import_order
 
+BACKEND_ORDER = tuple(import_order(available_backends()))
 PAIRS = list(itertools.permutations(BACKEND_ORDER, 2))
 ARCHS = ["mlp", "shared", "rgnet", "cnn", "lstm", "embedding"]
 LOCAL = ("torch", "jax", "tensorflow")

@@ -1,0 +1,3 @@
+import multiparam as mp
+m = mp.wrap(net, sample_input=X)
+m

@@ -1,0 +1,1 @@
+params['params']['layers_2']

@@ -1,0 +1,1 @@
+net.layers[2].weights

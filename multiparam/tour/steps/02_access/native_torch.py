@@ -1,0 +1,1 @@
+net[2].state_dict()

@@ -1,0 +1,2 @@
+bias = params['params']['layers_2']['bias']
+type(bias), bias

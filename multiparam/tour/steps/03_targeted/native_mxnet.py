@@ -1,0 +1,1 @@
+type(net[2].bias), net[2].bias.data()

@@ -1,0 +1,1 @@
+hasattr(params['params']['layers_2']['kernel'], 'grad')

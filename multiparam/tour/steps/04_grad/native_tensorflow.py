@@ -1,0 +1,1 @@
+hasattr(net.layers[2].kernel, 'grad')

@@ -1,0 +1,1 @@
+net[2].weight.grad == None

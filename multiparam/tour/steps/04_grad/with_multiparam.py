@@ -1,0 +1,1 @@
+m["2.weight"].grad is None

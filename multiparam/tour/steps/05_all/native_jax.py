@@ -1,0 +1,1 @@
+jax.tree_util.tree_map(lambda x: x.shape, params)

@@ -1,0 +1,1 @@
+[(w.path, w.shape) for w in net.weights]

@@ -1,0 +1,1 @@
+[(name, param.shape) for name, param in net.named_parameters()]

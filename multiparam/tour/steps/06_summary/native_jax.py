@@ -1,0 +1,1 @@
+sum(x.size for x in jax.tree_util.tree_leaves(params))

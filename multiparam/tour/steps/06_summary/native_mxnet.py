@@ -1,0 +1,1 @@
+sum(p.data().size for p in net.collect_params().values())

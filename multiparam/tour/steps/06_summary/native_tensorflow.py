@@ -1,0 +1,1 @@
+net.count_params()

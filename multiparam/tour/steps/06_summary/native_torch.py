@@ -1,0 +1,1 @@
+sum(p.numel() for p in net.parameters())

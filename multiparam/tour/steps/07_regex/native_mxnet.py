@@ -1,0 +1,1 @@
+net.collect_params('.*weight')

@@ -1,0 +1,1 @@
+[w.path for w in net.weights if w.path.endswith('kernel')]

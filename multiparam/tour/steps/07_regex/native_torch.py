@@ -1,0 +1,2 @@
+import re
+[n for n, _ in net.named_parameters() if re.match('.*weight', n)]

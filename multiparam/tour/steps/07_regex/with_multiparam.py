@@ -1,0 +1,1 @@
+list(m.named_parameters('.*weight'))

@@ -1,0 +1,2 @@
+net.initialize(init=init.Normal(sigma=0.01), force_reinit=True)
+net[0].weight.data()[0], net[0].bias.data()[0]

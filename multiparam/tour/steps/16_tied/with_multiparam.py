@@ -1,0 +1,4 @@
+tm = mp.wrap(tnet, sample_input=X)
+print(tm.ties())
+tm["2.weight"][0, 0] = 100
+print(tm["2.weight"] is tm["4.weight"], tm["4.weight"].value[0, 0])

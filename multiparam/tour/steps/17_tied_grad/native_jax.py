@@ -1,0 +1,6 @@
+linear = nn.Dense(1, use_bias=False, kernel_init=nn.initializers.constant(3))
+lnet = nn.Sequential([linear, linear])
+x = jax.numpy.ones((1, 1))
+l_params = lnet.init(jax.random.PRNGKey(11), x)
+y, g = jax.value_and_grad(lambda p: lnet.apply(p, x).sum())(l_params)
+print(y, g['params'])

@@ -1,0 +1,2 @@
+mm = mp.wrap(mine, variables=mine_params)
+{name: p.shape for name, p in mm.named_parameters().items()}
