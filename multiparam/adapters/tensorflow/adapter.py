@@ -1,4 +1,5 @@
-"""The TensorFlow / Keras 3 adapter.
+"""The TensorFlow / Keras 3 adapter: the layer tree, the primitives on one
+``keras.Variable``, ``GradientTape``, ties and ``keras.random`` draws.
 
 Keras keeps parameters inside the layers, as ``keras.Variable`` objects held
 in layer attributes (``Dense._kernel``, ``Dense.bias``, ...), so the state is
@@ -13,13 +14,17 @@ the model itself.  The layer tree mirrors Keras' own idioms:
   children ``"0"``, ``"1"``, ..., so names read ``blocks.0.weight`` as with
   torch's ``ModuleList``).
 
-A slot's ``ref`` is a locator ``(layer, attribute)`` rather than the variable
-itself: Keras creates variables only when a layer is built (on the first
-call), and a post-construction tie swaps the variable held in the attribute,
-so the locator stays valid across both.
+A slot's ``ref`` is a :class:`VariableRef` locating ``(layer, attribute)``
+rather than the variable itself: Keras creates variables only when a layer
+is built (on the first call), and a post-construction tie swaps the variable
+held in the attribute, so the locator stays valid across both.  Torch's two
+LSTM biases, which Keras keeps as one summed ``bias``, are
+:class:`~multiparam.adapters.base.SumShare` refs over that bias, handled by
+the base adapter.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import keras
@@ -27,10 +32,13 @@ import numpy as np
 import tensorflow as tf
 from keras.src.models.functional import Functional  # no public alias in Keras 3.15
 
-from .. import layout as _layout
-from .. import nn as mpnn
-from ..errors import NotMaterializedError
-from .base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, Capability, LayerNode, ParamSlot
+from ... import initializers as I
+from ... import layout as _layout
+from ...errors import CapabilityError, NotMaterializedError
+from ..base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, Composite, LayerNode,
+                    ParamSlot, SumShare)
+from .builders import BUILDERS
+from .layers import Dense, NamedSequential
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 _CONV_T = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
@@ -38,130 +46,8 @@ _CONV_T = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
 _NORM = (keras.layers.LayerNormalization, keras.layers.GroupNormalization)
 
 
-class NamedSequential(keras.Layer):
-    """A Keras layer applying named children in order.
-
-    Keras' ``Sequential`` only numbers its layers; this keeps the names of a
-    named ``multiparam.nn.Sequential`` (``"block 0"``, ...) so the canonical
-    names match the other backends.  Children are indexable by position
-    (``seq[1]``) and by name (``seq["block 1"]``).  A layer given twice is one
-    layer called twice, so its variables are shared.
-    """
-
-    def __init__(self, named_layers=(), **kwargs):
-        super().__init__(**kwargs)
-        pairs = list(named_layers.items()) if isinstance(named_layers, dict) else list(named_layers)
-        self.child_names = [str(n) for n, _ in pairs]
-        self.child_layers = [layer for _, layer in pairs]
-
-    def call(self, inputs):
-        # the training flag reaches the children through Keras' call context
-        x = inputs
-        for layer in self.child_layers:
-            x = layer(x)
-        return x
-
-    def __len__(self) -> int:
-        return len(self.child_layers)
-
-    def __getitem__(self, i):
-        if isinstance(i, str):
-            return self.child_layers[self.child_names.index(i)]
-        return self.child_layers[i]
-
-    def named_layers(self) -> list:
-        return list(zip(self.child_names, self.child_layers))
-
-    def get_config(self):
-        config = super().get_config()
-        config["named_layers"] = [[n, keras.saving.serialize_keras_object(layer)]
-                                  for n, layer in self.named_layers()]
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        pairs = [(n, keras.saving.deserialize_keras_object(c)) for n, c in config.pop("named_layers")]
-        return cls(pairs, **config)
-
-
-class Dense(keras.layers.Dense):
-    """``keras.layers.Dense`` that can also use another layer's Variable,
-    transposed, as its kernel: what a transposed tie needs (an output
-    projection tied to an embedding ``(vocab, dim)`` wants the kernel
-    ``(dim, vocab)``).  ``mp.nn.Dense`` builds this on tensorflow; untied,
-    it is exactly a Keras Dense (same name, variables and call)."""
-
-    _tied_kernel_t = None            # the shared Variable, when tied transposed
-    _tied_canonical_t = False        # canonical relation of that tie (for describe)
-
-    @property
-    def kernel(self):
-        if self._tied_kernel_t is not None:
-            return keras.ops.transpose(self._tied_kernel_t)
-        return super().kernel
-
-
-class PaddedConv2D(keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with torch's integer zero padding on each
-    spatial side (Keras only knows "valid" and "same"); one layer, so the
-    canonical numbering matches the other backends."""
-
-    def __init__(self, *args, pad: int = 0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pad = int(pad)
-
-    def _padded(self, shape):
-        return (shape[0], *(None if d is None else d + 2 * self.pad for d in shape[1:3]), *shape[3:])
-
-    def build(self, input_shape):
-        super().build(self._padded(tuple(input_shape)))
-
-    def call(self, inputs):
-        p = self.pad
-        return super().call(keras.ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]]))
-
-    def compute_output_shape(self, input_shape):
-        return super().compute_output_shape(self._padded(tuple(input_shape)))
-
-    def get_config(self):
-        return {**super().get_config(), "pad": self.pad}
-
-
-class _LstmBiasRef:
-    """One of torch's two LSTM biases on a Keras ``LSTMCell``, which has a
-    single ``bias`` (both are added to the same pre-activations).
-
-    The Keras bias holds ``bias_ih + bias_hh``; the ``bias_hh`` share is
-    remembered on the cell (zeros until written), so ``bias_ih`` reads
-    ``bias - share`` and ``bias_hh`` reads the share.  Writing either keeps
-    the other and stores the sum: the function is always torch's, and a
-    torch state dict survives the round trip (up to float rounding of the
-    sum).  Keras' own ``weights`` and saving see the one summed bias."""
-
-    __slots__ = ("cell", "part")
-
-    def __init__(self, cell, part: str):
-        self.cell, self.part = cell, part
-
-    def resolve(self):
-        # no Variable of its own: native-mode init falls back to portable
-        return None
-
-    def bias(self):
-        v = vars(self.cell).get("bias")
-        return v if isinstance(v, keras.Variable) else None
-
-    def share(self, like: np.ndarray) -> np.ndarray:
-        hh = vars(self.cell).get("_multiparam_bias_hh")
-        return np.zeros_like(like) if hh is None else hh
-
-    def label(self) -> str:
-        return f"{self.cell.name}/bias[{self.part}]"
-
-
-class _Ref:
-    """Locator of one parameter: the variable held in ``layer.<attr>`` now,
+class VariableRef:
+    """Locator of one Keras Variable: the one held in ``layer.<attr>`` now,
     or a fixed variable that no attribute names (held in a list, say)."""
 
     __slots__ = ("layer", "attr", "var")
@@ -170,6 +56,7 @@ class _Ref:
         self.layer, self.attr, self.var = layer, attr, var
 
     def resolve(self):
+        """The Variable, or None while the layer is unbuilt."""
         if self.attr is None:
             return self.var
         # the instance dict, not getattr: Dense.kernel is a property that
@@ -178,12 +65,30 @@ class _Ref:
         return v if isinstance(v, keras.Variable) else None
 
     def label(self) -> str:
+        """``layer name/attribute``: the name of a variable not built yet."""
         return f"{self.layer.name}/{(self.attr or self.var.name).lstrip('_')}"
 
     def __repr__(self) -> str:
-        return f"_Ref({self.label()})"
+        return f"VariableRef({self.label()})"
 
 
+def _variable_refs(ref) -> tuple:
+    """The :class:`VariableRef` s a slot's ref reads (a composite's parts)."""
+    return ref.parts if isinstance(ref, Composite) else (ref,)
+
+
+@dataclass(frozen=True)
+class LayerContainer:
+    """A list, tuple or dict of layers held in one attribute of a subclassed
+    layer: a node of its own (kind ``"list"`` or ``"dict"``) whose children
+    are keyed by index or dict key, as torch's ``ModuleList``/``ModuleDict``."""
+
+    kind: str
+    native: Any          # the list, tuple or dict itself
+    items: list          # [(key, layer)]
+
+
+# -- recognising layers --------------------------------------------------------
 def _is_relu(layer) -> bool:
     return isinstance(layer, keras.layers.ReLU) or (
         isinstance(layer, keras.layers.Activation)
@@ -212,31 +117,35 @@ def _kind(layer) -> str:
     return type(layer).__name__
 
 
+# -- slots -----------------------------------------------------------------------
 def _lstm_slots(layer) -> list:
     """Canonical (torch) slots of a ``keras.layers.LSTM``: its cell's
     ``kernel (in, 4H)`` and ``recurrent_kernel (H, 4H)`` are torch's
     ``weight_ih``/``weight_hh`` transposed (Keras' gate order i, f, c, o is
-    torch's i, f, g, o), and its one bias is split into two virtual slots
-    (:class:`_LstmBiasRef`)."""
+    torch's i, f, g, o), and its one ``bias`` is the sum of torch's
+    ``bias_ih`` and ``bias_hh`` (both are added to the same
+    pre-activations): two :class:`SumShare` slots, the shares kept on the
+    cell.  Keras' own ``weights`` and saving see the one summed bias."""
     cell, units = layer.cell, layer.cell.units
-    out = []
+    slots = []
     for attr, role, hint in (("kernel", "weight_ih", (4 * units, None)),
                              ("recurrent_kernel", "weight_hh", (4 * units, units))):
-        ref = _Ref(cell, attr)
+        ref = VariableRef(cell, attr)
         var = ref.resolve()
-        out.append(ParamSlot(role=role, native_name=var.path if var is not None else ref.label(),
-                             ref=ref, layout=DENSE_IN_OUT, trainable=True,
-                             ident=id(var) if var is not None else ("unbuilt", id(cell), attr),
-                             shape_hint=hint))
+        slots.append(ParamSlot(role=role, native_name=var.path if var is not None else ref.label(),
+                               ref=ref, layout=DENSE_IN_OUT, trainable=True,
+                               ident=id(var) if var is not None else ("unbuilt", id(cell), attr),
+                               shape_hint=hint))
     if cell.use_bias:
-        for part in ("bias_ih", "bias_hh"):
-            ref = _LstmBiasRef(cell, part)
-            var = ref.bias()
-            out.append(ParamSlot(role=part, native_name=ref.label() if var is None else f"{var.path}[{part}]",
-                                 ref=ref, layout=SAME, trainable=True,
-                                 ident=(part, id(var) if var is not None else id(cell)),
-                                 shape_hint=(4 * units,)))
-    return out
+        bias = VariableRef(cell, "bias")
+        var = bias.resolve()
+        for which, role in enumerate(("bias_ih", "bias_hh")):
+            slots.append(ParamSlot(
+                role=role, native_name=f"{bias.label() if var is None else var.path}[{role}]",
+                ref=SumShare(bias, owner=cell, key="bias", which=which), layout=SAME,
+                trainable=True, ident=(role, id(var) if var is not None else id(cell)),
+                shape_hint=(4 * units,)))
+    return slots
 
 
 def _flatten_input(layer) -> Optional[tuple]:
@@ -261,7 +170,7 @@ def _mark_dense_after_flatten(children: list) -> None:
             if nxt.kind == "Dense":
                 for slot in nxt.params:
                     if slot.role == "weight" and slot.layout == DENSE_IN_OUT:
-                        var = slot.ref.resolve() if isinstance(slot.ref, _Ref) else None
+                        var = slot.ref.resolve() if isinstance(slot.ref, VariableRef) else None
                         n_in = None if var is None else int(var.shape[0])
                         slot.layout = _layout.dense_layout_after_flatten(fmap, n_in)
                 break
@@ -353,7 +262,7 @@ def _own_slots(layer) -> list:
     attrs = [(a, v) for a, v in vars(layer).items() if isinstance(v, keras.Variable)]
     if not attrs and not layer.built:
         for attr, role, layout, hint, trainable in _unbuilt_slots(layer):
-            ref = _Ref(layer, attr)
+            ref = VariableRef(layer, attr)
             used.add(role)
             slots.append(ParamSlot(role=role, native_name=ref.label(), ref=ref, layout=layout,
                                    trainable=trainable, ident=("unbuilt", id(layer), attr),
@@ -362,7 +271,7 @@ def _own_slots(layer) -> list:
     for attr, var in attrs:
         if attr == "_tied_kernel_t":       # multiparam's Dense, tied transposed
             found.add(id(var))
-            add("weight", _Ref(layer, attr), var, DENSE_IN_OUT)
+            add("weight", VariableRef(layer, attr), var, DENSE_IN_OUT)
             slots[-1].transposed = bool(layer._tied_canonical_t)
             continue
         known = _known_role(layer, attr)
@@ -372,18 +281,19 @@ def _own_slots(layer) -> list:
             # the variable's own name; its attribute when Keras named it
             role, layout = (attr.lstrip("_") if _is_auto_name(var.name) else var.name), SAME
         found.add(id(var))
-        add(role, _Ref(layer, attr), var, layout)
+        add(role, VariableRef(layer, attr), var, layout)
     # variables no attribute names (kept in a list or dict by a custom layer)
     for var in list(layer._trainable_variables) + list(layer._non_trainable_variables):
         if id(var) not in found:
             found.add(id(var))
-            add(var.name, _Ref(layer, None, var), var, SAME)
+            add(var.name, VariableRef(layer, None, var), var, SAME)
     return slots
 
 
 def _attr_children(layer) -> list:
     """(key, child) for a subclassed layer: sub-layers in public attributes,
-    in definition order; lists/tuples/dicts of layers become container nodes.
+    in definition order; lists/tuples/dicts of layers become
+    :class:`LayerContainer` children.
     Tracked sub-layers reachable only through a private attribute (Keras'
     own ``MultiHeadAttention._query_dense``) follow, keyed without the
     underscore, and any left over by their Keras name, so no parameter is
@@ -417,8 +327,7 @@ def _attr_children(layer) -> list:
             items = container(value)
             if items:
                 seen.update(id(v) for _, v in items)
-                put(attr, ("__container__", "list" if not isinstance(value, dict) else "dict",
-                           value, items))
+                put(attr, LayerContainer("dict" if isinstance(value, dict) else "list", value, items))
     for attr, value in vars(layer).items():
         if (attr.startswith("_") and isinstance(value, keras.Layer)
                 and id(value) in tracked and id(value) not in seen):
@@ -440,6 +349,7 @@ class TensorflowAdapter(Adapter):
     # Dense subclass); ``tie`` raises CapabilityError for a plain keras Dense
     capabilities: dict = {}
     channels_last = True    # Keras' default data_format: NHWC images
+    builders = BUILDERS
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
@@ -452,15 +362,15 @@ class TensorflowAdapter(Adapter):
             self.forward(native, sample_input)
         return native
 
+    # -- description -----------------------------------------------------------
     def describe(self, state: Any) -> LayerNode:
         """The layer tree; reads attributes only, never builds or calls."""
         return self._node("", state)
 
     def _node(self, key: str, layer) -> LayerNode:
-        if isinstance(layer, tuple) and layer[:1] == ("__container__",):
-            _, kind, native, items = layer
-            return LayerNode(key=key, kind=kind, native=native,
-                             children=[self._node(k, v) for k, v in items])
+        if isinstance(layer, LayerContainer):
+            return LayerNode(key=key, kind=layer.kind, native=layer.native,
+                             children=[self._node(k, v) for k, v in layer.items])
         if isinstance(layer, keras.layers.LSTM):
             # the cell's arrays, in torch's names and layout; the cell is not a child
             return LayerNode(key=key, kind="LSTM", native=layer, params=_lstm_slots(layer))
@@ -483,8 +393,8 @@ class TensorflowAdapter(Adapter):
         """False while a known slot has no variable, or a parameter-holding
         leaf layer (one with its own ``build``) is still unbuilt."""
         def walk(node):
-            for s in node.params:
-                if (s.ref.bias() if isinstance(s.ref, _LstmBiasRef) else s.ref.resolve()) is None:
+            for slot in node.params:
+                if any(ref.resolve() is None for ref in _variable_refs(slot.ref)):
                     return False
             layer = node.native
             if (isinstance(layer, keras.Layer) and not node.children and not layer.built
@@ -526,75 +436,50 @@ class TensorflowAdapter(Adapter):
             return np.asarray(array.numpy())
         return np.asarray(array)
 
-    # -- parameter storage (native layout) ---------------------------------
-    def _var(self, ref: _Ref):
+    # -- storage primitives (one Variable each) -----------------------------
+    @staticmethod
+    def _var(ref: VariableRef):
         v = ref.resolve()
         if v is None:
             raise NotMaterializedError(ref.label(), ())
         return v
 
-    def read(self, state: Any, ref: Any) -> np.ndarray:
-        """``variable.numpy()`` (a copy: TF variables are not viewable); an
-        LSTM bias share is computed from the one Keras bias."""
-        if isinstance(ref, _LstmBiasRef):
-            bias = ref.bias().numpy()
-            share = ref.share(bias)
-            return bias - share if ref.part == "bias_ih" else np.array(share)
+    def read_array(self, state, ref) -> np.ndarray:
+        """``variable.numpy()``: a copy (TF variables are not viewable)."""
         return self._var(ref).numpy()
 
-    def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
-        v = ref.bias() if isinstance(ref, _LstmBiasRef) else ref.resolve()
-        return None if v is None else tuple(int(d) for d in v.shape)
-
-    def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
-        v = ref.bias() if isinstance(ref, _LstmBiasRef) else ref.resolve()
-        return None if v is None else np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
-
-    def write(self, state: Any, ref: Any, value: np.ndarray) -> None:
-        """``variable.assign``: same Variable object, seen by every layer
-        holding it.  An LSTM bias share: assign the new sum to the bias."""
-        if isinstance(ref, _LstmBiasRef):
-            var = ref.bias()
-            bias = var.numpy()
-            share = ref.share(bias)
-            if ref.part == "bias_ih":
-                var.assign(value + share)
-            else:
-                object.__setattr__(ref.cell, "_multiparam_bias_hh", np.array(value))
-                var.assign((bias - share) + value)
-            return
+    def write_array(self, state, ref, value) -> None:
+        """``variable.assign`` (NumPy or a tensor): the same Variable object,
+        seen by every layer holding it; ``assign`` copies, so a borrowed
+        array is never kept."""
         self._var(ref).assign(value)
 
-    def native_param(self, state: Any, ref: Any) -> Any:
-        """The Variable (an LSTM bias share: the one Keras bias it is part of)."""
-        if isinstance(ref, _LstmBiasRef):
-            return ref.bias()
+    def array_shape(self, state, ref) -> Optional[tuple]:
+        v = ref.resolve()
+        return None if v is None else tuple(int(d) for d in v.shape)
+
+    def array_dtype(self, state, ref) -> Optional[np.dtype]:
+        v = ref.resolve()
+        return None if v is None else np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
+
+    def array_object(self, state, ref) -> Any:
         return self._var(ref)
 
-    def native_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
-        """Always None: Keras keeps no gradient on its variables."""
-        return None
+    # array_grad: the base's None; Keras keeps no gradient on its variables
+
+    def grad_key(self, state, ref):
+        return id(self._var(ref))
 
     # -- gradients -------------------------------------------------------------
-    def reduce_sum(self, out):
-        return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
-
-    def reduce_mean(self, out):
-        return tf.reduce_mean(out)
-
-    def as_target(self, target, out):
-        return tf.cast(self._to_tensor(target), out.dtype)
-
-    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None,
-             train: bool = False) -> dict:
+    def native_grads(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+                     train: bool = False) -> dict:
         """``tf.GradientTape`` over ``model.trainable_variables``, calling
         ``model(x, training=train)``; non-trainable variables (BatchNorm
         moving statistics) are restored afterwards.
 
         Keras de-duplicates a reused layer's variables, so the tape already
         sums the contributions of every use.  Unused variables get zeros;
-        embedding gradients (``IndexedSlices``) come back dense.  Both
-        virtual LSTM bias slots get the gradient of the one Keras bias."""
+        embedding gradients (``IndexedSlices``) come back dense."""
         xt = self._to_tensor(x)
         saved = [(v, v.numpy()) for v in state.non_trainable_variables]
         with tf.GradientTape() as tape:
@@ -606,19 +491,17 @@ class TensorflowAdapter(Adapter):
         variables = state.trainable_variables
         grads = tape.gradient(value, variables,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        result = {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
-        self._add_bias_share_grads(self.describe(state), result)
-        return result
+        return {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
 
-    @staticmethod
-    def _add_bias_share_grads(node: LayerNode, result: dict) -> None:
-        for slot in node.params:
-            if isinstance(slot.ref, _LstmBiasRef) and id(slot.ref.bias()) in result:
-                result[slot.ident] = result[id(slot.ref.bias())]
-        for child in node.children:
-            TensorflowAdapter._add_bias_share_grads(child, result)
+    def reduce_sum(self, out):
+        return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
 
-    # -- building from the neutral spec -------------------------------------
+    def reduce_mean(self, out):
+        return tf.reduce_mean(out)
+
+    def as_target(self, target, out):
+        return tf.cast(self._to_tensor(target), out.dtype)
+
     # -- tying after construction --------------------------------------------
     def tie(self, state: Any, dst: ParamSlot, dst_layer: Any, src: ParamSlot,
             native_transpose: bool) -> None:
@@ -628,13 +511,14 @@ class TensorflowAdapter(Adapter):
         ``GradientTape`` and any optimizer then see one Variable.  Leans on
         Keras' private ``_tracker`` (pinned keras==3.15.1; the conformance
         suite catches a Keras that changes it)."""
+        if isinstance(dst.ref, Composite) or isinstance(src.ref, Composite):
+            raise CapabilityError(self.name, f"tie {dst.native_name}",
+                                  "Keras keeps an LSTM's two biases as one summed Variable")
         if native_transpose:
             self._tie_transposed(dst, src)
             return
         ref = dst.ref
         if ref.attr is None:
-            from ..errors import CapabilityError
-
             raise CapabilityError(self.name, f"tie {dst.native_name}",
                                   "no layer attribute holds that variable")
         layer, shared = ref.layer, self._var(src.ref)
@@ -651,8 +535,6 @@ class TensorflowAdapter(Adapter):
         """A kernel that is another Variable transposed: only multiparam's
         :class:`Dense` can read one (``kernel`` returns ``transpose(var)``);
         its own kernel Variable is untracked, so Keras lists one Variable."""
-        from ..errors import CapabilityError
-
         ref = dst.ref
         if not (isinstance(ref.layer, Dense) and ref.attr == "_kernel"):
             raise CapabilityError(
@@ -674,53 +556,7 @@ class TensorflowAdapter(Adapter):
         object.__setattr__(layer, "_tied_canonical_t",
                            not _layout.transposes_natively(src.layout, dst.layout))
 
-    def build(self, spec: Any) -> Any:
-        """Keras layers for a spec: :class:`Dense` (a ``keras.layers.Dense``
-        that can be tied transposed), ``ReLU``, ``Conv2D`` (NHWC;
-        :class:`PaddedConv2D` for integer padding), ``BatchNormalization``
-        (``momentum = 1 - spec.momentum``: Keras weighs the old statistics),
-        ``LayerNormalization(axis=-1)``, ``Embedding``,
-        ``LSTM(return_sequences=True)``, ``Flatten``, ``keras.Sequential``
-        (numbered) or :class:`NamedSequential` (named).  One spec object
-        used twice becomes one Keras layer called twice (shared variables)."""
-        memo: dict = {}
-
-        def make(s):
-            if id(s) in memo:
-                return memo[id(s)]
-            if isinstance(s, mpnn.Dense):
-                layer = Dense(s.units, use_bias=s.use_bias)
-                if s.in_features is not None:
-                    layer.build((None, s.in_features))
-            elif isinstance(s, mpnn.ReLU):
-                layer = keras.layers.ReLU()
-            elif isinstance(s, mpnn.Conv2d):
-                args = dict(filters=s.out_channels, kernel_size=s.kernel_size, strides=s.stride,
-                            use_bias=s.use_bias)
-                layer = PaddedConv2D(pad=s.padding, **args) if s.padding else keras.layers.Conv2D(**args)
-            elif isinstance(s, mpnn.BatchNorm):
-                layer = keras.layers.BatchNormalization(axis=-1, momentum=1.0 - s.momentum,
-                                                        epsilon=s.eps)
-            elif isinstance(s, mpnn.LayerNorm):
-                layer = keras.layers.LayerNormalization(axis=-1, epsilon=s.eps)
-            elif isinstance(s, mpnn.Embedding):
-                layer = keras.layers.Embedding(s.num_embeddings, s.features)
-            elif isinstance(s, mpnn.LSTM):
-                layer = keras.layers.LSTM(s.hidden_size, return_sequences=True)
-            elif isinstance(s, mpnn.Flatten):
-                layer = keras.layers.Flatten()
-            elif isinstance(s, mpnn.Sequential):
-                if s.named:
-                    layer = NamedSequential([(k, make(c)) for k, c in s.children])
-                else:
-                    layer = keras.Sequential([make(c) for _, c in s.children])
-            else:
-                raise TypeError(f"the tensorflow backend cannot build {type(s).__name__} specs")
-            memo[id(s)] = layer
-            return layer
-
-        return make(spec)
-
+    # -- the framework's own views ------------------------------------------------------------
     def summary_idiom(self, state: Any) -> list:
         """``[(v.path, shape) for v in model.weights]``: Keras' collect-all,
         a tied variable listed once."""
@@ -733,42 +569,32 @@ class TensorflowAdapter(Adapter):
         return int(sum(int(np.prod(v.shape)) for v in state.trainable_weights))
 
     # -- initialisation (native mode) --
-    def native_init(self, state: Any, ref: Any, initializer: Any, seed: int) -> bool:
-        """``keras.random`` (or ``keras.initializers.Orthogonal``) with an int
-        seed, then ``variable.assign``: the same Variable object.  Keras'
-        truncated normal always cuts at 2 std, so other bounds fall back."""
-        from .. import initializers as I
-
-        var = ref.resolve()
-        if var is None or not np.issubdtype(np.dtype(tf.as_dtype(var.dtype).as_numpy_dtype), np.floating):
-            return False
-        shape, dtype = tuple(int(d) for d in var.shape), var.dtype
-        if isinstance(initializer, I.Constant):
-            value = keras.ops.full(shape, initializer.value, dtype=dtype)
-        elif isinstance(initializer, I.Uniform):
-            value = keras.random.uniform(shape, initializer.low, initializer.high, dtype=dtype, seed=seed)
-        elif isinstance(initializer, I.Normal):
-            value = keras.random.normal(shape, initializer.mean, initializer.std, dtype=dtype, seed=seed)
-        elif isinstance(initializer, I.TruncatedNormal):
-            m, s = initializer.mean, initializer.std
-            if not (np.isclose(initializer.a, m - 2 * s) and np.isclose(initializer.b, m + 2 * s)):
-                return False
-            value = keras.random.truncated_normal(shape, m, s, dtype=dtype, seed=seed)
-        elif isinstance(initializer, I.Orthogonal):
-            value = keras.initializers.Orthogonal(gain=initializer.gain, seed=seed)(shape, dtype=dtype)
-        else:
-            return False
-        var.assign(value)
-        return True
+    def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):
+        """``keras.random`` (or ``keras.initializers.Orthogonal``) seeded with
+        the int ``seed``.  Keras' truncated normal always cuts at 2 std, so
+        other bounds return None and the base draws them portably."""
+        dtype = np.dtype(dtype).name
+        if kind == "uniform":
+            return keras.random.uniform(shape, params["low"], params["high"], dtype=dtype, seed=seed)
+        if kind == "normal":
+            return keras.random.normal(shape, params["mean"], params["std"], dtype=dtype, seed=seed)
+        if kind == "truncated_normal":
+            mean, std = params["mean"], params["std"]
+            if not (np.isclose(params["a"], mean - 2 * std) and np.isclose(params["b"], mean + 2 * std)):
+                return None
+            return keras.random.truncated_normal(shape, mean, std, dtype=dtype, seed=seed)
+        if kind == "orthogonal":
+            return keras.initializers.Orthogonal(gain=params["gain"], seed=seed)(shape, dtype=dtype)
+        return None
 
     def framework_default(self, state: Any, layer_node: Any, slot: Any):
         """The layer classes' constructor defaults in Keras 3.15: Dense and
         Conv glorot_uniform kernel, zeros bias; BatchNormalization gamma
         ones, beta zeros, moving_mean zeros, moving_variance ones;
         Layer/GroupNormalization ones/zeros; Embedding
-        ``"uniform"`` = RandomUniform(-0.05, 0.05)."""
-        from .. import initializers as I
-
+        ``"uniform"`` = RandomUniform(-0.05, 0.05).  LSTM: not known here."""
+        if isinstance(slot.ref, Composite):
+            return None
         layer = slot.ref.layer
         attr = (slot.ref.attr or "").lstrip("_")
         if isinstance(layer, (keras.layers.Dense,) + _CONV + _CONV_T):
