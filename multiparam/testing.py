@@ -260,22 +260,30 @@ def kit_members() -> Dict[str, bool]:
     return members
 
 
+#: what a constant of each annotated type must be: (check, said in words)
+_CONSTANT_KINDS = {
+    "bool": (lambda v: isinstance(v, bool), "True or False"),
+    "Tuple[type, ...]": (lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(t, type) for t in v),
+                         "a non-empty tuple of classes"),
+}
+
+
 def kit_problems(kit: Any) -> List[str]:
     """What ``kit`` (a module or any object) lacks to satisfy
     :class:`NativeKit`, one sentence each; empty when it satisfies it."""
     problems = []
-    for name, must_call in kit_members().items():
+    for name, is_function in kit_members().items():
         if not hasattr(kit, name):
             problems.append(f"{name} is missing")
             continue
         value = getattr(kit, name)
-        if must_call and not callable(value):
-            problems.append(f"{name} must be callable, not {type(value).__name__}")
-        elif not must_call and NativeKit.__annotations__[name] == "bool" and not isinstance(value, bool):
-            problems.append(f"{name} must be True or False, not {value!r}")
-        elif name == "MODEL_TYPES" and not (isinstance(value, tuple) and value
-                                            and all(isinstance(t, type) for t in value)):
-            problems.append(f"MODEL_TYPES must be a non-empty tuple of classes, not {value!r}")
+        if is_function:
+            if not callable(value):
+                problems.append(f"{name} must be callable, not {type(value).__name__}")
+            continue
+        check, what = _CONSTANT_KINDS[NativeKit.__annotations__[name]]
+        if not check(value):
+            problems.append(f"{name} must be {what}, not {value!r}")
     return problems
 
 
