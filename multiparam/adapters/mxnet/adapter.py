@@ -1,6 +1,12 @@
-"""The MXNet 1.9 / Gluon adapter.
+"""MXNet 1.9 / Gluon adapter: ``collect_params``, ``Parameter.data()/grad()``,
+``autograd.record``.
 
-Gluon keeps parameters inside the blocks, so ``state`` is the block itself.
+Gluon keeps parameters inside the blocks, so ``state`` is the block itself,
+and a slot's ref is the Gluon ``Parameter`` object: it is what Gluon shares
+between tied blocks, so ``ident = id(Parameter)`` makes ties explicit.
+Gluon's layout is torch's ((out, in), (out, in/groups, *k)), so no slot
+needs a layout conversion, and no parameter is a composite.
+
 Both Gluon array interfaces are supported: the classic ``mx.nd`` one and the
 NumPy one switched on by the user with ``npx.set_np()``.  That switch is
 global state owned by the user; this module never flips it and only asks
@@ -21,6 +27,9 @@ Framework facts this module relies on (checked against the 1.9.1 source):
 - ``NDArray._fresh_grad`` (on a parameter's *data* array) says whether a
   backward wrote its gradient since the flag was last reset
   (``Trainer.step`` resets it).
+- An ``mx.np.ndarray`` is an ``mx.nd.NDArray`` subclass, but neither
+  interface's constructor takes the other's arrays: they convert with the
+  zero-copy ``as_np_ndarray`` / ``as_nd_ndarray``.
 """
 from __future__ import annotations
 
@@ -35,7 +44,10 @@ from mxnet.gluon import Block, Parameter
 from mxnet.gluon import nn, rnn
 from mxnet.util import is_np_array
 
-from .base import SAME, Adapter, Capability, LayerNode, ParamSlot
+from ... import initializers as I
+from ...errors import CapabilityError
+from ..base import SAME, Adapter, Capability, LayerNode, ParamSlot
+from .builders import BUILDERS, share_reused_dense
 
 # Gluon attribute name -> canonical role, for layers that are not special-cased.
 _ROLE_BY_ATTR = {
@@ -47,7 +59,26 @@ _ROLE_BY_ATTR = {
     "running_var": "running_var",
 }
 
+_NEUTRAL_KINDS = ((nn.Dense, "Dense"), (nn.Conv2D, "Conv2d"), (nn.BatchNorm, "BatchNorm"),
+                  (nn.LayerNorm, "LayerNorm"), (nn.Embedding, "Embedding"), (rnn.LSTM, "LSTM"),
+                  (nn.Flatten, "Flatten"))
 
+# Gluon's single-layer LSTM parameters -> torch's (same layout and gate order i, f, c/g, o)
+_LSTM_ROLES = {"l0_i2h_weight": "weight_ih", "l0_h2h_weight": "weight_hh",
+               "l0_i2h_bias": "bias_ih", "l0_h2h_bias": "bias_hh"}
+
+# Gluon's Initializer dispatches on the parameter name's suffix: what
+# ``initialize()`` with no initializer gives each one (mxnet.initializer.
+# Initializer.__call__, with the global default Uniform(0.07) for weights)
+_GLUON_DEFAULT_BY_SUFFIX = (
+    ("weight", I.uniform(-0.07, 0.07)), ("bias", I.zeros()),
+    ("beta", I.zeros()), ("gamma", I.ones()),
+    ("running_mean", I.zeros()), ("running_var", I.ones()),
+    ("moving_mean", I.zeros()), ("moving_var", I.ones()),
+)
+
+
+# -- walking blocks ----------------------------------------------------------
 def _unique_params(block: Block) -> list:
     """Every Parameter reachable from ``block`` once, in tree order."""
     seen, out = set(), []
@@ -100,15 +131,6 @@ def _is_materialized(p: Parameter) -> bool:
     return p._data is not None
 
 
-_NEUTRAL_KINDS = ((nn.Dense, "Dense"), (nn.Conv2D, "Conv2d"), (nn.BatchNorm, "BatchNorm"),
-                  (nn.LayerNorm, "LayerNorm"), (nn.Embedding, "Embedding"), (rnn.LSTM, "LSTM"),
-                  (nn.Flatten, "Flatten"))
-
-# Gluon's single-layer LSTM parameters -> torch's (same layout and gate order i, f, c/g, o)
-_LSTM_ROLES = {"l0_i2h_weight": "weight_ih", "l0_h2h_weight": "weight_hh",
-               "l0_i2h_bias": "bias_ih", "l0_h2h_bias": "bias_hh"}
-
-
 def _kind(block: Block) -> str:
     if isinstance(block, (nn.Sequential, nn.HybridSequential)):
         return "Sequential"
@@ -128,13 +150,13 @@ def _role(block: Block, attr: str) -> str:
     return _ROLE_BY_ATTR.get(attr, attr)
 
 
-def _like(template, value: np.ndarray):
-    """``value`` as an MXNet array of the same interface (np / nd), dtype and
-    context as ``template``, so it can be assigned into ``template``."""
-    ctx = template.context
-    if isinstance(template, mx.np.ndarray):
-        return mx.np.array(value, dtype=template.dtype, ctx=ctx)
-    return mx.nd.array(value, dtype=template.dtype, ctx=ctx)
+def _drop_cached_graphs(block: Block) -> None:
+    """Forget every hybridized block's cached graph under ``block``, so the
+    next call rebinds its Parameters and reads its flags again."""
+    if hasattr(block, "_clear_cached_op"):
+        block._clear_cached_op()
+    for child in block._children.values():
+        _drop_cached_graphs(child)
 
 
 @contextlib.contextmanager
@@ -157,21 +179,50 @@ def _global_stats(block: Block, on: bool):
         return
     for b, _ in norms:
         b._kwargs["use_global_stats"] = True
-    MxnetAdapter._drop_cached_graphs(block)
+    _drop_cached_graphs(block)
     try:
         yield
     finally:
         for b, flag in norms:
             b._kwargs["use_global_stats"] = flag
-        MxnetAdapter._drop_cached_graphs(block)
+        _drop_cached_graphs(block)
+
+
+# -- MXNet arrays --------------------------------------------------------------
+def _in_interface(array: mx.nd.NDArray, numpy_interface: bool) -> mx.nd.NDArray:
+    """``array`` as an ``mx.np.ndarray`` (``numpy_interface``) or a classic
+    ``mx.nd.NDArray``, zero-copy; as it is when it already is one."""
+    if isinstance(array, mx.np.ndarray) == numpy_interface:
+        return array
+    return array.as_np_ndarray() if numpy_interface else array.as_nd_ndarray()
+
+
+def _as_mxnet(value: Any, numpy_interface: bool, dtype: Any, ctx: Any = None) -> mx.nd.NDArray:
+    """``value`` (NumPy or either MXNet interface) as an MXNet array of the
+    given interface, dtype and context (None: the current one).  NumPy is
+    always copied (a read-only array is someone else's memory); an MXNet
+    array already right is returned as it is."""
+    if isinstance(value, mx.nd.NDArray):       # mx.np.ndarray is a subclass
+        if value.dtype != np.dtype(dtype):
+            value = value.astype(dtype)
+        if ctx is not None and value.context != ctx:
+            value = value.as_in_context(ctx)
+        return _in_interface(value, numpy_interface)
+    make = mx.np.array if numpy_interface else mx.nd.array
+    return make(value, dtype=dtype, ctx=ctx)
+
+
+def _like(template: mx.nd.NDArray, value: Any) -> mx.nd.NDArray:
+    """``value`` as an MXNet array of the same interface (np / nd), dtype and
+    context as ``template``, so it can be assigned into ``template``."""
+    return _as_mxnet(value, isinstance(template, mx.np.ndarray), template.dtype, template.context)
 
 
 class MxnetAdapter(Adapter):
     """MXNet 1.9.1 Gluon blocks (``mx.nd`` and ``npx.set_np()`` modes).
 
-    ``state`` is the Gluon block.  Parameter refs are the Gluon ``Parameter``
-    objects themselves: they are what Gluon shares between tied blocks, so
-    ``ident = id(Parameter)`` makes ties explicit.
+    ``state`` is the Gluon block; parameter refs are the Gluon ``Parameter``
+    objects themselves.
     """
 
     name = "mxnet"
@@ -208,7 +259,6 @@ class MxnetAdapter(Adapter):
     def _node(self, key: str, block: Block) -> LayerNode:
         slots = []
         for attr, p in _own_params(block).items():
-            shape = _gluon_shape(p)
             slots.append(ParamSlot(
                 role=_role(block, attr),
                 # p.name carries Gluon's global counters (dense3_weight): shown, never used as a key
@@ -217,7 +267,7 @@ class MxnetAdapter(Adapter):
                 layout=SAME,  # Gluon is (out, in) and (out, in/groups, *k) like torch
                 trainable=p.grad_req != "null",
                 ident=id(p),
-                shape_hint=shape,
+                shape_hint=_gluon_shape(p),
             ))
         children = [self._node(str(k), c) for k, c in block._children.items()]
         return LayerNode(key=key, kind=_kind(block), native=block, params=slots, children=children)
@@ -227,15 +277,11 @@ class MxnetAdapter(Adapter):
         return all(_is_materialized(p) for p in _unique_params(state))
 
     # -- forward -----------------------------------------------------------
-    def _as_input(self, state: Block, x: Any):
+    def _as_input(self, state: Block, x: Any) -> mx.nd.NDArray:
         """``x`` as the array type of the current Gluon mode."""
         np_mode = is_np_array()
-        if isinstance(x, mx.nd.NDArray):  # mx.np.ndarray is a subclass
-            if np_mode and not isinstance(x, mx.np.ndarray):
-                return x.as_np_ndarray()
-            if not np_mode and isinstance(x, mx.np.ndarray):
-                return x.as_nd_ndarray()
-            return x
+        if isinstance(x, mx.nd.NDArray):
+            return _in_interface(x, np_mode)
         x = np.asarray(x)
         dtype = np.float32
         if np.issubdtype(x.dtype, np.floating):
@@ -244,7 +290,7 @@ class MxnetAdapter(Adapter):
                 if _is_materialized(p) and np.issubdtype(np.dtype(p.dtype), np.floating):
                     dtype = np.dtype(p.dtype)
                     break
-        return mx.np.array(x, dtype=dtype) if np_mode else mx.nd.array(x, dtype=dtype)
+        return _as_mxnet(x, np_mode, dtype)
 
     def forward(self, state: Block, x: Any, train: Optional[bool] = None) -> Any:
         """``block(x)``: inference mode outside ``autograd.record`` (Gluon's
@@ -263,31 +309,35 @@ class MxnetAdapter(Adapter):
             return array.asnumpy()
         return np.asarray(array)
 
-    # -- parameter storage (native layout) ---------------------------------
-    def read(self, state: Block, ref: Parameter) -> np.ndarray:
+    # -- storage primitives (native layout) ---------------------------------
+    def read_array(self, state: Block, ref: Parameter) -> np.ndarray:
         # asnumpy() copies: MXNet has no zero-copy view onto its engine's buffers
         return ref.data().asnumpy()
 
-    def native_shape(self, state: Block, ref: Parameter) -> Optional[tuple]:
+    def array_shape(self, state: Block, ref: Parameter) -> Optional[tuple]:
         return _gluon_shape(ref)
 
-    def dtype(self, state: Block, ref: Parameter) -> Optional[np.dtype]:
+    def array_dtype(self, state: Block, ref: Parameter) -> Optional[np.dtype]:
         return None if ref.dtype is None else np.dtype(ref.dtype)
 
-    def write(self, state: Block, ref: Parameter, value: np.ndarray) -> None:
+    def write_array(self, state: Block, ref: Parameter, value: Any) -> None:
         """``Parameter.set_data`` copies into the existing data arrays on every
-        context, so the Parameter (and its autograd marking) stays the same."""
-        if ref._data is not None:
-            ref.set_data(_like(ref.list_data()[0], value))
+        context, so the Parameter (and its autograd marking) stays the same.
+        ``value`` is NumPy or an MXNet array of either interface."""
+        if ref._data is None:
+            # deferred: Gluon keeps the value and copies it to each context
+            # when the shape resolves, so it must be an MXNet array of its own
+            ref.set_data(_as_mxnet(value, is_np_array(), np.dtype(ref.dtype)))
         else:
-            # deferred: Gluon keeps the value and uses it when the shape resolves
-            mk = mx.np.array if is_np_array() else mx.nd.array
-            ref.set_data(mk(value, dtype=np.dtype(ref.dtype)))
+            # through an MXNet array, not set_data(numpy): ``arr[:] = numpy``
+            # is a synchronous copy that fails on an array MKL-DNN keeps in
+            # its own layout (a Conv2D weight after a forward)
+            ref.set_data(_like(ref.list_data()[0], value))
 
-    def native_param(self, state: Block, ref: Parameter) -> Parameter:
+    def array_object(self, state: Block, ref: Parameter) -> Parameter:
         return ref
 
-    def native_grad(self, state: Block, ref: Parameter) -> Optional[np.ndarray]:
+    def array_grad(self, state: Block, ref: Parameter) -> Optional[np.ndarray]:
         """Gluon always holds a gradient buffer (zeros before any backward), so
         "no gradient" is read from the ``_fresh_grad`` flag: None when the
         parameter takes no gradient, or no backward wrote it since the flag was
@@ -301,9 +351,12 @@ class MxnetAdapter(Adapter):
             return g
         return None
 
+    def grad_key(self, state: Block, ref: Parameter) -> int:
+        return id(ref)
+
     # -- gradients -------------------------------------------------------------
-    def grad(self, state: Block, x: Any, loss: Any = None, target: Any = None,
-             train: bool = False) -> dict:
+    def native_grads(self, state: Block, x: Any, loss: Any = None, target: Any = None,
+                     train: bool = False) -> dict:
         """Gradients of a scalar loss, leaving Gluon's own buffers as they were.
 
         Recorded with ``autograd.record(train_mode=train)``: inference mode
@@ -338,10 +391,10 @@ class MxnetAdapter(Adapter):
             grads = autograd.grad(value, variables, train_mode=bool(train)) if variables else []
             result, i = {}, 0
             for p in trainable:
-                n = len(p.list_data())
-                gs = [g.asnumpy() for g in grads[i:i + n]]
+                n = len(p.list_data())     # one data array per context
+                per_context = [g.asnumpy() for g in grads[i:i + n]]
                 i += n
-                result[id(p)] = gs[0] if n == 1 else np.sum(gs, axis=0)
+                result[id(p)] = per_context[0] if n == 1 else np.sum(per_context, axis=0)
             return result
         finally:
             for p in frozen:
@@ -364,7 +417,6 @@ class MxnetAdapter(Adapter):
         ref = out[0] if isinstance(out, (list, tuple)) else out
         return _like(ref, np.asarray(target))
 
-    # -- building from the neutral spec -------------------------------------
     # -- tying after construction --------------------------------------------
     def tie(self, state: Block, dst: ParamSlot, dst_layer: Block, src: ParamSlot,
             native_transpose: bool) -> None:
@@ -374,8 +426,6 @@ class MxnetAdapter(Adapter):
         so ``collect_params()`` and a ``Trainer`` built afterwards see one
         Parameter.  Cached hybrid graphs are dropped so they rebind.  Leans
         on Gluon internals (pinned mxnet==1.9.1; the suite catches changes)."""
-        from ..errors import CapabilityError
-
         if native_transpose:
             raise CapabilityError(self.name, "tie a parameter to a transposed one",
                                   self.capabilities["tie_transposed"].reason)
@@ -389,68 +439,20 @@ class MxnetAdapter(Adapter):
         table = dst_layer._params._params
         table.pop(old.name, None)
         table[shared.name] = shared
-        self._drop_cached_graphs(state)
+        _drop_cached_graphs(state)
 
-    @staticmethod
-    def _drop_cached_graphs(block: Block) -> None:
-        if hasattr(block, "_clear_cached_op"):
-            block._clear_cached_op()
-        for child in block._children.values():
-            MxnetAdapter._drop_cached_graphs(child)
+    # -- building from the neutral spec ---------------------------------------
+    builders = BUILDERS
 
     def build(self, spec: Any) -> Block:
-        """A Gluon block for a ``multiparam.nn`` spec, initialised with
-        ``initialize()`` (Gluon's default; shapes resolve on the first forward).
-
-        A Dense spec used twice follows the chapter: the first use builds
-        ``shared = nn.Dense(..)``, later ones ``nn.Dense(.., params=shared.params)``.
-        Any other spec used twice becomes the same block added twice."""
-        model = self._build(spec, {})
-        model.initialize()
-        return model
-
-    def _build(self, spec: Any, built: dict) -> Block:
-        from .. import nn as specs
-
-        first = built.get(id(spec))
-        if isinstance(spec, specs.Dense):
-            # flatten=False: like torch, a Dense acts on the last axis ((N, T, F)
-            # sequences too); a feature map is flattened by an explicit Flatten
-            kwargs = dict(use_bias=spec.use_bias, in_units=spec.in_features or 0, flatten=False)
-            if first is not None:
-                return nn.Dense(spec.units, params=first.params, **kwargs)
-            block = nn.Dense(spec.units, **kwargs)
-        elif first is not None:
-            return first
-        elif isinstance(spec, specs.ReLU):
-            block = nn.Activation("relu")
-        elif isinstance(spec, specs.Conv2d):
-            block = nn.Conv2D(spec.out_channels, spec.kernel_size, strides=spec.stride,
-                              padding=spec.padding, use_bias=spec.use_bias, in_channels=0)
-        elif isinstance(spec, specs.BatchNorm):
-            # Gluon's momentum weighs the old statistics: torch's 0.1 is Gluon's 0.9
-            block = nn.BatchNorm(axis=1, momentum=1.0 - spec.momentum, epsilon=spec.eps)
-        elif isinstance(spec, specs.LayerNorm):
-            block = nn.LayerNorm(axis=-1, epsilon=spec.eps)
-        elif isinstance(spec, specs.Embedding):
-            block = nn.Embedding(spec.num_embeddings, spec.features)
-        elif isinstance(spec, specs.LSTM):
-            block = rnn.LSTM(spec.hidden_size, layout="NTC")   # batch-first; returns the sequence
-        elif isinstance(spec, specs.Flatten):
-            block = nn.Flatten()
-        elif isinstance(spec, specs.Sequential):
-            block = nn.Sequential()
-            for key, child in spec.children:
-                c = self._build(child, built)
-                if spec.named:
-                    # Sequential.forward/__getitem__/__len__ iterate _children in
-                    # order, so named children work like numbered ones
-                    block.register_child(c, key)
-                else:
-                    block.add(c)
-        else:
-            raise TypeError(f"cannot build {type(spec).__name__} on mxnet")
-        built[id(spec)] = block
+        """The base's walk over :data:`BUILDERS`, in Gluon's own idioms: a
+        Dense used twice becomes ``nn.Dense(.., params=shared.params)``
+        (:func:`share_reused_dense`), and the block is initialised with
+        ``initialize()`` (Gluon's default; deferred shapes resolve on the
+        first forward)."""
+        block = super().build(spec)
+        share_reused_dense(block)
+        block.initialize()
         return block
 
     # -- the framework's own listings ---------------------------------------
@@ -470,35 +472,24 @@ class MxnetAdapter(Adapter):
                 total += int(np.prod(shape))
         return total
 
-    # -- initialisation (native mode) --
-    def native_init(self, state: Block, ref: Parameter, initializer: Any, seed: int) -> bool:
-        """``mx.nd.random`` into every context's data array in place (the
-        Parameter object stays; ``Trainer`` sees it).  MXNet 1.x has no
-        per-call generator: this seeds the global RNG with ``mx.random.seed``,
-        as Gluon's own initialisation draws from it.  No native truncated
-        normal or orthogonal: those fall back to portable."""
-        from .. import initializers as I
-
-        if ref._data is None or not np.issubdtype(np.dtype(ref.dtype), np.floating):
-            return False
-        if not isinstance(initializer, (I.Constant, I.Uniform, I.Normal)):
-            return False
-        first = ref.list_data()[0]
-        shape, dtype, ctx = first.shape, first.dtype, first.context
-        if isinstance(initializer, I.Constant):
-            value = mx.nd.full(shape, initializer.value, ctx=ctx, dtype=dtype)
-        else:
+    # -- initialisation (native mode) ------------------------------------------
+    def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):
+        """``mx.nd.random`` on the CPU, where Gluon's own ``initialize()``
+        draws too before copying to each context (the base's write copies
+        into every context's array in place, so ``Trainer`` sees the same
+        Parameter).  MXNet 1.x has no per-call generator: this seeds the
+        global RNG with ``mx.random.seed(seed)``, as Gluon's initialisation
+        draws from it.  MXNet has no truncated normal and no orthogonal
+        draw: None, and the base falls back to portable mode."""
+        if kind == "uniform":
             mx.random.seed(seed)
-            if isinstance(initializer, I.Uniform):
-                value = mx.nd.random.uniform(initializer.low, initializer.high, shape=shape,
-                                             dtype=dtype, ctx=ctx)
-            else:
-                value = mx.nd.random.normal(initializer.mean, initializer.std, shape=shape,
-                                            dtype=dtype, ctx=ctx)
-        for d in ref.list_data():
-            v = value.as_np_ndarray() if isinstance(d, mx.np.ndarray) else value
-            d[:] = v.as_in_context(d.context) if d.context != ctx else v
-        return True
+            return mx.nd.random.uniform(params["low"], params["high"], shape=shape,
+                                        dtype=dtype, ctx=mx.cpu())
+        if kind == "normal":
+            mx.random.seed(seed)
+            return mx.nd.random.normal(params["mean"], params["std"], shape=shape,
+                                       dtype=dtype, ctx=mx.cpu())
+        return None
 
     def framework_default(self, state: Block, layer_node: Any, slot: Any):
         """Gluon 1.9.1's rule: the Parameter's own ``init`` when the layer
@@ -506,18 +497,13 @@ class MxnetAdapter(Adapter):
         ``'ones'``, running_mean ``'zeros'``), else the global default of
         ``initialize()``, ``Uniform(0.07)``, for weights (Dense, Conv,
         Embedding have ``weight_initializer=None``)."""
-        from .. import initializers as I
-
         own = slot.ref.init
         if isinstance(own, str) and own.lower() in ("zeros", "ones"):
             return I.zeros() if own.lower() == "zeros" else I.ones()
         # Gluon's Initializer dispatches on the name's suffix; a layer's own
         # non-default weight_initializer is not "the default" and is ignored
         name = slot.ref.name
-        for suffix, value in (("weight", I.uniform(-0.07, 0.07)), ("bias", I.zeros()),
-                              ("beta", I.zeros()), ("gamma", I.ones()),
-                              ("running_mean", I.zeros()), ("running_var", I.ones()),
-                              ("moving_mean", I.zeros()), ("moving_var", I.ones())):
+        for suffix, value in _GLUON_DEFAULT_BY_SUFFIX:
             if name.endswith(suffix):
                 return value
         return None
