@@ -1,0 +1,89 @@
+"""The linen variables pytree as nested dicts: paths, leaves, and copies
+with one leaf replaced, removed or inserted.
+
+JAX arrays are immutable and the pytree is shared with the user, so nothing
+here changes a dict in place: every edit rebuilds only the dicts along the
+path and shares the rest.  A path is a tuple of keys from the root,
+collection first (``("params", "layers_0", "kernel")``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.core import FrozenDict
+
+_DICTS = (dict, FrozenDict)
+
+
+def ordered_leaves(variables) -> list:
+    """[(path tuple, leaf)] in creation order, ``params`` first (so a layer
+    lists weight, bias, then its running statistics, as torch does)."""
+    out = []
+
+    def walk(prefix, node):
+        for k, v in node.items():
+            if isinstance(v, _DICTS):
+                walk(prefix + (k,), v)
+            else:
+                out.append((prefix + (k,), v))
+
+    collections = sorted(variables.keys(), key=lambda c: c != "params")  # stable: params first
+    for c in collections:
+        v = variables[c]
+        if isinstance(v, _DICTS):
+            walk((c,), v)
+    return out
+
+
+def get(node, path):
+    """The leaf (or subtree) at ``path``."""
+    for k in path:
+        node = node[k]
+    return node
+
+
+def replace(node, path, new):
+    """A copy of the nested dict ``node`` with the leaf at ``path`` replaced;
+    only the dicts along the path are rebuilt (the rest is shared)."""
+    k = path[0]
+    child = new if len(path) == 1 else replace(node[k], path[1:], new)
+    if isinstance(node, FrozenDict):
+        return node.copy({k: child})
+    out = dict(node)
+    out[k] = child
+    return out
+
+
+def remove(node, path):
+    """A copy of the nested dict ``node`` without the leaf at ``path``."""
+    k = path[0]
+    out = dict(node)
+    if len(path) == 1:
+        out.pop(k, None)
+    else:
+        out[k] = remove(node[k], path[1:])
+    return out
+
+
+def insert(node, path, leaf):
+    """A copy of ``node`` with ``leaf`` at ``path`` (creating dicts on the way)."""
+    k = path[0]
+    out = dict(node)
+    out[k] = leaf if len(path) == 1 else insert(node.get(k, {}), path[1:], leaf)
+    return out
+
+
+def key_name(k) -> str:
+    """One key of a ``tree_flatten_with_path`` path as text."""
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def shape_spec(x) -> Any:
+    """``x`` as a tree of ``jax.ShapeDtypeStruct`` (what an abstract trace needs)."""
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype), x)

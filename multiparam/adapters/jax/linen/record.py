@@ -1,0 +1,168 @@
+"""The submodule tree of a linen model: which module is at which pytree
+path, which module called which, and the children of Sequential containers.
+
+A linen ``Module`` is a description, and ``@nn.compact`` submodules exist
+only during a call, so the tree is found one of two ways:
+
+- :func:`traced_record`: run the model abstractly (``jax.eval_shape``, no
+  FLOPs) under ``nn.intercept_methods``, recording every module method call;
+  it also sees each call's input and output shapes, which is how a Dense fed
+  by a flattened NHWC feature map is recognised (:func:`dense_layout`);
+- :func:`static_record`: from the unbound modules' dataclass fields, naming
+  children exactly as Flax adopts them, for a model not initialised yet.
+
+Relied on from Flax 0.12.8 (checked in its source): ``nn.intercept_methods``
+(public), ``Module.path`` on bound modules, setup running before
+interceptors (``_call_wrapped_method``), and the adoption naming of
+attribute submodules (``{field}{suffix}``, sorted by suffix, shared objects
+adopted once, names kept when the class sets ``preserve_adopted_names``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax
+import jax
+import numpy as np
+from flax import linen as nn
+from flax.core import FrozenDict
+
+from .... import layout as _layout
+from ...base import DENSE_IN_OUT
+from ..layers import SEQUENTIAL_TYPES, child_keys
+
+
+class CallRecord:
+    """The submodule tree of a linen model: modules by path, which module
+    called which (in order), and the elements of Sequential containers."""
+
+    def __init__(self):
+        self.modules: dict = {}   # path -> Module (bound when traced)
+        self.calls: dict = {}     # caller path -> {callee path: None}, first-call order
+        self.seq: dict = {}       # path -> [(key, ("mod", path) | ("fn", fn))]
+        # traced only: per path, the first call's (input shape, output shape),
+        # and how many calls had finished when it started (the call just
+        # before a Dense tells whether a flattened feature map feeds it)
+        self.io: dict = {}
+        self.finished: list = []
+        self.started: dict = {}
+
+    def add_call(self, parent, child) -> None:
+        self.calls.setdefault(parent, {})[child] = None  # ordered set
+
+    def add_sequential(self, path, container, path_of: Callable) -> None:
+        """The children of a Sequential container at ``path``: modules by
+        their path (``path_of(module)``), plain functions as they are."""
+        self.seq[path] = [(key, ("mod", path_of(el)) if isinstance(el, nn.Module) else ("fn", el))
+                          for key, el in zip(child_keys(container), container.layers)]
+
+
+def _suffixed(val) -> list:
+    """[(suffix, value)] as Flax names submodules held in one attribute:
+    ``""`` for a bare module, ``_<i>`` / ``_<key>`` inside lists, tuples and
+    dicts (nested ones joined by ``_``), sorted by key path as Flax adopts
+    them (``_map_over_modules_in_tree``), which decides the name a shared
+    object gets."""
+    flat = []
+
+    def walk(prefix, v):
+        if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
+            for i, e in enumerate(v):
+                walk(prefix + (str(i),), e)
+        elif isinstance(v, (dict, FrozenDict)):
+            for k, e in v.items():
+                walk(prefix + (str(k),), e)
+        else:
+            flat.append((prefix, v))
+
+    walk((), val)
+    if not flat or flat == [((), val)]:
+        return [("", val)]
+    return [("_" + "_".join(k), v) for k, v in sorted(flat, key=lambda kv: kv[0])]
+
+
+def static_record(root: nn.Module) -> CallRecord:
+    """The submodule tree from the unbound modules' dataclass fields,
+    naming children exactly as Flax adopts them (so the paths predicted
+    here are the pytree paths after ``init``).  Sees Sequential and
+    attribute submodules; not those made in ``setup``/``@nn.compact``."""
+    rec = CallRecord()
+    adopted: dict = {}  # id(module) -> path; Flax adopts a shared object once
+    preserve_default = bool(flax.config.flax_preserve_adopted_names)
+
+    def walk(module, path):
+        rec.modules[path] = module
+        preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
+        for f in dataclasses.fields(module):
+            if f.name in ("parent", "name") or not f.init:
+                continue
+            val = getattr(module, f.name)
+            if not isinstance(val, (nn.Module, list, tuple, dict, FrozenDict)):
+                continue  # features=16, kernel_init=...: no submodule
+            for suffix, sub in _suffixed(val):
+                if not isinstance(sub, nn.Module) or id(sub) in adopted:
+                    continue
+                own = object.__getattribute__(sub, "name")
+                name = own if (preserve and own) else f"{f.name}{suffix}"
+                adopted[id(sub)] = path + (name,)
+                rec.add_call(path, path + (name,))
+                walk(sub, path + (name,))
+        if isinstance(module, SEQUENTIAL_TYPES):
+            rec.add_sequential(path, module, lambda el: adopted[id(el)])
+
+    walk(root, ())
+    return rec
+
+
+def traced_record(apply: Callable, variables: Any, sample: Any) -> CallRecord:
+    """The submodule tree seen by running ``apply(variables, x)`` abstractly
+    on ``sample`` (a ``ShapeDtypeStruct`` tree) under ``nn.intercept_methods``:
+    every module method call reports the bound module, its path, and
+    (through a stack) which module called it."""
+    rec = CallRecord()
+    stack: list = []
+
+    def interceptor(next_fun, args, kwargs, ctx):
+        m = ctx.module
+        if ctx.method_name == "setup" or m.scope is None:
+            return next_fun(*args, **kwargs)
+        p = tuple(m.path)
+        rec.modules.setdefault(p, m)
+        if stack and stack[-1] != p:
+            rec.add_call(stack[-1], p)
+        if isinstance(m, SEQUENTIAL_TYPES) and p not in rec.seq:
+            # setup already ran (it runs before interceptors), so
+            # m.layers holds the adopted, bound children
+            rec.add_sequential(p, m, lambda el: tuple(el.path))
+        stack.append(p)
+        rec.started.setdefault(p, len(rec.finished))
+        try:
+            out = next_fun(*args, **kwargs)
+        finally:
+            stack.pop()
+        if p not in rec.io and args:
+            rec.io[p] = (np.shape(args[0]), np.shape(out) if hasattr(out, "shape") else None)
+        rec.finished.append(p)
+        return out
+
+    with nn.intercept_methods(interceptor):
+        jax.eval_shape(apply, variables, sample)
+    return rec
+
+
+def dense_layout(rec: CallRecord, path: tuple, kernel_shape: tuple):
+    """DENSE_IN_OUT, or a DenseAfterFlatten when the module call that
+    finished just before this Dense started produced an NHWC feature map of
+    exactly the Dense's input size (Conv/BatchNorm -> flatten -> Dense; the
+    flatten and activations are plain functions Flax does not see)."""
+    io = rec.io.get(path)
+    if io is None or len(io[0]) != 2:
+        return DENSE_IN_OUT
+    before = rec.finished[:rec.started.get(path, 0)]
+    if not before:
+        return DENSE_IN_OUT
+    prev_out = rec.io.get(before[-1], (None, None))[1]
+    if prev_out is None or len(prev_out) != 4:
+        return DENSE_IN_OUT
+    return _layout.dense_layout_after_flatten(tuple(prev_out[1:]), int(kernel_shape[0]))
