@@ -72,6 +72,9 @@ class VariableRef:
         return f"VariableRef({self.label()})"
 
 
+# candidate for base: "the native arrays a slot's ref reads" (a composite's
+# parts, else the ref itself), e.g. as Adapter.array_refs(ref); any backend
+# whose is_materialized looks at each array needs it.
 def _variable_refs(ref) -> tuple:
     """The :class:`VariableRef` s a slot's ref reads (a composite's parts)."""
     return ref.parts if isinstance(ref, Composite) else (ref,)
@@ -107,6 +110,7 @@ _NEUTRAL_KINDS = (
 
 
 def _kind(layer) -> str:
+    """The neutral kind of a recognised Keras layer, else its class name."""
     if isinstance(layer, (keras.Sequential, NamedSequential)):
         return "Sequential"
     if _is_relu(layer):
@@ -368,6 +372,8 @@ class TensorflowAdapter(Adapter):
         return self._node("", state)
 
     def _node(self, key: str, layer) -> LayerNode:
+        """The node of ``layer`` (or of a :class:`LayerContainer`) under
+        ``key``, with its own slots and, recursively, its children."""
         if isinstance(layer, LayerContainer):
             return LayerNode(key=key, kind=layer.kind, native=layer.native,
                              children=[self._node(k, v) for k, v in layer.items])
@@ -409,6 +415,7 @@ class TensorflowAdapter(Adapter):
 
     # -- forward -----------------------------------------------------------
     def _to_tensor(self, x):
+        """An input as Keras takes it: arrays and numbers as float tensors."""
         if isinstance(x, (tf.Tensor, tf.Variable, keras.Variable)):
             return x
         if isinstance(x, (np.ndarray, list, float, int, np.generic)):
@@ -439,6 +446,7 @@ class TensorflowAdapter(Adapter):
     # -- storage primitives (one Variable each) -----------------------------
     @staticmethod
     def _var(ref: VariableRef):
+        """The Variable ``ref`` locates; NotMaterializedError while unbuilt."""
         v = ref.resolve()
         if v is None:
             raise NotMaterializedError(ref.label(), ())
