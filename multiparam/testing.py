@@ -172,7 +172,8 @@ class NativeKit(Protocol):
     KEEPS_NATIVE_GRAD: bool
     #: True when writing a value keeps the framework's parameter object (torch
     #: ``Parameter``, Keras ``Variable``, Gluon ``Parameter``); False when
-    #: parameters are immutable arrays, replaced on write (Flax linen leaves)
+    #: parameters are immutable arrays, replaced on write (Flax linen leaves).
+    #: Said of the models ``multiparam.nn`` builds on this backend.
     KEEPS_PARAMETER_OBJECTS: bool
     #: True when BatchNorm's momentum weighs the old running statistic
     #: (Keras, Flax, Gluon: ``momentum * running + (1 - momentum) * batch``);

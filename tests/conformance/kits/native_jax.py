@@ -13,6 +13,7 @@ from flax import linen as nn
 from flax import nnx
 from jax import numpy as jnp
 
+from ..models import MLP_SHAPES
 from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
 
 # -- facts about JAX/Flax --------------------------------------------------------------------
@@ -114,9 +115,6 @@ def backward(m, x):
 
 def native_grads(m):
     return {name: None for name in m.named_parameters()}
-
-
-MLP_SHAPES = {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}
 
 
 def _chapter_input():

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models import MLP_SHAPES
 from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
 
 # -- facts about PyTorch ------------------------------------------------------------------
@@ -74,9 +75,6 @@ def native_grads(m):
         grad = _attribute(m, name).grad
         out[name] = None if grad is None else grad.numpy().copy()
     return out
-
-
-MLP_SHAPES = {"0.weight": (8, 4), "0.bias": (8,), "2.weight": (1, 8), "2.bias": (1,)}
 
 
 def _chapter_input():
