@@ -225,20 +225,19 @@ class Param:
     def __setitem__(self, index, v) -> None:
         """``p[0, 0] = 42``: canonical indices, written in place."""
         plan = WritePlan()
-        plan.require_materialized(self)
+        new = self.numpy()    # NotMaterializedError before anything else
         src = as_numpy(v)
         plan.check_dtype(self, src.dtype)   # before NumPy would cast it into the copy silently
-        new = self.numpy()
         new[index] = src      # NumPy raises for a bad index or shape; nothing written yet
         plan.add(self, new)
         plan.commit()
 
     def _inplace(self, op, other) -> "Param":
         plan = _InPlaceUpdate()
-        plan.require_materialized(self)
+        current = self.numpy()    # NotMaterializedError before anything else
         other = as_numpy(other)
         plan.check_dtype(self, other.dtype)  # the operand's kind, before NumPy computes
-        plan.add(self, op(self.numpy(), other))
+        plan.add(self, op(current, other))
         plan.commit()
         return self
 

@@ -196,9 +196,9 @@ def backend_of_type(cls: type) -> Optional[str]:
     global _root_owner
     if _root_owner is None:
         owner: Dict[str, str] = {}
-        for name, spec in _specs().items():
+        for spec_name, spec in _specs().items():
             for root in spec.roots:
-                owner.setdefault(root, name)   # a root two backends claim: the first registered
+                owner.setdefault(root, spec_name)   # a root two backends claim: the first registered
         _root_owner = owner
     for klass in cls.__mro__:
         root = (klass.__module__ or "").partition(".")[0]
