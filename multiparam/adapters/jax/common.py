@@ -123,8 +123,8 @@ class FlaxAdapter(Adapter):
     Every native array is a JAX array, found by the subclass's
     :meth:`jax_array` primitive and replaced by its :meth:`replace_array`;
     reading, writing, shapes, dtypes and the storage key follow from them
-    here.  JAX keeps no gradient on parameters, so
-    ``array_grad`` stays the base's None."""
+    here.  JAX keeps no gradient on parameters, so ``array_grad`` stays the
+    base's None."""
 
     name = "jax"
     capabilities: dict = {}
