@@ -67,6 +67,12 @@ _NEUTRAL_KINDS = ((nn.Dense, "Dense"), (nn.Conv2D, "Conv2d"), (nn.BatchNorm, "Ba
 _LSTM_ROLES = {"l0_i2h_weight": "weight_ih", "l0_h2h_weight": "weight_hh",
                "l0_i2h_bias": "bias_ih", "l0_h2h_bias": "bias_hh"}
 
+# draw kind -> MXNet's random op and the draw parameters it takes, in order
+_RANDOM_OPS = {
+    "uniform": (mx.nd.random.uniform, ("low", "high")),
+    "normal": (mx.nd.random.normal, ("mean", "std")),
+}
+
 # Gluon's Initializer dispatches on the parameter name's suffix: what
 # ``initialize()`` with no initializer gives each one (mxnet.initializer.
 # Initializer.__call__, with the global default Uniform(0.07) for weights)
@@ -481,15 +487,12 @@ class MxnetAdapter(Adapter):
         global RNG with ``mx.random.seed(seed)``, as Gluon's initialisation
         draws from it.  MXNet has no truncated normal and no orthogonal
         draw: None, and the base falls back to portable mode."""
-        if kind == "uniform":
-            mx.random.seed(seed)
-            return mx.nd.random.uniform(params["low"], params["high"], shape=shape,
-                                        dtype=dtype, ctx=mx.cpu())
-        if kind == "normal":
-            mx.random.seed(seed)
-            return mx.nd.random.normal(params["mean"], params["std"], shape=shape,
-                                       dtype=dtype, ctx=mx.cpu())
-        return None
+        op = _RANDOM_OPS.get(kind)
+        if op is None:
+            return None
+        sample, arguments = op
+        mx.random.seed(seed)
+        return sample(*(params[a] for a in arguments), shape=shape, dtype=dtype, ctx=mx.cpu())
 
     def framework_default(self, state: Block, layer_node: Any, slot: Any):
         """Gluon 1.9.1's rule: the Parameter's own ``init`` when the layer
