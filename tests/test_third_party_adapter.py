@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import multiparam
 
 TOY = Path(__file__).parent / "third_party"
@@ -150,3 +152,16 @@ print(json.dumps(dict(names=names, warnings=[str(w.message) for w in caught])))
     assert len(got["warnings"]) == 1
     assert "toy = toy_multiparam.spec" in got["warnings"][0]
     assert "not a BackendSpec" in got["warnings"][0]
+
+
+def test_a_spec_may_be_a_plain_mapping():
+    """A spec module that does not import multiparam may hold a dict."""
+    spec = multiparam.BackendSpec.from_mapping(dict(
+        name="toy", module="toy_multiparam.adapter", roots=["toyframework"],
+        requires="toyframework", install="pip install toy-multiparam"))
+    assert spec.roots == ("toyframework",) and spec.module == "toy_multiparam.adapter"
+    with pytest.raises(TypeError, match="unknown BackendSpec fields"):
+        multiparam.BackendSpec.from_mapping(dict(name="toy", module="m", roots=(), requires="", install="",
+                                                 adapter="m:ADAPTER"))
+    with pytest.raises(TypeError, match="roots must be a sequence of strings"):
+        multiparam.BackendSpec("toy", "m", "toyframework", "", "")
