@@ -5,8 +5,8 @@
 each), ``builders`` the table from ``mp.nn`` spec kinds to Keras layers,
 ``layers`` the Keras layers multiparam ships (:class:`NamedSequential`,
 :class:`Dense` that can be tied transposed, :class:`PaddedConv2D`).  The
-layers are re-exported here, where they lived before this was a package, so
-Keras configs that name this module still deserialise."""
+layers are re-exported here, where user code imported them from before this
+was a package (``from multiparam.adapters.tensorflow import NamedSequential``)."""
 from .adapter import ADAPTER, TensorflowAdapter
 from .layers import Dense, NamedSequential, PaddedConv2D
 
