@@ -75,10 +75,16 @@ class ModelIndex:
 class Model:
     """A native model of any backend, seen through one interface."""
 
+    #: True when every parameter's shape was known at the last look at the
+    #: model (``index()``); stays True until ``refresh()``.  Set by the handle.
+    materialized = False
+
     def __init__(self, adapter, native: Any, state: Any):
         self.adapter = adapter
         self.native = native          #: the framework's own model object
-        self._state = state
+        #: what the adapter's hooks take as ``state`` (package-internal; see
+        #: ``Adapter.prepare``): the native model, or the Flax variables' holder
+        self.adapter_state = state
         self._cache: Optional[ModelIndex] = None
         self._grads: dict = {}        # ident -> last gradient from m.grad (native layout)
 
@@ -112,41 +118,32 @@ class Model:
         current mode; False forces inference (BatchNorm running statistics),
         True training mode (see ``Adapter.forward``)."""
         if train is None:
-            out = self.adapter.forward(self._state, x)
+            out = self.adapter.forward(self.adapter_state, x)
         else:
-            out = self.adapter.forward(self._state, x, train=train)
-        if self._cache is not None and not self._materialized:
+            out = self.adapter.forward(self.adapter_state, x, train=train)
+        if self._cache is not None and not self.materialized:
             self._cache = None
         return out
 
     def refresh(self) -> "Model":
         """Forget the cached index (after changing the native structure)."""
         self._cache = None
-        self._materialized = False
+        self.materialized = False
         return self
-
-    _materialized = False
 
     def index(self) -> ModelIndex:
         """The canonical index of the native model (package-internal):
         cached once every shape is known, rebuilt on each call before."""
-        if self._cache is None or not self._materialized:
-            root = self.adapter.describe(self._state)
-            self._materialized = bool(self.adapter.is_materialized_tree(self._state, root))
+        if self._cache is None or not self.materialized:
+            root = self.adapter.describe(self.adapter_state)
+            self.materialized = bool(self.adapter.is_materialized_tree(self.adapter_state, root))
             self._cache = ModelIndex(self, root)
         return self._cache
 
     @property
-    def materialized(self) -> bool:
-        """True when every parameter's shape was known at the last look at
-        the model (``index()``); stays True until ``refresh()``."""
-        return self._materialized
-
-    @property
-    def adapter_state(self) -> Any:
-        """What the adapter's hooks take as ``state`` (package-internal; see
-        ``Adapter.prepare``): the native model, or the Flax variables' holder."""
-        return self._state
+    def _state(self) -> Any:
+        # the name adapters and test kits used before ``adapter_state``
+        return self.adapter_state
 
     def last_grad(self, ident: Hashable) -> Any:
         """The gradient of the parameter with storage ``ident`` from the last
@@ -273,7 +270,7 @@ class Model:
             if not cap.supported:
                 raise CapabilityError(self.backend, "tie a parameter to a transposed one", cap.reason)
         for dslot, dnode, sslot, native_transpose in plans:
-            self.adapter.tie(self._state, dslot, dnode.native, sslot, native_transpose)
+            self.adapter.tie(self.adapter_state, dslot, dnode.native, sslot, native_transpose)
         self.refresh()
         return self
 
