@@ -341,19 +341,23 @@ class Adapter:
         the framework allows it (torch, JAX on CPU); the handle marks the
         result read-only.  Only called once materialised."""
         if isinstance(ref, Composite):
-            return ref.join([np.asarray(self.read_array(state, part)) for part in ref.parts])
+            # a part may itself be a composite (Flax's LSTM bias shares are
+            # a sum of per-gate biases): the templates recurse
+            return ref.join([np.asarray(self.read(state, part)) for part in ref.parts])
         return self.read_array(state, ref)
 
     def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
         """The native shape, with None for dims not known yet, or None when
         the parameter does not exist yet (an unbuilt Keras layer)."""
         if isinstance(ref, Composite):
-            return ref.shape([self.array_shape(state, part) for part in ref.parts])
+            return ref.shape([self.native_shape(state, part) for part in ref.parts])
         return self.array_shape(state, ref)
 
     def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
         """The NumPy dtype of the parameter (None if not known yet)."""
-        return self.array_dtype(state, ref.parts[0] if isinstance(ref, Composite) else ref)
+        if isinstance(ref, Composite):
+            return self.dtype(state, ref.parts[0])
+        return self.array_dtype(state, ref)
 
     def write(self, state: Any, ref: Any, value: Any) -> None:
         """Replace the whole value in place, so the native model sees it.
@@ -367,17 +371,17 @@ class Adapter:
         if not isinstance(ref, Composite):
             self.write_array(state, ref, value)
             return
-        current = [np.asarray(self.read_array(state, part)) for part in ref.parts]
+        current = [np.asarray(self.read(state, part)) for part in ref.parts]
         parts = ref.split(np.asarray(value), current)
         for part, array in zip(ref.parts, parts):
-            self.write_array(state, part, np.ascontiguousarray(array))
+            self.write(state, part, np.ascontiguousarray(array))
         ref.committed(parts, value, current)
 
     def native_param(self, state: Any, ref: Any) -> Any:
         """The framework's own parameter object (or pytree leaf); for a
         composite, the tuple of its parts' objects."""
         if isinstance(ref, Composite):
-            objects = tuple(self.array_object(state, part) for part in ref.parts)
+            objects = tuple(self.native_param(state, part) for part in ref.parts)
             return objects[0] if len(objects) == 1 else objects
         return self.array_object(state, ref)
 
@@ -386,7 +390,7 @@ class Adapter:
         native layout, or None when it holds none (never computed, or the
         framework keeps no gradient on parameters: JAX, Keras)."""
         if isinstance(ref, Composite):
-            grads = [self.array_grad(state, part) for part in ref.parts]
+            grads = [self.native_grad(state, part) for part in ref.parts]
             return None if any(g is None for g in grads) else ref.join_grads(grads)
         return self.array_grad(state, ref)
 
@@ -433,15 +437,22 @@ class Adapter:
         :meth:`native_grads`, plus one entry per composite slot joined from
         its parts' gradients."""
         grads = self.native_grads(state, x, loss=loss, target=target, train=train)
+
+        def joined(ref):   # None when a part has no gradient (not trainable)
+            if not isinstance(ref, Composite):
+                return grads.get(self.grad_key(state, ref))
+            parts = [joined(part) for part in ref.parts]
+            return None if any(g is None for g in parts) else ref.join_grads(parts)
+
         stack = [self.describe(state)]
         while stack:
             node = stack.pop()
             stack.extend(node.children)
             for slot in node.params:
                 if isinstance(slot.ref, Composite) and slot.ident not in grads:
-                    keys = [self.grad_key(state, part) for part in slot.ref.parts]
-                    if all(k in grads for k in keys):
-                        grads[slot.ident] = slot.ref.join_grads([grads[k] for k in keys])
+                    g = joined(slot.ref)
+                    if g is not None:
+                        grads[slot.ident] = g
         return grads
 
     def native_grads(self, state: Any, x: Any, loss: Any = None, target: Any = None,

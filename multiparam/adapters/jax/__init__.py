@@ -8,7 +8,6 @@ adapter (``ADAPTER.specialise``); ``mp.nn`` specs build linen modules.
   the loss ops, Flax's defaults) and the layer-family and role tables;
 - ``linen/``: the linen adapter (the state is the module and its pytree);
 - ``nnx``: the NNX adapter (the state is the module, parameters live in it);
-- ``nested``: composite parts (the LSTM bias shares over the gate biases);
 - ``builders``: the ``mp.nn`` spec kind -> linen module table;
 - ``layers``: what multiparam ships for Flax (``NamedSequential``, ``flatten``);
 - ``extension``: ``m.flax`` (the variables pytree, de-duplicated or not).

@@ -31,7 +31,6 @@ from ...base import DENSE_IN_OUT, LayerNode, ParamSlot
 from ..builders import BUILDERS
 from ..common import FlaxAdapter, as_jax, as_jax_tree, function_kind, layer_family, leaf_role
 from ..layers import IN_FEATURES_ATTR, SEQUENTIAL_TYPES
-from ..nested import CompositeGrads, CompositeParts
 from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
@@ -127,7 +126,7 @@ def _unique_roles(slots: list) -> list:
     return slots
 
 
-class LinenAdapter(CompositeParts, FlaxAdapter):
+class LinenAdapter(FlaxAdapter):
     """Flax linen modules with their variables pytree (:class:`LinenState`).
 
     The backend's ``ADAPTER``: it recognises NNX modules too and
@@ -293,8 +292,7 @@ class LinenAdapter(CompositeParts, FlaxAdapter):
         return self._apply(state, state.variables, x)
 
     # -- storage primitives (one pytree leaf each) -----------------------------
-    # A ref is a leaf's path; the LSTM's bias shares have a composite part
-    # (the stacked gate biases), which CompositeParts hands to the templates.
+    # A ref is a leaf's path (composites of paths are the base's business).
     def jax_array(self, state: LinenState, ref: tuple) -> jax.Array:
         if state.variables is None:
             raise NotMaterializedError("/".join(ref), state.hints.get(ref, ()))
@@ -321,8 +319,7 @@ class LinenAdapter(CompositeParts, FlaxAdapter):
         state.variables = self._expand(state, variables)
 
     def grad_key(self, state: LinenState, ref) -> Any:
-        # native_grads keys a leaf by its path, its slot's ident; a
-        # composite part is its own key (CompositeGrads joins it)
+        # native_grads keys a leaf by its path, its slot's ident
         return ref
 
     # -- gradients -------------------------------------------------------------
@@ -348,7 +345,7 @@ class LinenAdapter(CompositeParts, FlaxAdapter):
 
         g = jax.grad(f)(variables["params"])
         leaves = {path: np.asarray(leaf) for path, leaf in pytree.ordered_leaves({"params": g})}
-        return CompositeGrads(leaves, lambda part: self.grad_key(state, part))
+        return leaves
 
     # -- tying after construction, and m.flax -------------------------------------
     @staticmethod

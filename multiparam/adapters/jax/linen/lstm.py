@@ -11,7 +11,7 @@ bias, ``h<g>/kernel (H, H)`` and ``h<g>/bias (H,)``.
 - Flax has one bias per gate, added to the same pre-activation as torch's
   ``bias_ih + bias_hh``: the four gate biases stacked are that sum, and the
   two torch biases are its shares (``base.SumShare`` over that ``Stacked``,
-  kept on the handle's state; see ``..nested`` for the composite part).
+  kept on the handle's state; the base reads and writes a composite part).
 """
 from __future__ import annotations
 
