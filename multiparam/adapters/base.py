@@ -545,7 +545,7 @@ class Adapter:
 
         def make(node, name):
             if id(node) in built:
-                return built[id(node)]
+                return self.reuse(built[id(node)], node)
             constructor = self.builders.get(node.kind)
             if constructor is None:
                 raise CapabilityError(self.name, f"build {node.kind} layers",
@@ -559,7 +559,18 @@ class Adapter:
             built[id(node)] = native
             return native
 
-        return make(spec, None)
+        return self.finish_build(make(spec, None))
+
+    def reuse(self, native: Any, spec: Any) -> Any:
+        """What a second use of ``spec`` becomes, given its first build
+        ``native``: the same object (the default; torch, Keras and Flax
+        share a layer used twice), or the framework's own sharing idiom
+        (Gluon: ``nn.Dense(.., params=shared.params)``)."""
+        return native
+
+    def finish_build(self, native: Any) -> Any:
+        """The built model, after the walk (Gluon: ``initialize()``)."""
+        return native
 
     #: backend extensions on the handle: attribute name -> class taking the
     #: Model handle (``m.flax`` on the jax backend: the Flax variables

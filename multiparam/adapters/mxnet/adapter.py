@@ -47,7 +47,7 @@ from mxnet.util import is_np_array
 from ... import initializers as I
 from ...errors import CapabilityError
 from ..base import SAME, Adapter, Capability, LayerNode, ParamSlot
-from .builders import BUILDERS, share_reused_dense
+from .builders import BUILDERS, dense_twin
 
 # Gluon attribute name -> canonical role, for layers that are not special-cased.
 _ROLE_BY_ATTR = {
@@ -450,16 +450,17 @@ class MxnetAdapter(Adapter):
     # -- building from the neutral spec ---------------------------------------
     builders = BUILDERS
 
-    def build(self, spec: Any) -> Block:
-        """The base's walk over :data:`BUILDERS`, in Gluon's own idioms: a
-        Dense used twice becomes ``nn.Dense(.., params=shared.params)``
-        (:func:`share_reused_dense`), and the block is initialised with
-        ``initialize()`` (Gluon's default; deferred shapes resolve on the
-        first forward)."""
-        block = super().build(spec)
-        share_reused_dense(block)
-        block.initialize()
-        return block
+    def reuse(self, native: Block, spec: Any) -> Block:
+        """A Dense spec used twice: its second use is the twin
+        ``nn.Dense(.., params=shared.params)``; other reused blocks stay one
+        block used twice (Gluon shares those too)."""
+        return dense_twin(native) if isinstance(native, nn.Dense) else native
+
+    def finish_build(self, native: Block) -> Block:
+        """``initialize()``, Gluon's default: deferred shapes resolve on the
+        first forward."""
+        native.initialize()
+        return native
 
     # -- the framework's own listings ---------------------------------------
     def summary_idiom(self, state: Block) -> list:

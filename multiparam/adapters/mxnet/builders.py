@@ -1,6 +1,6 @@
 """``mp.nn`` spec kind -> Gluon block: the table the base adapter's memoised
-``build`` walks, and :func:`share_reused_dense`, which turns a Dense spec
-used twice into Gluon's own sharing idiom afterwards.
+``build`` walks, and :func:`dense_twin`, Gluon's own idiom for a Dense
+spec used twice.
 
 Every block leaves unknown input sizes at Gluon's ``0``: the adapter's
 ``build`` calls ``initialize()``, and deferred initialisation gives each
@@ -10,7 +10,7 @@ only the output sequence), so multiparam ships no Gluon blocks.
 """
 from __future__ import annotations
 
-from mxnet.gluon import Block, nn, rnn
+from mxnet.gluon import nn, rnn
 
 
 def _dense(spec, name) -> nn.Dense:
@@ -47,27 +47,9 @@ BUILDERS = {
 }
 
 
-def _dense_twin(shared: nn.Dense) -> nn.Dense:
+def dense_twin(shared: nn.Dense) -> nn.Dense:
     """``nn.Dense(.., params=shared.params)``: a block of its own over the
-    same Parameters, configured as ``shared``."""
+    same Parameters, configured as ``shared`` -- the chapter's Gluon idiom
+    for a shared layer, so a built model is the one a Gluon user writes."""
     return nn.Dense(shared._units, use_bias=shared.bias is not None, in_units=shared._in_units,
                     flatten=shared._flatten, params=shared.params)
-
-
-def share_reused_dense(root: Block) -> None:
-    """Rewrite, in place, every later use of a Dense block that the base's
-    ``build`` placed twice (one spec used twice) as its twin
-    ``nn.Dense(.., params=shared.params)``: the chapter's Gluon idiom for a
-    shared layer, so the model is the one a Gluon user would have written.
-    Other reused blocks stay one block used twice (Gluon shares those too)."""
-    seen = {id(root)}
-
-    def visit(block: Block) -> None:
-        for key, child in list(block._children.items()):
-            if id(child) not in seen:
-                seen.add(id(child))
-                visit(child)
-            elif isinstance(child, nn.Dense):
-                block._children[key] = _dense_twin(child)
-
-    visit(root)
