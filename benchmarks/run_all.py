@@ -3,11 +3,12 @@
 
     python benchmarks/run_all.py [--repeat 30] [--backends torch,jax] [--json all.json]
 
-torch, jax and tensorflow run with this interpreter, each in its own
-subprocess so the frameworks never share a process.  mxnet runs with the
-interpreter in ``$MULTIPARAM_MXNET_PYTHON`` (as tox sets it), else
-``.tox/mxnet-worker/bin/python`` under the repository root; a backend whose
-framework or interpreter is missing is reported and skipped.  The table is
+Backends come from the registry.  Those that share the main environment run
+with this interpreter, each in its own subprocess so the frameworks never
+share a process; one that lives in its own environment (MXNet) runs with
+that environment's worker interpreter (``$MULTIPARAM_MXNET_PYTHON``, as tox
+sets it, else ``.tox/mxnet-worker/bin/python``); a backend whose framework
+or interpreter is missing is reported and skipped.  The table is
 README-ready: times are best-of-N per call, the ratio is multiparam / native.
 """
 from __future__ import annotations
@@ -22,24 +23,32 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BENCH = os.path.join(HERE, "bench_access.py")
-ORDER = ("torch", "jax", "tensorflow", "mxnet")
 
 sys.path.insert(0, HERE)
+sys.path.insert(0, REPO)
 from bench_access import fmt_ratio, fmt_time  # noqa: E402  (imports no framework)
+
+from multiparam import bridge  # noqa: E402  (imports no framework)
+from multiparam.registry import all_backends, available_backends, import_order  # noqa: E402
+
+ORDER = import_order(available_backends())
 
 
 def interpreter(backend: str) -> str:
-    if backend != "mxnet":
+    """This interpreter, or the worker environment's for a backend that
+    lives in its own (the registry says which: MXNet)."""
+    if not all_backends()[backend].own_environment:
         return sys.executable
-    return os.environ.get("MULTIPARAM_MXNET_PYTHON") or os.path.join(
-        REPO, ".tox", "mxnet-worker", "bin", "python")
+    return bridge.worker_python(backend) or os.path.join(
+        REPO, ".tox", f"{all_backends()[backend].environment}-worker", "bin", "python")
 
 
 def run_one(backend: str, repeat: int, timeout: float):
     """(result dict or None, message)."""
     python = interpreter(backend)
     if not os.path.exists(python):
-        return None, f"no interpreter at {python} (set MULTIPARAM_MXNET_PYTHON or run `tox -e mxnet-worker`)"
+        return None, (f"no interpreter at {python} (set MULTIPARAM_{backend.upper()}_PYTHON or run "
+                      f"`tox -e {all_backends()[backend].environment}-worker`)")
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from typing import Iterator, Optional
+from typing import Iterator
 
 from .registry import check_name, default_backend
 

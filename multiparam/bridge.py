@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from .registry import all_backends
+from .errors import BackendNotInstalledError
+from .registry import all_backends, load_adapter
 
 
 class WorkerError(RuntimeError):
@@ -40,9 +41,6 @@ def worker_python(backend: str) -> Optional[str]:
 
 def importable_here(backend: str) -> bool:
     """Whether ``backend``'s framework imports in this process (imports it)."""
-    from .errors import BackendNotInstalledError
-    from .registry import load_adapter
-
     try:
         load_adapter(backend)
         return True

@@ -12,8 +12,12 @@ import sys
 import time
 from typing import List, Optional
 
+from . import bridge, tour
+from .compare import ARCHITECTURES
+from .compare import main as compare_main
 from .registry import available_backends, import_order
 from .tour.steps import STEP_IDS
+from .worker import run_job
 
 
 def _names(value: str, known, what: str) -> List[str]:
@@ -50,8 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--from-json", metavar="PATH",
                    help="render a recorded DIR/results.json instead of running the snippets")
     sub.add_parser("backends", help="registered backends and whether each imports here")
-    from .compare import ARCHITECTURES
-
     c = sub.add_parser("compare", help="one architecture, the same weights, every backend: differences")
     c.add_argument("arch", nargs="?", default="mlp", choices=sorted(ARCHITECTURES))
     c.add_argument("--backend", default=",".join(available_backends()),
@@ -69,8 +71,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "backends":
-        from . import bridge
-
         for name in available_backends():
             here = bridge.importable_here(name)
             worker = None if here else bridge.worker_python(name)
@@ -78,17 +78,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{name:12s} {where}")
         return 0
     if args.command == "compare":
-        from .compare import main as compare_main
-
         return compare_main(args)
     if args.command == "worker":
-        from .worker import run_job
-
         print(json.dumps(run_job(json.loads(args.job))))
         return 0
     if args.command == "tour":
-        from . import tour
-
         started = time.perf_counter()
         backends = import_order(args.backend)
         if args.json:

@@ -26,7 +26,9 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from . import nn, worker
-from .registry import import_order
+from .layout import input_to_native
+from .model import wrap
+from .registry import import_order, load_adapter
 
 
 def _mlp():
@@ -94,10 +96,6 @@ def build(arch: str, backend: str, x: Optional[np.ndarray] = None):
     """``arch`` built on ``backend`` as a Model handle, shapes inferred from
     the canonical input ``x`` (given to the backend in its own layout), its
     ties made.  Returns ``(model, native input)``."""
-    from .layout import input_to_native
-    from .model import wrap
-    from .registry import load_adapter
-
     factory, _ = ARCHITECTURES[arch]
     x = sample_input(arch) if x is None else x
     xn = input_to_native(x, load_adapter(backend).channels_last)

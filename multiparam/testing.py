@@ -53,6 +53,8 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequ
 
 import numpy as np
 
+from .registry import all_backends, load_adapter
+
 #: where the built-in kits live (rule 3 of :func:`kit_module_name`)
 DEFAULT_KIT_MODULE = "tests.conformance.kits.native_{backend}"
 #: the adapter-package attribute that names a kit module (rule 2)
@@ -299,8 +301,6 @@ def kit_module_name(backend: str, chosen: Optional[Mapping[str, str]] = None) ->
     when it has to look at the adapter package."""
     if chosen and backend in chosen:
         return chosen[backend]
-    from .registry import all_backends, load_adapter
-
     load_adapter(backend)      # a clear error when the framework cannot be imported
     package = importlib.import_module(all_backends()[backend].module)
     return getattr(package, KIT_ATTRIBUTE, None) or DEFAULT_KIT_MODULE.format(backend=backend)

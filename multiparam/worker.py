@@ -12,11 +12,11 @@ how MXNet's environment exchanges weights with the others.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 
-from . import bridge, io, nn
+from . import bridge, init, io, nn
 from .layout import input_to_native, output_to_canonical
 from .model import wrap
 from .param import as_numpy
@@ -68,8 +68,6 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _init_by_name(name: str):
-    from . import init
-
     return getattr(init, name)()
 
 
