@@ -11,9 +11,10 @@ from typing import Any, Dict, Hashable, Tuple
 import numpy as np
 
 from . import layout as _layout
+from .adapters.base import Inputs
 from .errors import MultiparamError
 
-LOSSES = (None, "sum", "mean", "mse")
+LOSSES = (None, "sum", "mean", "mse", "model")
 
 
 def model_grad(model, x: Any, loss: Any = None, target: Any = None,
@@ -22,13 +23,14 @@ def model_grad(model, x: Any, loss: Any = None, target: Any = None,
     ``({canonical name: read-only canonical gradient}, {storage ident:
     native gradient})``; the handle keeps the second for ``Param.grad``."""
     if not (loss in LOSSES or callable(loss)):
-        raise ValueError(f"unknown loss {loss!r}; use None (sum of outputs), 'sum', 'mean', "
-                         "'mse' (needs target=) or a callable loss(output, target)")
+        raise ValueError(f"unknown loss {loss!r}; use None (sum of the output), 'sum', 'mean', "
+                         "'mse' (needs target=), 'model' (the model's own loss) or a callable "
+                         "loss(output, target)")
     if loss == "mse" and target is None:
         raise ValueError("loss='mse' needs target=")
     if not any(p.trainable for p in model.named_parameters().values()):
         raise MultiparamError("the model has no trainable parameters to differentiate")
-    raw = model.adapter.grad(model.adapter_state, x, loss=loss, target=target, train=bool(train))
+    raw = model.adapter.grad(model.adapter_state, Inputs.of(x), loss=loss, target=target, train=bool(train))
     # asked again: the forward may have materialised lazy shapes (the index is
     # rebuilt until every shape is known, and cached after)
     params = model.named_parameters()

@@ -92,7 +92,7 @@ class Layer:
     def params(self) -> Dict[str, Param]:
         """This layer's own parameters by role: ``{"weight": Param, "bias": Param}``."""
         index = self._model.index()
-        return {slot.role: index.params[self._child_path(slot.role)] for slot in self._node.params}
+        return {slot.leaf: index.params[self._child_path(slot.leaf)] for slot in self._node.params}
 
     def named_parameters(self, pattern: Optional[str] = None) -> Dict[str, Param]:
         """Parameters of this layer and its descendants, named relative to it

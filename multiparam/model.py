@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tupl
 import numpy as np
 
 from . import layout as _layout
+from .adapters.base import Inputs
 from .backend import get_backend
 from .errors import (
     CapabilityError, DtypeError, MultiparamError, NotMaterializedError, ShapeError, UnknownNameError,
@@ -48,7 +49,7 @@ class ModelIndex:
         def visit(node, path: str) -> None:
             self.layers[path] = Layer(model, node, path)
             for slot in node.params:
-                name = f"{path}.{slot.role}" if path else slot.role
+                name = f"{path}.{slot.leaf}" if path else slot.leaf
                 self.slots[name] = (slot, node)
                 order.append((name, slot))
             for child in node.children:
@@ -110,17 +111,16 @@ class Model:
         ``multiparam.layout.input_to_native``."""
         return bool(getattr(self.adapter, "channels_last", False))
 
-    def __call__(self, x: Any, train: Optional[bool] = None) -> Any:
-        """Forward through the native model; returns the framework's array.
+    def __call__(self, *args: Any, train: Optional[bool] = None, **kwargs: Any) -> Any:
+        """Forward through the native model with any signature
+        (``m(x)``, ``m(input_ids=ids, attention_mask=mask)``); returns what
+        the native model returns.
 
-        ``x`` is in the framework's native layout (NHWC images on
+        Inputs are in the framework's native layout (NHWC images on
         channels-last backends).  ``train`` None follows the framework's
         current mode; False forces inference (BatchNorm running statistics),
-        True training mode (see ``Adapter.forward``)."""
-        if train is None:
-            out = self.adapter.forward(self.adapter_state, x)
-        else:
-            out = self.adapter.forward(self.adapter_state, x, train=train)
+        True training mode (see ``Adapter.call``)."""
+        out = self.adapter.call(self.adapter_state, Inputs(args, kwargs), train)
         if self._cache is not None and not self.materialized:
             self._cache = None
         return out
@@ -289,8 +289,8 @@ class Model:
         if dst in index.layers and src in index.layers and dst and src:
             if dst == src:
                 raise MultiparamError(f"cannot tie layer {dst!r} to itself")
-            droles = [s.role for s in index.layers[dst].node.params]
-            sroles = [s.role for s in index.layers[src].node.params]
+            droles = [s.leaf for s in index.layers[dst].node.params]
+            sroles = [s.leaf for s in index.layers[src].node.params]
             if sorted(droles) != sorted(sroles) or not droles:
                 raise ShapeError(f"cannot tie layer {dst!r} (parameters {droles}) to layer {src!r} "
                                  f"(parameters {sroles}): they must have the same parameters")
@@ -330,7 +330,15 @@ class Model:
     def grad(self, x: Any, loss: Any = None, target: Any = None,
              train: bool = False) -> Dict[str, np.ndarray]:
         """Fresh gradients ``{canonical name: array}`` (canonical layout) of
-        ``loss(output, target)``; the default loss is the sum of the outputs.
+        ``loss(output, target)``.
+
+        ``x`` is the model's input: one array, a tuple of positional inputs,
+        a dict of keyword inputs (``dict(input_ids=ids, labels=y)``) or an
+        ``Inputs``.  ``loss`` is None or ``"sum"`` (the sum of the primary
+        output: the output, or the first floating array of a structured one
+        such as a ``ModelOutput``), ``"mean"``, ``"mse"`` (with ``target=``),
+        ``"model"`` (the model's own ``.loss``) or a callable
+        ``loss(output, target)``; an integer target stays integer.
         A tied parameter appears once, holding the sum of its uses'
         contributions.  Native accumulated gradients are left untouched.
 

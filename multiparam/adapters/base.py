@@ -32,6 +32,8 @@ entry point group and run the same conformance suite
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Hashable, List, Optional
 
@@ -68,6 +70,14 @@ class DenseAfterFlatten:
 class ParamSlot:
     """One parameter (or non-trainable state array) of one layer.
 
+    declared:     False for a parameter of a layer class neither the
+                  framework's own nor registered (``mp.register_layer``):
+                  its role is only guessed from its name, so init refuses
+                  what would need its meaning (fans, a 1-D ``weight``).
+    key:          the last part of the canonical name: the attribute the
+                  equivalent torch module has (``weight`` for a norm's scale
+                  and an embedding's table, ``weight_ih_l0`` for an LSTM);
+                  None means the role is the key.
     role:         canonical role: ``weight``, ``bias``, ``scale``,
                   ``running_mean``, ``running_var``, ``embedding``, or a
                   framework-specific name kept as the framework spells it.
@@ -96,6 +106,13 @@ class ParamSlot:
     ident: Hashable = None
     shape_hint: Optional[tuple] = None
     transposed: bool = False
+    key: Optional[str] = None
+    declared: bool = True
+
+    @property
+    def leaf(self) -> str:
+        """The last part of the canonical name (``key``, else ``role``)."""
+        return self.key or self.role
 
 
 @dataclass
@@ -248,6 +265,30 @@ class SumShare(Composite):
         return grads[0]     # d(a + b)/da = d(a + b)/db = the sum's gradient
 
 
+@dataclass
+class Inputs:
+    """A forward's inputs in any signature: positional and keyword
+    arguments, passed to the native model unchanged (``input_ids=``,
+    ``attention_mask=``, ``labels=``, Flax ``train=``, rngs)."""
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, x: Any) -> "Inputs":
+        """What ``m.grad(x)`` and ``sample_input=x`` mean: a dict is keyword
+        arguments (``m.grad(dict(input_ids=ids, labels=y))``), a tuple is
+        positional arguments, anything else is the one positional input.
+        (A model that takes one dict positionally: ``Inputs((d,))``.)"""
+        if isinstance(x, Inputs):
+            return x
+        if isinstance(x, Mapping):
+            return cls((), dict(x))
+        if isinstance(x, tuple):
+            return cls(tuple(x), {})
+        return cls((x,), {})
+
+
 @dataclass(frozen=True)
 class Capability:
     """Whether a backend can do one thing, and why not when it cannot."""
@@ -316,16 +357,24 @@ class Adapter:
 
     # -- forward -----------------------------------------------------------
     def forward(self, state: Any, x: Any, train: Optional[bool] = None) -> Any:
-        """Run the native forward; return the framework's array type.
+        """``m(x)`` for one input (a dict: keyword arguments, a tuple:
+        positional ones; see :meth:`Inputs.of`): :meth:`call`."""
+        return self.call(state, Inputs.of(x), train)
 
-        ``x`` may be a NumPy array or the framework's own array, in the
-        framework's native layout (NHWC images when ``channels_last``).
-        ``train`` None follows the framework's current mode (torch
-        ``module.training``; Keras and Gluon inference outside a training
-        call / ``autograd.record``); False forces inference (BatchNorm uses
-        its running statistics and leaves them alone), True training mode.
-        Flax linen fixes the mode in the module (``use_running_average``),
-        so the jax adapter ignores ``train``."""
+    def call(self, state: Any, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        """Run the native forward on ``inputs.args`` and ``inputs.kwargs``,
+        passed unchanged except that NumPy arrays become the framework's
+        (floating ones in the framework's default float dtype); return what
+        the model returns (an array, a tuple, a ``ModelOutput``, ...).
+
+        Inputs are in the framework's native layout (NHWC images when
+        ``channels_last``).  ``train`` None follows the framework's current
+        mode (torch ``module.training``; Keras and Gluon inference outside
+        a training call / ``autograd.record``; a Flax module's ``train``
+        argument as the caller gives it); False forces inference (BatchNorm
+        uses its running statistics and leaves them alone), True training
+        mode; Flax gets it as ``train=`` when the module's ``__call__``
+        takes one."""
         raise NotImplementedError
 
     def to_numpy(self, array: Any) -> np.ndarray:
@@ -430,13 +479,13 @@ class Adapter:
         raise NotImplementedError
 
     # -- gradients -------------------------------------------------------------
-    def grad(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+    def grad(self, state: Any, inputs: Inputs, loss: Any = None, target: Any = None,
              train: bool = False) -> dict:
         """Fresh gradients of a scalar loss w.r.t. every trainable parameter,
         ``{slot.ident: NumPy gradient in native layout}``: the backend's
         :meth:`native_grads`, plus one entry per composite slot joined from
         its parts' gradients."""
-        grads = self.native_grads(state, x, loss=loss, target=target, train=train)
+        grads = self.native_grads(state, inputs, loss=loss, target=target, train=train)
 
         def joined(ref):   # None when a part has no gradient (not trainable)
             if not isinstance(ref, Composite):
@@ -455,7 +504,7 @@ class Adapter:
                         grads[slot.ident] = g
         return grads
 
-    def native_grads(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+    def native_grads(self, state: Any, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
         """The framework's own autograd: ``{grad key: NumPy gradient}`` for
         every trainable native array (keys as :meth:`grad_key`, which for a
@@ -475,33 +524,78 @@ class Adapter:
 
     # -- the loss: one rule on every backend (a template method) -------------------
     def loss_value(self, out: Any, loss: Any, target: Any) -> Any:
-        """The scalar ``grad`` differentiates, by the same rule everywhere:
-        None or ``"sum"``: the sum of every output; ``"mean"``: the mean of
-        the output; ``"mse"``: the mean of ``(output - target) ** 2``; a
-        callable: ``loss(output, target)``, the target in the framework's
-        own array type.  The framework's ops come from :meth:`reduce_sum`,
-        :meth:`reduce_mean` and :meth:`as_target`; ``model_grad`` has
-        already checked the name and that ``"mse"`` has a target.  Raises
-        ``ValueError`` when the result is not a scalar."""
-        if isinstance(out, (tuple, list)) and not (loss is None or loss == "sum" or callable(loss)):
-            raise ValueError(f"loss {loss!r} needs a single output; the model returns {len(out)}")
-        native_target = None if target is None else self.as_target(target, out)
-        if callable(loss):
-            value = loss(out, native_target)
-        elif loss is None or loss == "sum":
-            value = self.reduce_sum(out)
-        elif loss == "mean":
-            value = self.reduce_mean(out)
+        """The scalar ``grad`` differentiates, by the same rule everywhere.
+
+        ``loss="model"``: the model's own loss (``out.loss`` or
+        ``out["loss"]``: a Hugging Face ``ModelOutput`` given ``labels=``).
+        A callable: ``loss(output, target)`` on the output as the model
+        returned it, the target in the framework's own array type.  The
+        named losses act on the *primary output*: the output itself, or for
+        a structured one (a ``ModelOutput``, dict, dataclass, tuple or list)
+        its first floating array, depth first: None or ``"sum"`` its sum,
+        ``"mean"`` its mean, ``"mse"`` the mean of ``(output - target) **
+        2``.  An integer target stays integer (class labels); a floating
+        one takes the output's dtype.  ``model_grad`` has already checked
+        the name and that ``"mse"`` has a target.  Raises ``ValueError``
+        when the result is not a scalar."""
+        if loss == "model":
+            value = self.model_loss(out)
         else:
-            diff = out - native_target
-            value = self.reduce_mean(diff * diff)
+            primary = self.primary_output(out)
+            native_target = None if target is None else self.as_target(target, primary)
+            if callable(loss):
+                value = loss(out, native_target)
+            elif loss is None or loss == "sum":
+                value = self.reduce_sum(primary)
+            elif loss == "mean":
+                value = self.reduce_mean(primary)
+            else:
+                diff = primary - native_target
+                value = self.reduce_mean(diff * diff)
         shape = tuple(value.shape)
         if int(np.prod(shape, dtype=np.int64)) != 1:
             raise ValueError(f"the loss must be a scalar, got shape {shape}")
         return value
 
+    def model_loss(self, out: Any) -> Any:
+        """The loss the model computed itself (``loss="model"``)."""
+        value = out.get("loss") if isinstance(out, Mapping) else getattr(out, "loss", None)
+        if value is None:
+            raise ValueError(f"loss='model' needs an output with a loss (a {type(out).__name__} has none"
+                             "; pass the labels the model needs, e.g. labels=...)")
+        return value
+
+    def primary_output(self, out: Any) -> Any:
+        """The output the named losses act on: ``out`` when it is an array,
+        else the first floating array inside it, depth first (see
+        :meth:`loss_value`)."""
+        if self.is_floating_array(out):
+            return out
+        if isinstance(out, Mapping):
+            items = list(out.values())
+        elif dataclasses.is_dataclass(out) and not isinstance(out, type):
+            items = [getattr(out, f.name) for f in dataclasses.fields(out)]
+        elif isinstance(out, (tuple, list)):
+            items = list(out)
+        else:
+            raise ValueError(f"the model returned a {type(out).__name__}, not an array of floats; "
+                             "pass loss=callable(output, target)")
+        for item in items:
+            if item is None:
+                continue
+            try:
+                return self.primary_output(item)
+            except ValueError:
+                continue
+        raise ValueError(f"the model's {type(out).__name__} output holds no floating array; "
+                         "pass loss='model' or loss=callable(output, target)")
+
+    def is_floating_array(self, x: Any) -> bool:
+        """True for the framework's floating-point array (tensor) type."""
+        raise NotImplementedError
+
     def reduce_sum(self, out: Any) -> Any:
-        """The sum of every element of the output (of each, for several)."""
+        """The sum of every element of one array."""
         raise NotImplementedError
 
     def reduce_mean(self, out: Any) -> Any:
@@ -509,8 +603,9 @@ class Adapter:
         raise NotImplementedError
 
     def as_target(self, target: Any, out: Any) -> Any:
-        """``target`` (NumPy or native) as the framework's array, in the
-        output's floating dtype."""
+        """``target`` (NumPy or native) as the framework's array: an integer
+        target keeps its integer dtype (class labels for cross-entropy), a
+        floating one takes the output's dtype."""
         raise NotImplementedError
 
     # -- tying after construction ------------------------------------------------

@@ -21,12 +21,13 @@ from torch.nn.utils import parametrize
 
 from ... import initializers as I
 from ...errors import CapabilityError, DtypeError
-from ..base import Adapter, LayerNode, ParamSlot
+from ... import layer_registry
+from ..base import DENSE_IN_OUT, SAME, Adapter, Inputs, LayerNode, ParamSlot
 from . import tensors
 from .builders import BUILDERS
 
 # canonical role of a torch attribute, per layer family (else the attribute name)
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 _KINDS = (
     (nn.Sequential, "Sequential"),
     (nn.Linear, "Dense"),
@@ -44,8 +45,6 @@ def _is_tied_transposed(module: nn.Module, attr: str) -> bool:
     return plist is not None and attr in plist and any(isinstance(p, _Transpose) for p in plist[attr])
 
 
-# buffers that are state worth moving; counters such as num_batches_tracked are not parameters
-_STATE_BUFFERS = ("running_mean", "running_var")
 
 
 def _kind(module: nn.Module) -> str:
@@ -55,14 +54,36 @@ def _kind(module: nn.Module) -> str:
     return type(module).__name__
 
 
-def _role(module: nn.Module, attr: str) -> str:
+def _kind_of_param(module: nn.Module, attr: str, is_buffer: bool):
+    """(role, layout, declared) of ``module.<attr>``: registered layer
+    classes first (``mp.register_layer``; Hugging Face's ``Conv1D`` and
+    RMSNorms are registered below), then torch's own layers, else the
+    attribute's own name, undeclared unless the class is torch's."""
+    kinds = layer_registry.lookup(module)
+    if kinds is not None and attr in kinds:
+        return kinds[attr].role, kinds[attr].layout, True
     if isinstance(module, _NORM_TYPES) and attr == "weight":
-        return "scale"
-    if isinstance(module, nn.Embedding) and attr == "weight":
-        return "embedding"
-    if isinstance(module, nn.LSTM) and module.num_layers == 1 and attr.endswith("_l0"):
-        return attr[:-3]        # weight_ih_l0 -> weight_ih: the canonical LSTM roles
-    return attr
+        return "scale", SAME, True
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and attr == "weight":
+        return "embedding", SAME, True
+    if isinstance(module, nn.modules.rnn.RNNBase):
+        return ("weight" if attr.startswith("weight") else "bias"), SAME, True
+    if attr == "num_batches_tracked":
+        return "counter", SAME, True
+    declared = type(module).__module__.startswith("torch.") or is_buffer
+    return attr, SAME, declared
+
+
+# layers of libraries people load checkpoints from, by qualified name so
+# that the library is not imported: their parameters then mean what they
+# mean (a norm's weight is a scale; Conv1D stores (in, out))
+for _cls in ("transformers.pytorch_utils.Conv1D",):
+    layer_registry.register_layer(_cls, weight=DENSE_IN_OUT, bias="bias")
+for _cls in ("transformers.models.llama.modeling_llama.LlamaRMSNorm",
+             "transformers.models.mistral.modeling_mistral.MistralRMSNorm",
+             "transformers.models.qwen2.modeling_qwen2.Qwen2RMSNorm",
+             "transformers.models.t5.modeling_t5.T5LayerNorm"):
+    layer_registry.register_layer(_cls, weight="scale")
 
 
 @contextlib.contextmanager
@@ -136,7 +157,7 @@ class TorchAdapter(Adapter):
         if sample_input is not None:
             # eval mode: materialising shapes must not move BatchNorm statistics
             with torch.no_grad(), _mode(native, False):
-                native(self._input(sample_input))
+                self.call(native, Inputs.of(sample_input))
         return native
 
     # -- description -----------------------------------------------------------
@@ -145,15 +166,17 @@ class TorchAdapter(Adapter):
 
     def _node(self, module: nn.Module, key: str, native_prefix: str) -> LayerNode:
         node = LayerNode(key=key, kind=_kind(module), native=module)
+        # what torch's state_dict holds: parameters, then persistent buffers
         items = [(a, t) for a, t in module._parameters.items() if t is not None]
         items += [(a, t) for a, t in module._buffers.items()
-                  if t is not None and a in _STATE_BUFFERS]
+                  if t is not None and a not in module._non_persistent_buffers_set]
         plist = getattr(module, "parametrizations", None) if module._modules.get("parametrizations") else None
         tied_t = [a for a in (plist or {}) if _is_tied_transposed(module, a)]
         items += [(a, module.parametrizations[a].original) for a in tied_t]
         for attr, t in items:
+            role, layout, declared = _kind_of_param(module, attr, attr not in module._parameters)
             node.params.append(ParamSlot(
-                role=_role(module, attr),
+                role=role, key=attr, layout=layout, declared=declared,
                 native_name=native_prefix + (f"parametrizations.{attr}.original" if attr in tied_t else attr),
                 ref=(module, attr),
                 trainable=isinstance(t, nn.Parameter) and t.requires_grad,
@@ -186,20 +209,26 @@ class TorchAdapter(Adapter):
         return True
 
     # -- forward ---------------------------------------------------------------
-    def _input(self, x: Any) -> torch.Tensor:
-        if isinstance(x, torch.Tensor):
+    def _tensor_in(self, x: Any) -> Any:
+        """An input as the model takes it: tensors and non-array values
+        (``None``, flags, strings) as they are, NumPy arrays and lists of
+        numbers as tensors (floats in torch's default dtype, which NumPy's
+        float64 default would clash with)."""
+        if isinstance(x, torch.Tensor) or not isinstance(x, (np.ndarray, np.generic, list)):
             return x
         arr = np.asarray(x)
         if arr.dtype.kind == "f":
-            # NumPy's float64 default would clash with float32 weights
             return torch.as_tensor(arr, dtype=torch.get_default_dtype())
         return torch.as_tensor(arr)
 
-    def forward(self, state: nn.Module, x: Any, train: Optional[bool] = None) -> torch.Tensor:
-        """``module(x)`` in the module's own mode, or in ``train`` mode for
-        this call only (each submodule's flag is restored after)."""
+    def call(self, state: nn.Module, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        """``module(*args, **kwargs)`` in the module's own mode, or in
+        ``train`` mode for this call only (each submodule's flag is restored
+        after)."""
+        args = [self._tensor_in(a) for a in inputs.args]
+        kwargs = {k: self._tensor_in(v) for k, v in inputs.kwargs.items()}
         with _mode(state, train):
-            return state(self._input(x))
+            return state(*args, **kwargs)
 
     def to_numpy(self, array: Any) -> np.ndarray:
         return tensors.to_numpy(array)
@@ -243,15 +272,14 @@ class TorchAdapter(Adapter):
         return id(_tensor(ref))
 
     # -- gradients -----------------------------------------------------------------
-    def native_grads(self, state: nn.Module, x: Any, loss: Any = None, target: Any = None,
+    def native_grads(self, state: nn.Module, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
         """``torch.autograd.grad`` of the loss, the module in eval mode (or
         train mode with ``train=True``) for this call; buffers such as
         BatchNorm running statistics are put back as they were."""
         saved = [(b, b.detach().clone()) for b in state.buffers() if not is_lazy(b)]
         try:
-            with _mode(state, train):
-                out = state(self._input(x))
+            out = self.call(state, inputs, train)
             params = [p for p in state.parameters() if p.requires_grad]  # de-duplicated by torch
             value = self.loss_value(out, loss, target)
             # autograd.grad leaves every .grad untouched: a native training loop is unaffected
@@ -264,16 +292,18 @@ class TorchAdapter(Adapter):
         return {id(p): (np.zeros(tuple(p.shape), dtype=tensors.numpy_dtype(p.dtype)) if g is None
                         else tensors.to_numpy(g)) for p, g in zip(params, grads)}
 
+    def is_floating_array(self, x) -> bool:
+        return isinstance(x, torch.Tensor) and x.is_floating_point()
+
     def reduce_sum(self, out):
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return sum(o.sum() for o in _flat(outs))
+        return out.sum()
 
     def reduce_mean(self, out):
         return out.mean()
 
     def as_target(self, target, out):
-        first = next(_flat([out]))
-        return self._input(target).to(first.dtype)
+        t = torch.as_tensor(target) if not isinstance(target, torch.Tensor) else target
+        return t if not t.is_floating_point() else t.to(out.dtype)
 
     # -- tying after construction --------------------------------------------------------
     def tie(self, state, dst, dst_layer, src, native_transpose: bool) -> None:
@@ -346,15 +376,6 @@ class TorchAdapter(Adapter):
             stdv = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0
             return I.uniform(-stdv, stdv)
         return None
-
-
-def _flat(items):
-    """Tensors of a nested tuple (an LSTM returns ``output, (h, c)``)."""
-    for item in items:
-        if isinstance(item, (tuple, list)):
-            yield from _flat(item)
-        else:
-            yield item
 
 
 ADAPTER = TorchAdapter()
