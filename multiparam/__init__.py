@@ -17,10 +17,11 @@ from .errors import (
 )
 from .io import FileFormatError, load, save, transfer
 from .layer import Layer
+from .layer_registry import ParamKind, register_layer, unregister_layer
 from .model import Model, wrap
 from .param import Param
 from .registry import available_backends
-from .state import IncompatibleKeys, LoadError, StateDict
+from .state import IncompatibleKeys, LoadError, StateDict, StateNote
 from .version import __version__
 
 __all__ = [
@@ -29,5 +30,5 @@ __all__ = [
     "available_backends", "get_backend", "set_backend", "use_backend", "BackendSpec",
     "MultiparamError", "UnknownBackendError", "BackendNotInstalledError", "UnsupportedModelError",
     "UnknownNameError", "ShapeError", "DtypeError", "NotMaterializedError", "ReadOnlyError",
-    "CapabilityError",
+    "CapabilityError", "register_layer", "unregister_layer", "ParamKind", "StateNote",
 ]

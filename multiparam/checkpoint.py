@@ -156,13 +156,17 @@ class Checkpoint:
 
     ``entries`` maps every tensor name to its :class:`TensorEntry`;
     ``metadata`` is the file's ``__metadata__`` (a sharded set: the first
-    shard's, plus the index's ``metadata`` under ``index.*`` keys);
+    shard's, plus the index's ``metadata`` under ``index.*`` keys;
+    ``file_metadata`` has each shard's own);
     ``files`` are the safetensors files, in order."""
 
     def __init__(self, path: Path, files: List[Path], entries: Dict[str, TensorEntry],
-                 metadata: Dict[str, str], index: Optional[Path] = None):
+                 metadata: Dict[str, str], index: Optional[Path] = None,
+                 file_metadata: Optional[Dict[Path, Dict[str, str]]] = None):
         self.path = path
         self.files = files
+        #: each file's own ``__metadata__``
+        self.file_metadata = file_metadata or {files[0]: metadata}
         self.entries = entries
         self.metadata = metadata
         self.index = index
@@ -255,6 +259,7 @@ def _open_index(path: Path) -> Checkpoint:
     entries: Dict[str, TensorEntry] = {}
     metadata: Dict[str, str] = {}
     files = []
+    per_file: Dict[Path, Dict[str, str]] = {}
     for shard, names in shards.items():
         file = folder / shard
         if not file.exists():
@@ -272,10 +277,11 @@ def _open_index(path: Path) -> Checkpoint:
         if not files:
             metadata.update(meta)
         files.append(file)
+        per_file[file] = meta
     extra = index.get("metadata") or {}
     if isinstance(extra, dict):
         metadata.update({f"index.{k}": str(v) for k, v in extra.items()})
-    return Checkpoint(path, files, entries, metadata, index=path)
+    return Checkpoint(path, files, entries, metadata, index=path, file_metadata=per_file)
 
 
 # -- writing ----------------------------------------------------------------------

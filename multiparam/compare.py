@@ -76,7 +76,7 @@ ARCHITECTURES: Dict[str, tuple] = {
 
 #: ties made with ``m.tie(dst, src)`` after building (the output projection
 #: shares the embedding table: canonical shapes (10, 6) both)
-TIES: Dict[str, List[tuple]] = {"embedding": [("1.weight", "0.embedding")]}
+TIES: Dict[str, List[tuple]] = {"embedding": [("1.weight", "0.weight")]}
 
 #: architectures whose input is integer ids, with the vocabulary size
 INTEGER_INPUTS: Dict[str, int] = {"embedding": 10}

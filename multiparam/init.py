@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import layout as _layout
 from .errors import DtypeError, InitError
 from .initializers import (  # noqa: F401  (re-exported as mp.init.*)
     BY_NAME, Constant, FrameworkDefault, Function, Initializer, Normal, Orthogonal,
@@ -143,6 +144,10 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
     chosen_for: List[Tuple[Param, Tuple[int, ...], Initializer]] = []
     missing = []
     for param, node, exact in targets:
+        if not exact and _left_alone(param):
+            continue
+        if not exact and not param.slot.declared:
+            _check_undeclared(param, node, init)
         if isinstance(init, FrameworkDefault):
             chosen = adapter.framework_default(state, node, param.slot)
             if chosen is None:
@@ -152,7 +157,11 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
             chosen = init
         else:
             chosen = _NEUTRAL.get(param.role, _ZERO)   # bias-like roles: 0
-        shape = tuple(param.shape)
+        # fans and portable draws use torch's (out, in, *k) axes: a canonical
+        # array stored otherwise (Conv1D's (in, out)) is drawn in that shape
+        # and converted (see _draw)
+        shape = _layout.shape_to_canonical(tuple(param.shape), param.slot.fans_layout) \
+            if param.slot.fans_layout else tuple(param.shape)
         try:
             resolved = chosen.resolve(shape)
         except ValueError as e:
@@ -182,7 +191,10 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
 def _draw(param: Param, shape: tuple, init: Initializer, seed: int) -> np.ndarray:
     """Portable values for one parameter (checked by ``_InitPlan.add``)."""
     out = init.sample(shape, param_rng(seed, param.name), param.name)
-    return out if isinstance(out, np.ndarray) else np.asarray(out)
+    out = out if isinstance(out, np.ndarray) else np.asarray(out)
+    if param.slot.fans_layout and out.shape == shape:
+        out = np.ascontiguousarray(_layout.to_native(out, param.slot.fans_layout))
+    return out
 
 
 class _InitPlan(WritePlan):
@@ -201,6 +213,28 @@ class _InitPlan(WritePlan):
             raise DtypeError(f"{source!r} returned dtype {dtype} for {param.name!r}; return real "
                              "numbers (float or int); nothing was written")
         return super().check_dtype(param, dtype, source)
+
+
+def _left_alone(param: Param) -> bool:
+    """State that is not a parameter to initialise unless selected by name:
+    a step counter, and buffers other than running statistics (a rotary
+    table, a parametrization's base)."""
+    return param.role == "counter" or (not param.trainable and param.role not in _NEUTRAL)
+
+
+def _check_undeclared(param: Param, node: Any, init: Initializer) -> None:
+    """A layer class neither the framework's nor registered: its parameters'
+    meaning is only guessed from their names, so refuse what would need it
+    (never a silently wrong fan, nor a norm scale drawn as a weight)."""
+    cls = node.native_type
+    how = f"declare it with mp.register_layer({cls.rsplit('.', 1)[-1]}, {param.slot.leaf}=...)"
+    if isinstance(init, VarianceScaling) and _is_weight(param):
+        raise InitError(f"{param.name!r} belongs to {cls}, whose layout multiparam does not know, so "
+                        f"its fans would be a guess; {how} (a layout tag such as 'dense_in_out'), "
+                        "or select it with a name regex")
+    if _is_weight(param) and len(param.shape) == 1 and param.role != "bias":
+        raise InitError(f"{param.name!r} of {cls} is 1-D: a weight or a norm scale? {how} "
+                        "('scale' or 'weight'), or select it with a name regex")
 
 
 def _is_weight(param: Param) -> bool:

@@ -1,43 +1,56 @@
-"""Moving parameters: ``save`` and ``load`` in portable safetensors files,
-and ``transfer`` from one model to another (any backend to any backend),
+"""Moving parameters: ``save`` and ``load`` in safetensors files, and
+``transfer`` from one model to another (any backend to any backend),
 canonical names and layout throughout.
 
 Why safetensors: loading it never runs code (unlike pickle-based formats), it
-is read by every framework's ecosystem, and it is a plain header plus raw
-bytes.  What it cannot say, the metadata does: the format version, the
-origin backend, the library version, the tie groups (safetensors refuses
-shared tensors, so a tied parameter is stored once and re-tied on load by
-name) and a SHA-256 of every tensor's bytes, so an altered file is rejected
-rather than loaded.  Writes are atomic: the file is written beside the
-target and renamed over it, so a crash mid-write leaves the old file intact.
+is what the ecosystem ships (Hugging Face ``save_pretrained``, timm), and it
+is a plain header plus raw bytes.  ``load`` reads any safetensors file, a
+plain one or a Hugging Face sharded set (the ``model.safetensors.index.json``
+or its folder); the names are canonical names (PyTorch's ``state_dict``
+keys), so a torch checkpoint loads into the torch model it came from and into
+the same architecture on any other backend.
+
+What safetensors cannot say, multiparam's metadata does, and it is optional
+when reading: the format version, the origin backend, the library version,
+the tie groups (safetensors refuses shared tensors, so a tied parameter is
+stored once and re-tied on load by name) and a CRC-32 of every tensor's
+bytes, checked before anything is written, so a damaged file is rejected
+with the model unchanged.  Every header is validated before a byte of data
+is read (see ``multiparam.checkpoint``).  Writes are atomic: each file is
+written beside its target and renamed over it.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import zlib
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, List, Union
 
 import numpy as np
 
-from .errors import MultiparamError
+from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, open_checkpoint,
+                         write_checkpoint)
 from .model import Model, wrap
 from .state import IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
 from .version import __version__
 
+__all__ = ["FileFormatError", "save", "load", "transfer", "read_state", "save_state"]
+
 FORMAT = "multiparam"
-FORMAT_VERSION = 1
+#: 1: one SHA-256 over every tensor; 2: a CRC-32 per tensor (streams, and
+#: checks a sharded set file by file).  Both are read.
+FORMAT_VERSION = 2
 
 
-class FileFormatError(MultiparamError, ValueError):
-    """A file that is not a multiparam safetensors file, is damaged, or is
-    from a newer format version."""
+def _crc32(array: np.ndarray) -> str:
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    return f"{zlib.crc32(memoryview(data)) & 0xFFFFFFFF:08x}"
 
 
-def _digest(arrays: Dict[str, np.ndarray]) -> str:
+def _sha256_v1(arrays: Dict[str, np.ndarray]) -> str:
+    """Format 1's digest, kept to read files written by multiparam 0.1."""
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
@@ -48,82 +61,129 @@ def _digest(arrays: Dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _as_model(model) -> Model:
+    """A Model handle for ``model`` (a native model is wrapped)."""
+    return model if isinstance(model, Model) else wrap(model)
+
+
 def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend: str = "",
-               ties=()) -> Path:
-    """Write a canonical state dict to ``path`` atomically."""
-    from safetensors.numpy import save_file   # optional dependency (multiparam[io])
+               ties=(), max_shard_size: Union[int, str, None] = None) -> List[Path]:
+    """Write a canonical state dict to ``path`` atomically (a folder in the
+    Hugging Face sharded layout when ``max_shard_size`` is given); returns
+    the files written."""
+    groups = [list(g) for g in ties]
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "library_version": __version__,
+            "origin_backend": backend, "ties": json.dumps(groups)}
+    tensors = [PlannedTensor(name, np.asarray(v).dtype, tuple(np.shape(v)), (lambda v=v: np.asarray(v)))
+               for name, v in sd.items()]
 
-    arrays = {k: np.ascontiguousarray(v) for k, v in sd.items()}
-    meta = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "library_version": __version__,
-        "origin_backend": backend,
-        "ties": json.dumps([list(g) for g in ties]),
-        "sha256": _digest(arrays),
-    }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent or "."))
-    os.close(fd)
-    try:
-        save_file(arrays, tmp, metadata=meta)   # streams to disk: no 1 GiB bytes object
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)        # atomic on POSIX: readers see old or new, never half
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    def checksums(group: List[PlannedTensor]) -> Dict[str, str]:
+        # a CRC-32 per tensor, in the header of the file that holds it (its
+        # bytes are read once more for this; zlib's CRC runs at ~3 GB/s)
+        return {"crc32": json.dumps({t.name: _crc32(t.fetch()) for t in group})}
+
+    return write_checkpoint(path, tensors, metadata=meta, max_shard_size=max_shard_size,
+                            file_metadata=checksums)
 
 
-def read_state(path: Union[str, os.PathLike]) -> StateDict:
-    """Read and verify a file written by ``save``; returns a StateDict with
-    ``ties`` and ``backend`` set.  Raises FileFormatError for anything else."""
-    from safetensors import safe_open   # optional dependency (multiparam[io])
+def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, None] = None) -> Path:
+    """Save every parameter and state array of ``model`` (a handle, or a
+    native model, which is wrapped) to a safetensors file at ``path``, or,
+    with ``max_shard_size`` (bytes or ``"2GB"``), to the folder ``path`` in
+    Hugging Face's sharded layout with its index.  Canonical names are
+    PyTorch's ``state_dict`` keys, so a torch model's file loads with
+    ``model.load_state_dict(safetensors.torch.load_file(path), strict=False)``
+    (the missing keys are only the aliases of tied parameters, stored once).
+    Returns the file (or the index) written."""
+    model = _as_model(model)
+    views = state_views(model)        # read-only views: written out, never copied first
+    written = save_state(views, path, backend=views.backend, ties=views.ties,
+                         max_shard_size=max_shard_size)
+    return written[-1]
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(path)
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:    # safetensors raises its own error types for damaged files
-        raise FileFormatError(f"{path} is not a readable safetensors file ({exc})") from None
+
+def _multiparam_metadata(ck: Checkpoint):
+    """(ties, origin backend) from multiparam's metadata, validated; a file
+    without it (any other safetensors file) gives no ties."""
+    meta = ck.metadata
     if meta.get("format") != FORMAT:
-        raise FileFormatError(f"{path} is a safetensors file but not one written by multiparam "
-                              "(no multiparam metadata); load its arrays with safetensors and "
-                              "pass them to load_state_dict")
+        return [], ""
     try:
-        version = int(meta.get("format_version", "0"))
+        version = int(meta.get("format_version", ""))
     except ValueError:
-        raise FileFormatError(f"{path} has a malformed format_version") from None
+        raise FileFormatError(f"{ck.path} has a malformed format_version "
+                              f"{meta.get('format_version')!r}") from None
+    if version < 1:
+        raise FileFormatError(f"{ck.path} has an invalid format_version {version}")
     if version > FORMAT_VERSION:
-        raise FileFormatError(f"{path} uses format version {version}, newer than this multiparam "
+        raise FileFormatError(f"{ck.path} uses format version {version}, newer than this multiparam "
                               f"reads ({FORMAT_VERSION}); upgrade multiparam")
-    if meta.get("sha256") != _digest(arrays):
-        raise FileFormatError(f"{path} is damaged or was altered: its contents do not match "
-                              "the checksum written with it")
-    sd = StateDict(arrays)
     try:
-        sd.ties = [tuple(g) for g in json.loads(meta.get("ties", "[]"))]
+        ties = json.loads(meta.get("ties", "[]"))
     except ValueError:
-        raise FileFormatError(f"{path} has malformed tie metadata") from None
-    sd.backend = meta.get("origin_backend", "")
+        ties = None
+    if not (isinstance(ties, list) and all(isinstance(g, list) and len(g) >= 2
+                                           and all(isinstance(n, str) for n in g) for g in ties)):
+        raise FileFormatError(f"{ck.path} has malformed tie metadata: {meta.get('ties')!r}")
+    held = [g for g in ties if not any(n in ck for n in g)]
+    if held:
+        raise FileFormatError(f"{ck.path} ties {held[0]} but holds none of those tensors")
+    return [tuple(g) for g in ties], meta.get("origin_backend", "")
+
+
+def _verify(ck: Checkpoint) -> None:
+    """Check the integrity metadata of every file of ``ck`` (format 2: a
+    CRC-32 per tensor; format 1: one SHA-256), if it has any."""
+    for file in ck.files:
+        names = [n for n, e in ck.entries.items() if e.path == file]
+        meta = ck.file_metadata[file]
+        if meta.get("format") != FORMAT:
+            continue
+        if "crc32" in meta:
+            try:
+                want = json.loads(meta["crc32"])
+            except ValueError:
+                want = None
+            if not isinstance(want, dict) or set(want) != set(names):
+                raise FileFormatError(f"{file} has malformed checksum metadata")
+            for name in names:
+                if _crc32(ck.array(name)) != want[name]:
+                    raise FileFormatError(f"{file} is damaged or was altered: tensor {name!r} does not "
+                                          "match the checksum written with it")
+        elif "sha256" in meta:
+            if _sha256_v1({n: ck.array(n) for n in names}) != meta["sha256"]:
+                raise FileFormatError(f"{file} is damaged or was altered: its contents do not match "
+                                      "the checksum written with it")
+        else:
+            raise FileFormatError(f"{file} says it was written by multiparam but carries no checksum")
+
+
+def read_state(path: Union[str, os.PathLike], verify: bool = True) -> StateDict:
+    """Open any safetensors checkpoint (see :func:`load`) as a StateDict of
+    read-only memory-mapped arrays, with ``ties`` and ``backend`` from
+    multiparam's metadata when the file has it.  ``verify`` checks the
+    integrity metadata (reading every tensor once)."""
+    ck = open_checkpoint(path)
+    ties, backend = _multiparam_metadata(ck)
+    if verify:
+        _verify(ck)
+    sd = StateDict((name, ck.array(name)) for name in ck.entries)
+    sd.ties = ties
+    sd.backend = backend
     return sd
 
 
-def save(model, path: Union[str, os.PathLike]) -> Path:
-    """Save every parameter of ``model`` to a portable safetensors file."""
-    views = state_views(model)        # read-only views: written out, never copied first
-    return save_state(views, path, backend=views.backend, ties=views.ties)
-
-
-def load(model, path: Union[str, os.PathLike], strict: bool = True):
-    """Load a file written by ``save`` (from any backend) into ``model``.
-    The file is verified and every entry checked before anything is written."""
-    return load_state_dict(model, read_state(path), strict=strict)
+def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool = True):
+    """Load a safetensors checkpoint into ``model`` (a handle, or a native
+    model, which is wrapped): a file written by ``save`` on any backend, a
+    Hugging Face ``model.safetensors``, or a sharded set given by its index
+    or its folder.  Every header is validated, the integrity metadata (when
+    the file has it) checked and every entry matched against the model
+    before anything is written; tensors are memory-mapped and copied into
+    the model one at a time.  Returns ``IncompatibleKeys`` as torch's
+    ``load_state_dict`` does."""
+    model = _as_model(model)
+    return load_state_dict(model, read_state(path, verify=verify), strict=strict)
 
 
 def transfer(src, dst, strict: bool = True) -> IncompatibleKeys:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tupl
 
 import numpy as np
 
+from . import dtypes
 from . import layout as _layout
 from .adapters.base import Inputs
 from .backend import get_backend
@@ -348,6 +349,22 @@ class Model:
         statistics are never changed by ``grad``."""
         out, self._grads = model_grad(self, x, loss=loss, target=target, train=train)
         return out
+
+    def astype(self, dtype) -> "Model":
+        """Convert the model's floating parameters and state to ``dtype``
+        (``"bfloat16"``, ``"float16"``, ``np.float32``, ...) in place, the
+        framework's own way, so it then computes in that dtype.  A dtype the
+        framework cannot hold raises ``CapabilityError`` naming it, with the
+        model unchanged."""
+        target = dtypes.dtype(dtype)
+        if not dtypes.is_floating(target):
+            raise DtypeError(f"astype converts floating parameters; {dtypes.name(target)} is not a "
+                             "floating dtype")
+        cap = self.adapter.capability(f"dtype:{dtypes.name(target)}")
+        if not cap.supported:
+            raise CapabilityError(self.backend, f"hold {dtypes.name(target)} parameters", cap.reason)
+        self.adapter.astype(self.adapter_state, target)
+        return self.refresh()
 
     def init(self, initializer, where=None, seed: Optional[int] = None, **kw):
         """Initialise parameters; see ``multiparam.init``."""

@@ -8,6 +8,7 @@ state dict leaves the model as it was.
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from typing import Any, Dict, List, NamedTuple, Tuple
 
@@ -35,6 +36,22 @@ class IncompatibleKeys(NamedTuple):
 
 class LoadError(MultiparamError, ValueError):
     pass
+
+
+class StateNote(UserWarning):
+    """A note on state one side keeps and the other does not (torch's
+    ``num_batches_tracked``): skipped, not an error."""
+
+
+#: state only some frameworks keep, by the last part of its canonical name:
+#: when one side of a load or transfer has it and the other does not, it is
+#: skipped with a :class:`StateNote` instead of being a missing or
+#: unexpected key (torch's BatchNorm step counter; no other framework counts)
+FRAMEWORK_ONLY_STATE = ("num_batches_tracked",)
+
+
+def _framework_only(name: str) -> bool:
+    return name.rsplit(".", 1)[-1] in FRAMEWORK_ONLY_STATE
 
 
 def state_dict(model) -> StateDict:
@@ -101,6 +118,17 @@ def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
         matched.append((name, p, key))
     unexpected = [k for k in given if k not in used and k not in index.params]
     unexpected_orig = [k for k in unexpected if k in d]
+    skipped = [k for k in unexpected_orig if _framework_only(k)]
+    kept = [k for k in missing if _framework_only(k)]
+    if skipped or kept:
+        unexpected_orig = [k for k in unexpected_orig if k not in skipped]
+        missing = [k for k in missing if k not in kept]
+        what = skipped or kept
+        warnings.warn(f"{len(what)} entries of state only one side keeps were "
+                      f"{'skipped' if skipped else 'left as they are'} ({what[0]!r}"
+                      f"{', ...' if len(what) > 1 else ''}): the {model.backend} model "
+                      f"{'does not keep' if skipped else 'keeps'} it and the state dict "
+                      f"{'does' if skipped else 'does not'}", StateNote, stacklevel=2)
     if strict and (missing or unexpected_orig):
         parts = []
         if missing:

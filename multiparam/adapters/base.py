@@ -70,6 +70,13 @@ class DenseAfterFlatten:
 class ParamSlot:
     """One parameter (or non-trainable state array) of one layer.
 
+    fans_layout:  how the canonical array's axes differ from torch's
+                  (out, in, *kernel) convention that fans and portable draws
+                  assume, when the canonical array is not in it: torch's
+                  own storage is canonical for a torch model (names *and*
+                  layout are its ``state_dict``'s), so Hugging Face's
+                  ``Conv1D`` weight stays (in, out) with ``fans_layout``
+                  ``dense_in_out``.
     declared:     False for a parameter of a layer class neither the
                   framework's own nor registered (``mp.register_layer``):
                   its role is only guessed from its name, so init refuses
@@ -108,6 +115,7 @@ class ParamSlot:
     transposed: bool = False
     key: Optional[str] = None
     declared: bool = True
+    fans_layout: Optional[str] = None
 
     @property
     def leaf(self) -> str:
@@ -688,6 +696,13 @@ class Adapter:
         as the framework does.  Compared with ``num_parameters(trainable=True)``
         by the conformance suite."""
         raise NotImplementedError
+
+    def astype(self, state: Any, dtype: np.dtype) -> None:
+        """Convert every floating parameter and state array of the model to
+        ``dtype`` in place, so the model then computes in it (torch
+        ``module.to(dtype)``, Gluon ``cast``); ``m.astype`` has checked the
+        ``dtype:<name>`` capability."""
+        raise CapabilityError(self.name, "convert a model's dtype", "not implemented")
 
     def capability(self, what: str) -> Capability:
         return self.capabilities.get(what, Capability(True))

@@ -54,14 +54,23 @@ def _v(m, name):
 
 
 # -- names, shapes, roles, trainable -------------------------------------------------
+def _without_counters(m, table: dict) -> dict:
+    """``table`` without state only some frameworks keep (torch's
+    ``num_batches_tracked``, role ``counter``): checked on its own."""
+    return {n: v for n, v in table.items() if m[n].role != "counter"}
+
+
 def test_cnn_names_shapes_roles(backend):
     m, _ = compare.build("cnn", backend)
-    assert m.shapes() == {"0.weight": (4, 1, 3, 3), "0.bias": (4,), "1.scale": (4,), "1.bias": (4,),
+    assert _without_counters(m, m.shapes()) == {"0.weight": (4, 1, 3, 3), "0.bias": (4,), "1.weight": (4,), "1.bias": (4,),
                           "1.running_mean": (4,), "1.running_var": (4,),
                           "4.weight": (3, 144), "4.bias": (3,)}
     params = m.named_parameters()
-    assert {n: p.trainable for n, p in params.items()} == {
-        "0.weight": True, "0.bias": True, "1.scale": True, "1.bias": True,
+    assert {n: p.role for n, p in params.items() if n.startswith("1.")} == {
+        "1.weight": "scale", "1.bias": "bias", "1.running_mean": "running_mean",
+        "1.running_var": "running_var", **{n: "counter" for n in params if n == "1.num_batches_tracked"}}
+    assert _without_counters(m, {n: p.trainable for n, p in params.items()}) == {
+        "0.weight": True, "0.bias": True, "1.weight": True, "1.bias": True,
         "1.running_mean": False, "1.running_var": False, "4.weight": True, "4.bias": True}
     assert [m[i].kind for i in range(5)] == ["Conv2d", "BatchNorm", "ReLU", "Flatten", "Dense"]
     assert m.num_parameters(trainable=True) == 4 * 9 + 4 + 4 + 4 + 3 * 144 + 3
@@ -69,8 +78,8 @@ def test_cnn_names_shapes_roles(backend):
 
 def test_lstm_names_shapes_roles(backend):
     m, _ = compare.build("lstm", backend)
-    assert m.shapes() == {"0.weight_ih": (20, 4), "0.weight_hh": (20, 5), "0.bias_ih": (20,),
-                          "0.bias_hh": (20,), "1.weight": (2, 5), "1.bias": (2,)}
+    assert m.shapes() == {"0.weight_ih_l0": (20, 4), "0.weight_hh_l0": (20, 5), "0.bias_ih_l0": (20,),
+                          "0.bias_hh_l0": (20,), "1.weight": (2, 5), "1.bias": (2,)}
     assert all(p.trainable for p in m.parameters())
     assert m[0].kind == "LSTM"
 
@@ -79,13 +88,13 @@ def test_embedding_and_layernorm_shapes(kit):
     x = np.array([[1, 2, 3], [4, 5, 9]])
     m = mp.wrap(mp.nn.Sequential(mp.nn.Embedding(10, 6), mp.nn.LayerNorm(), mp.nn.Dense(2)),
                 sample_input=x)
-    assert m.shapes() == {"0.embedding": (10, 6), "1.scale": (6,), "1.bias": (6,),
+    assert m.shapes() == {"0.weight": (10, 6), "1.weight": (6,), "1.bias": (6,),
                           "2.weight": (2, 6), "2.bias": (2,)}
     assert [m[i].kind for i in range(3)] == ["Embedding", "LayerNorm", "Dense"]
     m.init(mp.init.normal(0, 0.5), seed=1)
-    h = _v(m, "0.embedding")[x]
+    h = _v(m, "0.weight")[x]
     mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
-    h = (h - mu) / np.sqrt(var + 1e-5) * _v(m, "1.scale") + _v(m, "1.bias")
+    h = (h - mu) / np.sqrt(var + 1e-5) * _v(m, "1.weight") + _v(m, "1.bias")
     ref = h @ _v(m, "2.weight").T + _v(m, "2.bias")
     np.testing.assert_allclose(kit.to_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
 
@@ -127,7 +136,7 @@ def test_cnn_inference_matches_numpy(backend, kit):
     h = numpy_conv2d(x, _v(m, "0.weight"), _v(m, "0.bias"), padding=1)
     mean, var = _v(m, "1.running_mean"), _v(m, "1.running_var")
     h = (h - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5)
-    h = h * _v(m, "1.scale")[:, None, None] + _v(m, "1.bias")[:, None, None]
+    h = h * _v(m, "1.weight")[:, None, None] + _v(m, "1.bias")[:, None, None]
     h = np.maximum(h, 0).reshape(h.shape[0], -1)          # torch's (C, H, W) flatten
     ref = h @ _v(m, "4.weight").T + _v(m, "4.bias")
     np.testing.assert_allclose(_canon(m, kit, m(xn, train=False)), ref, rtol=1e-4, atol=1e-5)
@@ -174,36 +183,36 @@ def test_lstm_matches_numpy_reference(kit):
     m.init(mp.init.normal(0, 0.5), seed=6)
     # distinct biases: a single-bias framework must keep their sum and each share
     b_hh = np.random.default_rng(7).uniform(-1, 1, size=20).astype(np.float32)
-    b_ih = m["0.bias_ih"].numpy()
-    m["0.bias_hh"].set(b_hh)
-    np.testing.assert_allclose(m["0.bias_hh"].value, b_hh, rtol=1e-6)
-    np.testing.assert_allclose(m["0.bias_ih"].value, b_ih, rtol=1e-5, atol=1e-6)
-    ref = numpy_lstm(x.astype(np.float64), _v(m, "0.weight_ih"), _v(m, "0.weight_hh"),
-                     _v(m, "0.bias_ih"), _v(m, "0.bias_hh"))
+    b_ih = m["0.bias_ih_l0"].numpy()
+    m["0.bias_hh_l0"].set(b_hh)
+    np.testing.assert_allclose(m["0.bias_hh_l0"].value, b_hh, rtol=1e-6)
+    np.testing.assert_allclose(m["0.bias_ih_l0"].value, b_ih, rtol=1e-5, atol=1e-6)
+    ref = numpy_lstm(x.astype(np.float64), _v(m, "0.weight_ih_l0"), _v(m, "0.weight_hh_l0"),
+                     _v(m, "0.bias_ih_l0"), _v(m, "0.bias_hh_l0"))
     np.testing.assert_allclose(kit.forward(m, x), ref, rtol=1e-4, atol=1e-5)
     # gate order: bumping the forget-gate rows (torch's f = rows H:2H) moves the output as
     # the NumPy reference says
-    w = m["0.weight_ih"].numpy()
+    w = m["0.weight_ih_l0"].numpy()
     w[5:10] += 0.5
-    m["0.weight_ih"].set(w)
-    ref = numpy_lstm(x.astype(np.float64), w.astype(np.float64), _v(m, "0.weight_hh"),
-                     _v(m, "0.bias_ih"), _v(m, "0.bias_hh"))
+    m["0.weight_ih_l0"].set(w)
+    ref = numpy_lstm(x.astype(np.float64), w.astype(np.float64), _v(m, "0.weight_hh_l0"),
+                     _v(m, "0.bias_ih_l0"), _v(m, "0.bias_hh_l0"))
     np.testing.assert_allclose(kit.forward(m, x), ref, rtol=1e-4, atol=1e-5)
     g = m.grad(x)
-    np.testing.assert_allclose(g["0.bias_ih"], g["0.bias_hh"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g["0.bias_ih_l0"], g["0.bias_hh_l0"], rtol=1e-5, atol=1e-6)
 
 
 # -- Embedding with the output projection tied to it ---------------------------------------
 def test_embedding_tied_projection(backend, kit):
     m, x = compare.build("embedding", backend)
-    assert m.ties() == [("0.embedding", "1.weight")]
-    assert m["1.weight"] is m["0.embedding"]
+    assert m.ties() == [("0.weight", "1.weight")]
+    assert m["1.weight"] is m["0.weight"]
     m.init(mp.init.normal(0, 0.5), seed=8)
-    e = _v(m, "0.embedding")
+    e = _v(m, "0.weight")
     ref = e[np.asarray(x)] @ e.T + _v(m, "1.bias")
     np.testing.assert_allclose(kit.to_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
-    m["0.embedding"][0, 0] = 3.0           # one parameter: the projection sees it
-    e = _v(m, "0.embedding")
+    m["0.weight"][0, 0] = 3.0           # one parameter: the projection sees it
+    e = _v(m, "0.weight")
     ref = e[np.asarray(x)] @ e.T + _v(m, "1.bias")
     np.testing.assert_allclose(kit.to_numpy(m(x)), ref, rtol=1e-4, atol=1e-5)
-    assert set(m.grad(x)) == {"0.embedding", "1.bias"}
+    assert set(m.grad(x)) == {"0.weight", "1.bias"}

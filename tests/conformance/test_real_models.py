@@ -14,9 +14,10 @@ kit's ``real_models()``; one test per model).  For each:
   (another seed, so every value differs first) gives bit-identical
   parameters and bit-identical outputs of the native inference forward.
 
-What "total" means per framework: torch ``parameters()`` plus the running
-statistics buffers (``num_batches_tracked``, an int64 step counter, is not a
-parameter: neither side counts it); Keras ``count_params()`` (moving
+What "total" means per framework: torch's ``state_dict()`` (parameters and
+persistent buffers: running statistics and the int64 step counter
+``num_batches_tracked``, which travels on torch and is skipped with a note
+elsewhere); Keras ``count_params()`` (moving
 statistics included); Gluon ``collect_params()`` (running statistics
 included); Flax every leaf of the variables pytree (``batch_stats`` too).
 """
@@ -67,22 +68,27 @@ def test_every_native_parameter_listed_once(real_model, kit):
         np.testing.assert_array_equal(np.sort(p.value, axis=None), np.sort(arr, axis=None), err_msg=name)
 
 
-def test_counters_are_not_parameters(real_model, tmp_path):
-    """State a framework keeps beside its parameters that is not one (torch's
-    int64 num_batches_tracked) is not listed, counted, saved or moved."""
+def test_counters_travel_on_their_own_framework(real_model, tmp_path):
+    """State a framework keeps beside its parameters that is not trained
+    (torch's int64 ``num_batches_tracked``) is listed with role ``counter``,
+    not trainable, and saved and loaded on that framework with its dtype."""
     if not real_model.not_parameters:
         pytest.skip("the framework keeps no state beside this model's parameters")
     m = _wrap(real_model)
-    native = {p.native_name for p in m.named_parameters().values()}
     path = tmp_path / "real.safetensors"
     mp.save(m, path)
     with safe_open(str(path), framework="numpy") as f:
         saved = set(f.keys())
+    dst = _fresh(real_model, 7)
     for name in real_model.not_parameters:
-        assert name not in native
-        assert name not in m.state_dict() and name not in saved
-        # it sits beside real state the handles do list
-        assert name.rpartition(".")[0] + ".running_mean" in native
+        p = m[name]
+        assert p.role == "counter" and not p.trainable and p.dtype.kind in "iu"
+        assert name in m.state_dict() and name in saved
+        m[name].set(np.full(p.shape, 5, p.dtype))
+    mp.save(m, path)
+    mp.load(dst, path)
+    for name in real_model.not_parameters:
+        np.testing.assert_array_equal(dst[name].value, m[name].value)
 
 
 def test_save_load_into_a_fresh_instance_is_bit_identical(real_model, kit, tmp_path):

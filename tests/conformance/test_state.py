@@ -128,13 +128,32 @@ def _with_metadata(path, **changes):
     path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
 
 
-def test_newer_format_and_foreign_files_are_rejected(m, kit, tmp_path):
+def test_a_plain_safetensors_file_loads_by_canonical_name(m, kit, tmp_path):
+    """Any safetensors file whose names are canonical (PyTorch's keys)
+    loads: multiparam's metadata is optional when reading."""
+    from safetensors.numpy import save_file
+    want = {n: np.full(a.shape, 0.25, a.dtype) for n, a in m.state_dict().items()}
+    plain = tmp_path / "plain.safetensors"
+    save_file(want, str(plain))
+    mp.load(m, plain)
+    for name, value in want.items():
+        np.testing.assert_array_equal(kit.read(m, name), value)
+
+
+def test_a_file_whose_names_match_nothing_shows_both_sides(m, kit, tmp_path):
     from safetensors.numpy import save_file
     snap = _snapshot(m, kit)
-    foreign = tmp_path / "foreign.safetensors"
-    save_file(dict(m.state_dict()), str(foreign))
-    with pytest.raises(mp.FileFormatError, match="not one written by multiparam"):
-        mp.load(m, foreign)
+    other = tmp_path / "other.safetensors"
+    save_file({"encoder." + n: a for n, a in m.state_dict().items()}, str(other))
+    with pytest.raises(mp.LoadError) as err:
+        mp.load(m, other)
+    text = str(err.value)
+    assert "missing keys" in text and "unexpected keys" in text and "did you mean" in text
+    _same(m, kit, snap)
+
+
+def test_newer_format_is_rejected(m, kit, tmp_path):
+    snap = _snapshot(m, kit)
     newer = tmp_path / "newer.safetensors"
     mp.save(m, newer)
     _with_metadata(newer, format_version="99")

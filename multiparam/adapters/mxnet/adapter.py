@@ -34,6 +34,7 @@ Framework facts this module relies on (checked against the 1.9.1 source):
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, Optional
 
 import numpy as np
@@ -44,28 +45,40 @@ from mxnet.gluon import Block, Parameter
 from mxnet.gluon import nn, rnn
 from mxnet.util import is_np_array
 
+from ... import dtypes
 from ... import initializers as I
+from ... import layer_registry
 from ...errors import CapabilityError
-from ..base import SAME, Adapter, Capability, LayerNode, ParamSlot
+from ..base import SAME, Adapter, Capability, Inputs, LayerNode, ParamSlot
 from .builders import BUILDERS, dense_twin
 
-# Gluon attribute name -> canonical role, for layers that are not special-cased.
-_ROLE_BY_ATTR = {
-    "weight": "weight",
-    "bias": "bias",
-    "gamma": "scale",
-    "beta": "bias",
-    "running_mean": "running_mean",
-    "running_var": "running_var",
-}
+# Gluon's own norm layers: gamma is torch's ``weight`` (a scale), beta its ``bias``
+_NORM_TYPES = (nn.BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm)
+_NORM_KEYS = {"gamma": ("weight", "scale"), "beta": ("bias", "bias")}
+
+# a recurrent layer's or cell's parameter: Gluon ``l0_i2h_weight`` (layer 0,
+# left-to-right), ``r1_h2h_bias`` (layer 1, reverse), ``l0_h2r_weight`` (the
+# LSTM projection); cells drop the ``l0_`` prefix (``i2h_weight``)
+_RNN_PARAM = re.compile(r"^(?:(?P<dir>[lr])(?P<layer>\d+)_)?(?P<conn>i2h|h2h|h2r)_(?P<role>weight|bias)$")
+_RNN_CONN = {"i2h": "ih", "h2h": "hh", "h2r": "hr"}
 
 _NEUTRAL_KINDS = ((nn.Dense, "Dense"), (nn.Conv2D, "Conv2d"), (nn.BatchNorm, "BatchNorm"),
                   (nn.LayerNorm, "LayerNorm"), (nn.Embedding, "Embedding"), (rnn.LSTM, "LSTM"),
                   (nn.Flatten, "Flatten"))
 
-# Gluon's single-layer LSTM parameters -> torch's (same layout and gate order i, f, c/g, o)
-_LSTM_ROLES = {"l0_i2h_weight": "weight_ih", "l0_h2h_weight": "weight_hh",
-               "l0_i2h_bias": "bias_ih", "l0_h2h_bias": "bias_hh"}
+# the dtypes checkpoints use that MXNet 1.9.1 cannot hold, and why; every
+# other NumPy dtype a Parameter takes is held and read bit for bit
+# (float16/32/64, int8, uint8, int32, int64)
+_KEEP = "; keep the model in float32 or float16 (m.astype('float32'))"
+_UNHOLDABLE = {
+    "bfloat16": "MXNet 1.9.1 computes in bfloat16 only in some oneDNN operators (Dense and Conv; "
+                "not BatchNorm, LayerNorm or the RNN layers) and asnumpy() hands it over as raw "
+                "16-bit records ([('bfloat16', '<u2')]), not as a float" + _KEEP,
+    "float8_e4m3fn": "MXNet 1.9.1 has no float8 dtype" + _KEEP,
+    "float8_e5m2": "MXNet 1.9.1 has no float8 dtype" + _KEEP,
+}
+# what block.cast() converts a model to (m.astype)
+_CAST_DTYPES = ("float16", "float32", "float64")
 
 # draw kind -> MXNet's random op and the draw parameters it takes, in order
 _RANDOM_OPS = {
@@ -148,12 +161,46 @@ def _kind(block: Block) -> str:
     return type(block).__name__
 
 
-def _role(block: Block, attr: str) -> str:
+def _is_gluon_class(block: Block) -> bool:
+    return type(block).__module__.split(".", 1)[0] == "mxnet"
+
+
+def _rnn_key(block: Block, attr: str) -> Optional[str]:
+    """torch's name for a Gluon recurrent parameter, or None: ``nn.LSTM``'s
+    ``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0`` for a layer,
+    ``nn.LSTMCell``'s ``weight_ih`` for a cell.  The layouts and gate orders
+    agree (LSTM i, f, c/g, o; GRU r, z, n), so only the name changes."""
+    if not isinstance(block, (rnn.rnn_layer._RNNLayer, rnn.RecurrentCell)):
+        return None
+    match = _RNN_PARAM.match(attr)
+    if match is None:
+        return None
+    key = f"{match['role']}_{_RNN_CONN[match['conn']]}"
+    if match["layer"] is None:
+        return key
+    return f"{key}_l{match['layer']}" + ("_reverse" if match["dir"] == "r" else "")
+
+
+def _param_kind(block: Block, attr: str) -> tuple:
+    """``(key, role, layout, declared)`` of the block's parameter ``attr``:
+    the key is torch's attribute on the equivalent module (the last part of
+    the canonical name, never Gluon's global name).  Registered layer
+    classes first (``mp.register_layer``, by Gluon attribute name), then
+    Gluon's own layers; a parameter of any other block keeps its attribute
+    name and is undeclared (init will not guess its fans)."""
+    kinds = layer_registry.lookup(block)
+    if kinds is not None and attr in kinds:
+        return attr, kinds[attr].role, kinds[attr].layout, True
+    if isinstance(block, _NORM_TYPES) and attr in _NORM_KEYS:
+        return (*_NORM_KEYS[attr], SAME, True)
     if isinstance(block, nn.Embedding) and attr == "weight":
-        return "embedding"
-    if isinstance(block, rnn.LSTM) and block._num_layers == 1 and attr in _LSTM_ROLES:
-        return _LSTM_ROLES[attr]
-    return _ROLE_BY_ATTR.get(attr, attr)
+        return "weight", "embedding", SAME, True
+    if isinstance(block, nn.PReLU) and attr == "alpha":
+        return "weight", "weight", SAME, True     # torch's nn.PReLU.weight
+    rnn_key = _rnn_key(block, attr)
+    if rnn_key is not None:
+        return rnn_key, rnn_key.split("_", 1)[0], SAME, True
+    return attr, attr, SAME, _is_gluon_class(block)
 
 
 def _drop_cached_graphs(block: Block) -> None:
@@ -195,6 +242,21 @@ def _global_stats(block: Block, on: bool):
 
 
 # -- MXNet arrays --------------------------------------------------------------
+def _is_mxnet_bfloat16(dtype: Any) -> bool:
+    """MXNet 1.9's own bfloat16: a NumPy record dtype ``[('bfloat16', '<u2')]``."""
+    return np.dtype(dtype).names == ("bfloat16",)
+
+
+def _holdable(dtype: Any) -> np.dtype:
+    """``dtype`` when MXNet can hold it, else ``CapabilityError`` saying why
+    (bfloat16 and float8 values are never cast behind the caller's back)."""
+    dtype = np.dtype(dtype)
+    name = "bfloat16" if _is_mxnet_bfloat16(dtype) else dtypes.name(dtype)
+    if name in _UNHOLDABLE:
+        raise CapabilityError("mxnet", f"hold {name} values", _UNHOLDABLE[name])
+    return dtype
+
+
 def _in_interface(array: mx.nd.NDArray, numpy_interface: bool) -> mx.nd.NDArray:
     """``array`` as an ``mx.np.ndarray`` (``numpy_interface``) or a classic
     ``mx.nd.NDArray``, zero-copy; as it is when it already is one."""
@@ -208,6 +270,7 @@ def _as_mxnet(value: Any, numpy_interface: bool, dtype: Any, ctx: Any = None) ->
     given interface, dtype and context (None: the current one).  NumPy is
     always copied (a read-only array is someone else's memory); an MXNet
     array already right is returned as it is."""
+    dtype = _holdable(dtype)
     if isinstance(value, mx.nd.NDArray):       # mx.np.ndarray is a subclass
         if value.dtype != np.dtype(dtype):
             value = value.astype(dtype)
@@ -237,6 +300,7 @@ class MxnetAdapter(Adapter):
         "tie_transposed": Capability(
             False, "a Gluon layer passes its own Parameter's data to its operator, and a "
                    "Parameter cannot be the transpose of another"),
+        **{f"dtype:{name}": Capability(False, reason) for name, reason in _UNHOLDABLE.items()},
     }
 
     # -- recognising and preparing models ---------------------------------
@@ -256,7 +320,7 @@ class MxnetAdapter(Adapter):
         if all(p._data is None and not p._deferred_init for p in params):
             native.initialize()
         if sample_input is not None:
-            self.forward(native, sample_input)
+            self.call(native, Inputs.of(sample_input))
         return native
 
     def describe(self, state: Block) -> LayerNode:
@@ -265,12 +329,14 @@ class MxnetAdapter(Adapter):
     def _node(self, key: str, block: Block) -> LayerNode:
         slots = []
         for attr, p in _own_params(block).items():
+            key, role, layout, declared = _param_kind(block, attr)
             slots.append(ParamSlot(
-                role=_role(block, attr),
+                role=role, key=key, declared=declared,
                 # p.name carries Gluon's global counters (dense3_weight): shown, never used as a key
                 native_name=p.name,
                 ref=p,
-                layout=SAME,  # Gluon is (out, in) and (out, in/groups, *k) like torch
+                # Gluon's own layers are (out, in) and (out, in/groups, *k) like torch
+                layout=layout,
                 trainable=p.grad_req != "null",
                 ident=id(p),
                 shape_hint=_gluon_shape(p),
@@ -283,30 +349,41 @@ class MxnetAdapter(Adapter):
         return all(_is_materialized(p) for p in _unique_params(state))
 
     # -- forward -----------------------------------------------------------
-    def _as_input(self, state: Block, x: Any) -> mx.nd.NDArray:
-        """``x`` as the array type of the current Gluon mode."""
-        np_mode = is_np_array()
-        if isinstance(x, mx.nd.NDArray):
-            return _in_interface(x, np_mode)
-        x = np.asarray(x)
-        dtype = np.float32
-        if np.issubdtype(x.dtype, np.floating):
-            # follow a model cast to another float type (block.cast('float64'))
-            for p in _unique_params(state):
-                if _is_materialized(p) and np.issubdtype(np.dtype(p.dtype), np.floating):
-                    dtype = np.dtype(p.dtype)
-                    break
-        return _as_mxnet(x, np_mode, dtype)
+    def _float_dtype(self, state: Block) -> np.dtype:
+        """The float dtype inputs take: the model's (``block.cast('float64')``
+        or ``m.astype('float16')`` make Gluon compute in another one), else
+        Gluon's default float32."""
+        for p in _unique_params(state):
+            if _is_materialized(p) and np.dtype(p.dtype).kind == "f":
+                return np.dtype(p.dtype)
+        return np.dtype(np.float32)
 
-    def forward(self, state: Block, x: Any, train: Optional[bool] = None) -> Any:
-        """``block(x)``: inference mode outside ``autograd.record`` (Gluon's
-        own rule) unless ``train`` forces a mode (``autograd.train_mode()``
-        / ``predict_mode()``)."""
-        xin = self._as_input(state, x)
+    def _array_in(self, x: Any, float_dtype: np.dtype) -> Any:
+        """An input as the block takes it: MXNet arrays in the current Gluon
+        interface (``mx.nd``, or ``mx.np`` under ``npx.set_np()``), NumPy
+        arrays and lists of numbers as MXNet arrays (floats in the model's
+        float dtype, integers keeping theirs: token ids), anything else
+        (``None``, flags, states given as tuples) as it is."""
+        if isinstance(x, mx.nd.NDArray):
+            return _in_interface(x, is_np_array())
+        if not isinstance(x, (np.ndarray, np.generic, list)):
+            return x
+        x = np.asarray(x)
+        return _as_mxnet(x, is_np_array(), float_dtype if x.dtype.kind == "f" else x.dtype)
+
+    def call(self, state: Block, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        """``block(*args, **kwargs)``: inference mode outside
+        ``autograd.record`` (Gluon's own rule) unless ``train`` forces a mode
+        (``autograd.train_mode()`` / ``predict_mode()``).  Gluon's blocks
+        take their inputs positionally; keyword arguments reach a block whose
+        ``forward`` names them."""
+        float_dtype = self._float_dtype(state)
+        args = [self._array_in(a, float_dtype) for a in inputs.args]
+        kwargs = {k: self._array_in(v, float_dtype) for k, v in inputs.kwargs.items()}
         if train is None:
-            return state(xin)
+            return state(*args, **kwargs)
         with (autograd.train_mode() if train else autograd.predict_mode()):
-            return state(xin)
+            return state(*args, **kwargs)
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, Parameter):
@@ -324,7 +401,13 @@ class MxnetAdapter(Adapter):
         return _gluon_shape(ref)
 
     def array_dtype(self, state: Block, ref: Parameter) -> Optional[np.dtype]:
-        return None if ref.dtype is None else np.dtype(ref.dtype)
+        if ref.dtype is None:
+            return None
+        if _is_mxnet_bfloat16(ref.dtype):
+            # a block the user cast to MXNet's bfloat16: its bits have no NumPy float face here
+            raise CapabilityError(self.name, f"show {ref.name} (bfloat16) as a NumPy float",
+                                  _UNHOLDABLE["bfloat16"])
+        return np.dtype(ref.dtype)
 
     def write_array(self, state: Block, ref: Parameter, value: Any) -> None:
         """``Parameter.set_data`` copies into the existing data arrays on every
@@ -361,7 +444,7 @@ class MxnetAdapter(Adapter):
         return id(ref)
 
     # -- gradients -------------------------------------------------------------
-    def native_grads(self, state: Block, x: Any, loss: Any = None, target: Any = None,
+    def native_grads(self, state: Block, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
         """Gradients of a scalar loss, leaving Gluon's own buffers as they were.
 
@@ -383,15 +466,14 @@ class MxnetAdapter(Adapter):
         if not self.is_materialized(state):
             # resolve deferred shapes first with a plain forward (no recording,
             # no statistics update), so every parameter has its data
-            self.forward(state, x)
-        xin = self._as_input(state, x)
+            self.call(state, inputs)
         params = [p for p in _unique_params(state) if _is_materialized(p)]
         trainable = [p for p in params if p._grad is not None]
         frozen = [p for p in params if p._grad is None]
         saved_frozen = {id(p): [d.copy() for d in p.list_data()] for p in frozen} if train else {}
         try:
             with _global_stats(state, not train), autograd.record(train_mode=bool(train)):
-                out = state(xin)
+                out = self.call(state, inputs, bool(train))
                 value = self.loss_value(out, loss, target)
             variables = [d for p in trainable for d in p.list_data()]
             grads = autograd.grad(value, variables, train_mode=bool(train)) if variables else []
@@ -407,21 +489,23 @@ class MxnetAdapter(Adapter):
                 for d, s in zip(p.list_data(), saved_frozen.get(id(p), ())):
                     d[:] = s
 
+    def is_floating_array(self, x) -> bool:
+        # float16/32/64; MXNet's bfloat16 is a record dtype (kind 'V'), never an output here
+        return isinstance(x, mx.nd.NDArray) and np.dtype(x.dtype).kind == "f"
+
     def reduce_sum(self, out):
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        total = outs[0].sum()
-        for o in outs[1:]:
-            total = total + o.sum()
-        return total
+        return out.sum()
 
     def reduce_mean(self, out):
         return out.mean()
 
     def as_target(self, target, out):
-        if isinstance(target, mx.nd.NDArray):
-            return target
-        ref = out[0] if isinstance(out, (list, tuple)) else out
-        return _like(ref, np.asarray(target))
+        """``target`` in ``out``'s interface and context: class labels keep
+        their integer dtype, floating targets take ``out``'s dtype."""
+        if not isinstance(target, mx.nd.NDArray):
+            target = np.asarray(target)
+        dtype = out.dtype if np.dtype(target.dtype).kind == "f" else target.dtype
+        return _as_mxnet(target, isinstance(out, mx.np.ndarray), dtype, out.context)
 
     # -- tying after construction --------------------------------------------
     def tie(self, state: Block, dst: ParamSlot, dst_layer: Block, src: ParamSlot,
@@ -478,6 +562,28 @@ class MxnetAdapter(Adapter):
             if shape is not None and all(d is not None for d in shape):
                 total += int(np.prod(shape))
         return total
+
+    # -- converting the model ------------------------------------------------------
+    def astype(self, state: Block, dtype: np.dtype) -> None:
+        """``block.cast(dtype)``, Gluon's own conversion: every Parameter,
+        deferred ones included, and hybridized graphs rebuilt; a block that
+        overrides ``cast`` keeps its rule (Gluon's BatchNorm stays float32
+        under float16: its operator takes float32 scale and statistics).
+        A model the user cast to MXNet's bfloat16 converts back this way.
+        ``Block.cast`` converts integer Parameters too; those are put back
+        exactly as they were, since only floating ones are asked for."""
+        name = dtypes.name(dtype)
+        if name not in _CAST_DTYPES:
+            raise CapabilityError(self.name, f"convert a model to {name}",
+                                  _UNHOLDABLE.get(name, f"Gluon casts models to {', '.join(_CAST_DTYPES)}"))
+        kept = [(p, p.dtype, [d.copy() for d in p.list_data()] if _is_materialized(p) else [])
+                for p in _unique_params(state)
+                if p.dtype is not None and np.dtype(p.dtype).kind != "f" and not _is_mxnet_bfloat16(p.dtype)]
+        state.cast(name)
+        for p, original, data in kept:
+            p.cast(original)
+            for array, saved in zip(p.list_data() if data else (), data):
+                array[:] = saved
 
     # -- initialisation (native mode) ------------------------------------------
     def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):

@@ -55,23 +55,26 @@ def _kind(module: nn.Module) -> str:
 
 
 def _kind_of_param(module: nn.Module, attr: str, is_buffer: bool):
-    """(role, layout, declared) of ``module.<attr>``: registered layer
+    """(role, fans layout, declared) of ``module.<attr>``: registered layer
     classes first (``mp.register_layer``; Hugging Face's ``Conv1D`` and
     RMSNorms are registered below), then torch's own layers, else the
-    attribute's own name, undeclared unless the class is torch's."""
+    attribute's own name, undeclared unless the class is torch's.  A torch
+    model's canonical layout is its own storage (its ``state_dict``), so a
+    registered layout only tells fans and portable draws how to read it."""
     kinds = layer_registry.lookup(module)
     if kinds is not None and attr in kinds:
-        return kinds[attr].role, kinds[attr].layout, True
+        layout = kinds[attr].layout
+        return kinds[attr].role, (None if layout == SAME else layout), True
     if isinstance(module, _NORM_TYPES) and attr == "weight":
-        return "scale", SAME, True
+        return "scale", None, True
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and attr == "weight":
-        return "embedding", SAME, True
+        return "embedding", None, True
     if isinstance(module, nn.modules.rnn.RNNBase):
-        return ("weight" if attr.startswith("weight") else "bias"), SAME, True
+        return ("weight" if attr.startswith("weight") else "bias"), None, True
     if attr == "num_batches_tracked":
-        return "counter", SAME, True
+        return "counter", None, True
     declared = type(module).__module__.startswith("torch.") or is_buffer
-    return attr, SAME, declared
+    return attr, None, declared
 
 
 # layers of libraries people load checkpoints from, by qualified name so
@@ -174,9 +177,9 @@ class TorchAdapter(Adapter):
         tied_t = [a for a in (plist or {}) if _is_tied_transposed(module, a)]
         items += [(a, module.parametrizations[a].original) for a in tied_t]
         for attr, t in items:
-            role, layout, declared = _kind_of_param(module, attr, attr not in module._parameters)
+            role, fans_layout, declared = _kind_of_param(module, attr, attr not in module._parameters)
             node.params.append(ParamSlot(
-                role=role, key=attr, layout=layout, declared=declared,
+                role=role, key=attr, fans_layout=fans_layout, declared=declared,
                 native_name=native_prefix + (f"parametrizations.{attr}.original" if attr in tied_t else attr),
                 ref=(module, attr),
                 trainable=isinstance(t, nn.Parameter) and t.requires_grad,
@@ -335,6 +338,11 @@ class TorchAdapter(Adapter):
 
     def native_count(self, state: nn.Module) -> int:
         return sum(p.numel() for p in state.parameters() if p.requires_grad)
+
+    def astype(self, state: nn.Module, dtype: np.dtype) -> None:
+        """``module.to(dtype)``: every floating parameter and buffer, the
+        ``Parameter`` objects kept (torch swaps their data)."""
+        state.to(tensors.torch_dtype(dtype))
 
     # -- initialisation (native mode) --
     def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):

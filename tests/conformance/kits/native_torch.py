@@ -173,8 +173,13 @@ _STATS = ("running_mean", "running_var")
 
 def native_arrays(m):
     net = m.native
-    out = [(n, p.detach().numpy()) for n, p in net.named_parameters()]
-    out += [(n, b.numpy()) for n, b in net.named_buffers() if n.rpartition(".")[2] in _STATS]
+    # torch's collect-all of the state: state_dict, a tied tensor once (as
+    # named_parameters de-duplicates it), under its first key
+    seen, out = set(), []
+    for n, t in net.state_dict(keep_vars=True).items():
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append((n, t.detach().numpy()))
     return out
 
 
@@ -204,15 +209,14 @@ def _real(make, x):
         return net, {}
 
     net, _ = fresh(0)
-    params = list(net.parameters())
-    stats = [b for n, b in net.named_buffers() if n.rpartition(".")[2] in _STATS]
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    total = sum(p.numel() for p in params) + sum(b.numel() for b in stats)
-    value_sum = exact_sum([p.detach().numpy() for p in params] + [b.numpy() for b in stats])
-    names = [n for n, _ in net.named_parameters()] + \
-        [n for n, _ in net.named_buffers() if n.rpartition(".")[2] in _STATS]
-    counters = [n for n, _ in net.named_buffers() if n.rpartition(".")[2] not in _STATS]
-    return RealModel(net, x, trainable, total, value_sum, names, fresh, not_parameters=counters)
+    # torch's own view of the whole state: state_dict, parameters and
+    # persistent buffers (running statistics, the BatchNorm step counter)
+    state = net.state_dict()
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    total = sum(t.numel() for t in state.values())
+    value_sum = exact_sum([t.numpy() for t in state.values()])
+    counters = [n for n in state if n.rpartition(".")[2] == "num_batches_tracked"]
+    return RealModel(net, x, trainable, total, value_sum, list(state), fresh, not_parameters=counters)
 
 
 def transformer_encoder_layer():

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 import toyframework
 
-from multiparam.adapters.base import DENSE_IN_OUT, SAME, Adapter, LayerNode, ParamSlot
+from multiparam.adapters.base import DENSE_IN_OUT, SAME, Adapter, Inputs, LayerNode, ParamSlot
 
 
 class ToyAdapter(Adapter):
@@ -41,8 +41,8 @@ class ToyAdapter(Adapter):
     def is_materialized(self, state: Any) -> bool:
         return True              # shapes are known from construction
 
-    def forward(self, state: toyframework.Chain, x: Any, train: Optional[bool] = None) -> Any:
-        return state(x)
+    def call(self, state: toyframework.Chain, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        return state(*inputs.args, **inputs.kwargs)
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, toyframework.Tensor):
