@@ -80,6 +80,34 @@ class NativeCase:
 
 
 @dataclass
+class CheckpointModel:
+    """A model as checkpoints are loaded into, with the framework's own ways
+    to save, load and differentiate it (the truth the checkpoint tests
+    compare with)."""
+
+    model: Any
+    #: keyword inputs of the forward, labels included (``input_ids``, ``labels``)
+    inputs: dict
+    #: seed -> another instance of the architecture (same dtype)
+    fresh: Callable[[int], Any]
+    #: ``(model, folder, max_shard_size or None)``: the ecosystem's own
+    #: safetensors writer (``save_pretrained``)
+    save_native: Callable[[Any, Any, Any], None]
+    #: ``(model, file) -> (missing keys, unexpected keys)``: the framework's
+    #: own loading of a plain safetensors file (``load_state_dict(load_file(f),
+    #: strict=False)``), ties restored the framework's way
+    load_native: Callable[[Any, Any], Tuple[List[str], List[str]]]
+    #: ``(model, inputs) -> {canonical name: gradient}`` of the model's own
+    #: loss, by the framework's own autograd (``loss.backward()``)
+    loss_grads: Callable[[Any, dict], Dict[str, Any]]
+    #: the state as the framework lists it: ``{name: NumPy array}`` (bit views
+    #: for bfloat16), every tied alias included
+    state: Callable[[Any], Dict[str, Any]]
+    #: gradient tolerance (bfloat16 sums round)
+    atol: float = 1e-6
+
+
+@dataclass
 class RealModel:
     """A model written by the framework's own authors (torch
     ``TransformerEncoderLayer``, ``keras.applications.MobileNetV2``, Gluon's
@@ -237,6 +265,12 @@ class NativeKit(Protocol):
 
     def real_models(self) -> Mapping[str, Callable[[], RealModel]]:
         """Models written by the framework's authors, by label (at least one)."""
+
+    def checkpoint_models(self) -> Mapping[str, Callable[[], "CheckpointModel"]]:
+        """Models as people load checkpoints into (Hugging Face ``transformers``
+        built from tiny configs, in each dtype the framework holds), by
+        label; empty where the framework has no checkpoint ecosystem the
+        suite can build offline (say so in ``CHECKPOINTS_ABSENT``)."""
 
     def native_cnn(self) -> NativeCNN:
         """Conv -> Flatten -> Dense in the framework's own image layout."""

@@ -29,7 +29,8 @@ from multiparam.registry import available_backends, load_adapter
 from multiparam.testing import load_kit, parse_kit_choices
 
 #: fixtures that stand for one case of a kit -> the kit member listing those cases by label
-CASE_FIXTURES = {"native_case": "chapter_models", "real_model": "real_models"}
+CASE_FIXTURES = {"native_case": "chapter_models", "real_model": "real_models",
+                 "checkpoint_model": "checkpoint_models"}
 
 
 def pytest_addoption(parser):
@@ -90,6 +91,12 @@ def kit(request, backend, adapter):
 def native_case(kit, native_case_label):
     """One of the kit's chapter models, freshly built (a test may change it)."""
     return kit.chapter_models()[native_case_label]()
+
+
+@pytest.fixture
+def checkpoint_model(kit, checkpoint_model_label):
+    """One of the kit's checkpoint models, freshly built (tests write to it)."""
+    return kit.checkpoint_models()[checkpoint_model_label]()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..models import MLP_SHAPES
-from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+from . import CheckpointModel, Distribution, NativeCase, NativeCNN, RealModel, exact_sum
 
 # -- facts about PyTorch ------------------------------------------------------------------
 MODEL_TYPES = (nn.Module,)
@@ -264,3 +264,92 @@ def native_cnn():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 5 * 4, 3))
     return NativeCNN(net, torch.rand(2, 1, 5, 4), conv="0", dense="2")
+
+
+# -- checkpoints as people hold them (tests/conformance/test_checkpoints.py) -----------
+CHECKPOINTS_ABSENT = ""      # Hugging Face transformers builds tiny models offline
+
+_HF_CONFIGS = {
+    "bert": ("BertModel", "BertConfig", dict(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+                                              num_attention_heads=4, intermediate_size=37,
+                                              max_position_embeddings=64)),
+    "gpt2": ("GPT2LMHeadModel", "GPT2Config", dict(vocab_size=99, n_positions=64, n_embd=32, n_layer=2,
+                                                   n_head=4, bos_token_id=0, eos_token_id=0)),
+    "t5": ("T5ForConditionalGeneration", "T5Config", dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37,
+                                                          num_layers=2, num_heads=4,
+                                                          decoder_start_token_id=0, pad_token_id=0,
+                                                          eos_token_id=1)),
+    "llama": ("LlamaForCausalLM", "LlamaConfig", dict(vocab_size=99, hidden_size=32, intermediate_size=37,
+                                                      num_hidden_layers=2, num_attention_heads=4,
+                                                      num_key_value_heads=2, max_position_embeddings=64,
+                                                      bos_token_id=0, eos_token_id=1)),
+}
+
+
+def _hf_inputs(arch: str) -> dict:
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(2, 99, (2, 7), generator=gen)
+    if arch == "bert":   # BertModel has no loss of its own: a loss a user would write is the kit's
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if arch == "t5":
+        return {"input_ids": ids, "labels": torch.randint(2, 99, (2, 5), generator=gen)}
+    return {"input_ids": ids, "labels": ids}
+
+
+def _hf_loss(arch, out):
+    # BertModel returns hidden states only: the sum of the last hidden state
+    return out.last_hidden_state.float().sum() if arch == "bert" else out.loss
+
+
+def _hf_state(net) -> dict:
+    """torch's state_dict as NumPy: bfloat16 as its raw 16 bits (NumPy has
+    no bfloat16; equal bits are equal values)."""
+    return {n: (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
+            for n, t in net.state_dict().items()}
+
+
+def _hf_builder(arch: str, dtype):
+    def build():
+        import transformers
+        from safetensors.torch import load_file
+
+        model_cls, config_cls, kw = _HF_CONFIGS[arch]
+        config = getattr(transformers, config_cls)(**kw)
+
+        def fresh(seed):
+            torch.manual_seed(seed)
+            return getattr(transformers, model_cls)(config).to(dtype).eval()
+
+        def save_native(net, folder, max_shard_size):
+            net.save_pretrained(str(folder), **({} if max_shard_size is None else
+                                                {"max_shard_size": max_shard_size}))
+
+        def load_native(net, path):
+            result = net.load_state_dict(load_file(str(path)), strict=False)
+            net.tie_weights()          # the transformers idiom after loading weights by hand
+            return list(result.missing_keys), list(result.unexpected_keys)
+
+        def loss_grads(net, inputs):
+            net.zero_grad()
+            _hf_loss(arch, net(**inputs)).backward()
+            out = {n: p.grad.float().numpy() for n, p in net.named_parameters() if p.grad is not None}
+            net.zero_grad()
+            return out
+
+        net = fresh(0)
+        return CheckpointModel(net, _hf_inputs(arch), fresh, save_native, load_native, loss_grads,
+                               _hf_state, atol=1e-6 if dtype == torch.float32 else 2e-2)
+    return build
+
+
+def checkpoint_models():
+    return {f"{arch}-{name}": _hf_builder(arch, dtype) for arch in _HF_CONFIGS
+            for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
+
+
+def checkpoint_loss(label: str):
+    """The loss ``m.grad`` must differentiate for a checkpoint model: the
+    model's own (``"model"``), or, for a model with none, the same function
+    the kit's ``loss_grads`` uses, as a callable."""
+    arch = label.split("-")[0]
+    return (lambda out, target: _hf_loss(arch, out)) if arch == "bert" else "model"
