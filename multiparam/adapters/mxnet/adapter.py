@@ -329,9 +329,9 @@ class MxnetAdapter(Adapter):
     def _node(self, key: str, block: Block) -> LayerNode:
         slots = []
         for attr, p in _own_params(block).items():
-            key, role, layout, declared = _param_kind(block, attr)
+            leaf, role, layout, declared = _param_kind(block, attr)
             slots.append(ParamSlot(
-                role=role, key=key, declared=declared,
+                role=role, key=leaf, declared=declared,
                 # p.name carries Gluon's global counters (dense3_weight): shown, never used as a key
                 native_name=p.name,
                 ref=p,
@@ -395,7 +395,10 @@ class MxnetAdapter(Adapter):
     # -- storage primitives (native layout) ---------------------------------
     def read_array(self, state: Block, ref: Parameter) -> np.ndarray:
         # asnumpy() copies: MXNet has no zero-copy view onto its engine's buffers
-        return ref.data().asnumpy()
+        array = ref.data().asnumpy()
+        if array.dtype.kind == "V":
+            raise self._bfloat16_unreadable(ref)
+        return array
 
     def array_shape(self, state: Block, ref: Parameter) -> Optional[tuple]:
         return _gluon_shape(ref)
@@ -404,10 +407,14 @@ class MxnetAdapter(Adapter):
         if ref.dtype is None:
             return None
         if _is_mxnet_bfloat16(ref.dtype):
-            # a block the user cast to MXNet's bfloat16: its bits have no NumPy float face here
-            raise CapabilityError(self.name, f"show {ref.name} (bfloat16) as a NumPy float",
-                                  _UNHOLDABLE["bfloat16"])
+            raise self._bfloat16_unreadable(ref)
         return np.dtype(ref.dtype)
+
+    def _bfloat16_unreadable(self, ref: Parameter) -> CapabilityError:
+        """A block the user cast to MXNet's bfloat16: its bits have no NumPy
+        float face here (``m.astype('float32')`` converts it back)."""
+        return CapabilityError(self.name, f"show {ref.name} (bfloat16) as a NumPy float",
+                               _UNHOLDABLE["bfloat16"])
 
     def write_array(self, state: Block, ref: Parameter, value: Any) -> None:
         """``Parameter.set_data`` copies into the existing data arrays on every

@@ -1,9 +1,11 @@
 """The chapter's MXNet/Gluon idioms (seed 002 and the mxnet tab of seed 001)."""
+import re
+
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, init
 from mxnet import gluon
-from mxnet.gluon import nn
+from mxnet.gluon import nn, rnn
 
 from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
 
@@ -12,6 +14,11 @@ MODEL_TYPES = (nn.Block,)          # HybridBlock and SymbolBlock are Blocks
 KEEPS_NATIVE_GRAD = True           # backward() leaves grad() on every Parameter
 KEEPS_PARAMETER_OBJECTS = True     # writes set_data() into the same Parameter
 BN_MOMENTUM_WEIGHS_OLD = True      # running = momentum * running + (1 - momentum) * batch
+#: dtypes a Gluon Parameter holds and data().asnumpy() shows bit for bit (set_data, checked)
+DTYPES = ("float16", "float32", "float64", "int8", "uint8")
+#: dtypes MXNet 1.9.1 runs Dense, Conv2D and LSTM forwards in on a CPU: float16 needs cuDNN
+#: ("float16 fully connected layer is currently only supported by CuDNN version")
+FORWARD_DTYPES = ("float32", "float64")
 
 
 def dense_default(fan_in, fan_out):
@@ -30,9 +37,61 @@ def _block(net, path):
     return block
 
 
+# Gluon's attribute for torch's (the last part of a canonical name), and back: a norm's
+# gamma/beta are torch's weight/bias, PReLU's alpha its weight, an RNN layer's
+# l0_i2h_weight / r1_h2h_bias torch's weight_ih_l0 / bias_hh_l1_reverse
+_NORMS = (nn.BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm)
+_GLUON_RNN = re.compile(r"^([lr])(\d+)_(i|h)2(h|r)_(weight|bias)$")
+_TORCH_RNN = re.compile(r"^(weight|bias)_(i|h)(h|r)_l(\d+)(_reverse)?$")
+
+
+def _gluon_attr(block, key):
+    if isinstance(block, _NORMS):
+        return {"weight": "gamma", "bias": "beta"}.get(key, key)
+    if isinstance(block, nn.PReLU) and key == "weight":
+        return "alpha"
+    match = _TORCH_RNN.match(key)
+    if isinstance(block, rnn.rnn_layer._RNNLayer) and match:
+        kind, src, dst, layer, reverse = match.groups()
+        return f"{'r' if reverse else 'l'}{layer}_{src}2{dst}_{kind}"
+    return key
+
+
+def _torch_key(block, attr):
+    if isinstance(block, _NORMS):
+        return {"gamma": "weight", "beta": "bias"}.get(attr, attr)
+    if isinstance(block, nn.PReLU) and attr == "alpha":
+        return "weight"
+    match = _GLUON_RNN.match(attr)
+    if isinstance(block, rnn.rnn_layer._RNNLayer) and match:
+        direction, layer, src, dst, kind = match.groups()
+        return f"{kind}_{src}{dst}_l{layer}" + ("_reverse" if direction == "r" else "")
+    return attr
+
+
+def torch_names(net):
+    """{canonical name: shape} of a Gluon block by its structure alone: the
+    path of ``_children`` keys, then torch's attribute for each of the block's
+    own ``_reg_params``; Gluon's global names (``resnetv10_conv0_weight``)
+    play no part.  A Parameter shared by two blocks is listed once."""
+    out, seen = {}, set()
+
+    def walk(block, prefix):
+        for attr, p in block._reg_params.items():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out[prefix + _torch_key(block, attr)] = tuple(p.shape)
+        for key, child in block._children.items():
+            walk(child, f"{prefix}{key}.")
+
+    walk(net, "")
+    return out
+
+
 def _parameter(m, name):
-    *path, role = name.split(".")
-    return getattr(_block(m.native, path), role)
+    *path, key = name.split(".")
+    block = _block(m.native, path)
+    return getattr(block, _gluon_attr(block, key))
 
 
 def read(m, name):
@@ -136,8 +195,55 @@ def shared():
                       ties=[("1.weight", "2.weight"), ("1.bias", "2.bias")])
 
 
+def sequence():
+    """Gluon's own Embedding, LayerNorm, two-layer bidirectional LSTM and
+    Dense: the names are those of torch's nn.Embedding, nn.LayerNorm,
+    nn.LSTM(6, 5, num_layers=2, bidirectional=True) and nn.Linear."""
+    net = nn.Sequential()
+    net.add(nn.Embedding(10, 6), nn.LayerNorm(),
+            rnn.LSTM(5, num_layers=2, bidirectional=True, layout="NTC"), nn.Dense(3, flatten=False))
+    net.initialize()
+    shapes = {"0.weight": (10, 6), "1.weight": (6,), "1.bias": (6,)}
+    for layer, width in ((0, 6), (1, 10)):          # layer 1 reads both directions of layer 0
+        for suffix in ("", "_reverse"):
+            shapes.update({f"2.weight_ih_l{layer}{suffix}": (20, width),
+                           f"2.weight_hh_l{layer}{suffix}": (20, 5),
+                           f"2.bias_ih_l{layer}{suffix}": (20,), f"2.bias_hh_l{layer}{suffix}": (20,)})
+    shapes.update({"3.weight": (3, 10), "3.bias": (3,)})
+    return NativeCase(net, mx.nd.array([[1, 2, 3], [4, 5, 6]]), shapes)
+
+
+def cnn_batchnorm():
+    """Conv2D, BatchNorm, relu, Dense: BatchNorm's gamma/beta are torch's
+    weight/bias, beside its running statistics (MXNet keeps no step counter)."""
+    mx.random.seed(0)
+    net = nn.Sequential()
+    net.add(nn.Conv2D(4, 3), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(3))
+    net.initialize()
+    shapes = {"0.weight": (4, 1, 3, 3), "0.bias": (4,), "1.weight": (4,), "1.bias": (4,),
+              "1.running_mean": (4,), "1.running_var": (4,), "3.weight": (3, 36), "3.bias": (3,)}
+    return NativeCase(net, mx.nd.random.uniform(shape=(2, 1, 5, 5)), shapes)
+
+
+def resnet18_v1_twin():
+    """A second model_zoo resnet18_v1: Gluon names its Parameters with global
+    counters (resnetv10_conv0_weight, then resnetv11_conv0_weight), so the
+    canonical names expected are the first instance's, taken from its
+    structure alone."""
+    from mxnet.gluon.model_zoo import vision
+
+    x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
+    first, second = (vision.resnet18_v1(pretrained=False, classes=10) for _ in range(2))
+    for net in (first, second):
+        net.initialize()
+        net(x)
+    assert set(first.collect_params()).isdisjoint(second.collect_params())   # the counters differ
+    return NativeCase(second, x, torch_names(first))
+
+
 def chapter_models():
-    return {"mlp": mlp, "rgnet": rgnet, "shared": shared}
+    return {"mlp": mlp, "rgnet": rgnet, "shared": shared, "sequence": sequence,
+            "cnn-batchnorm": cnn_batchnorm, "resnet18_v1-twin": resnet18_v1_twin}
 
 
 def sgd_step(m, x, lr):
@@ -162,6 +268,14 @@ def infer(m, x):
     return [m.native(x).asnumpy()]       # outside autograd.record(): inference mode
 
 
+def _real(net, x, fresh):
+    params = net.collect_params()
+    trainable = sum(p.data().size for p in params.values() if p.grad_req != "null")
+    total = sum(p.data().size for p in params.values())
+    return RealModel(net, x, trainable, total, exact_sum([p.data().asnumpy() for p in params.values()]),
+                     list(params.keys()), fresh)
+
+
 def resnet18_v1():
     """model_zoo.vision.resnet18_v1(classes=10), no weights downloaded."""
     from mxnet.gluon.model_zoo import vision
@@ -182,15 +296,31 @@ def resnet18_v1():
         return net, {}
 
     net, _ = fresh(0)
-    params = net.collect_params()
-    trainable = sum(p.data().size for p in params.values() if p.grad_req != "null")
-    total = sum(p.data().size for p in params.values())
-    return RealModel(net, x, trainable, total, exact_sum([p.data().asnumpy() for p in params.values()]),
-                     list(params.keys()), fresh)
+    return _real(net, x, fresh)
+
+
+def lstm():
+    """rnn.LSTM(8, num_layers=2, bidirectional=True): torch's nn.LSTM names
+    (weight_ih_l0 ... bias_hh_l1_reverse) from Gluon's l0_i2h_weight ... r1_h2h_bias."""
+    x = mx.nd.random.uniform(shape=(2, 3, 4))
+
+    def fresh(seed):
+        mx.random.seed(seed)
+        net = rnn.LSTM(8, num_layers=2, bidirectional=True, layout="NTC", input_size=4)
+        net.initialize(init.Uniform(0.1))      # biases too: every value differs between seeds
+        return net, {}
+
+    net, _ = fresh(0)
+    return _real(net, x, fresh)
 
 
 def real_models():
-    return {"resnet18_v1": resnet18_v1}
+    return {"resnet18_v1": resnet18_v1, "LSTM": lstm}
+
+
+def cast(m, dtype):
+    """Gluon's own conversion of a model to another float dtype."""
+    m.native.cast(dtype)
 
 
 # -- layers beyond Dense (tests/conformance/test_layers.py) --------------------------------
@@ -215,3 +345,13 @@ def native_cnn():
     net.add(nn.Conv2D(2, 3, padding=1), nn.Flatten(), nn.Dense(3))
     net.initialize()
     return NativeCNN(net, mx.nd.random.uniform(shape=(2, 1, 5, 4)), conv="0", dense="2")
+
+
+# -- checkpoints as people hold them (tests/conformance/test_checkpoints.py) -----------
+CHECKPOINTS_ABSENT = ("Gluon 1.x writes its own .params files (save_parameters), not safetensors, "
+                      "and Hugging Face ships no MXNet models; Gluon models' names are checked "
+                      "against torch's by chapter_models() (sequence, cnn-batchnorm, resnet18_v1-twin)")
+
+
+def checkpoint_models():
+    return {}
