@@ -34,6 +34,7 @@ Framework facts this module relies on (checked against the 1.9.1 source):
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from typing import Any, Optional
 
@@ -41,7 +42,7 @@ import numpy as np
 
 import mxnet as mx
 from mxnet import autograd
-from mxnet.gluon import Block, Parameter
+from mxnet.gluon import Block, HybridBlock, Parameter
 from mxnet.gluon import nn, rnn
 from mxnet.util import is_np_array
 
@@ -241,6 +242,33 @@ def _global_stats(block: Block, on: bool):
         _drop_cached_graphs(block)
 
 
+def _positional(block: Block, args: list, kwargs: dict) -> list:
+    """``args`` then ``kwargs`` as the positional inputs ``block(*inputs)``
+    takes: each keyword goes to the position of the parameter of that name
+    in the block's ``forward`` (``hybrid_forward`` after its ``F`` for a
+    HybridBlock that only defines that), a skipped parameter takes its
+    default; a name the forward does not have is a ``TypeError``."""
+    if not kwargs:
+        return args
+    hybrid = isinstance(block, HybridBlock) and type(block).forward is HybridBlock.forward
+    forward = block.hybrid_forward if hybrid else block.forward
+    params = [p for p in inspect.signature(forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1 if hybrid else 0:]
+    unknown = sorted(set(kwargs) - {p.name for p in params[len(args):]})
+    if unknown:
+        raise TypeError(f"{type(block).__name__}.{forward.__name__} takes no keyword input "
+                        f"{', '.join(map(repr, unknown))} (Gluon blocks take positional inputs; "
+                        f"its inputs: {', '.join(p.name for p in params)})")
+    last = max(i for i, p in enumerate(params) if p.name in kwargs)
+    inputs = list(args)
+    for p in params[len(args):last + 1]:
+        if p.name not in kwargs and p.default is p.empty:
+            raise TypeError(f"{type(block).__name__}.{forward.__name__} needs its input {p.name!r} "
+                            "before the keyword inputs given")
+        inputs.append(kwargs.get(p.name, p.default))
+    return inputs
+
+
 # -- MXNet arrays --------------------------------------------------------------
 def _is_mxnet_bfloat16(dtype: Any) -> bool:
     """MXNet 1.9's own bfloat16: a NumPy record dtype ``[('bfloat16', '<u2')]``."""
@@ -372,18 +400,18 @@ class MxnetAdapter(Adapter):
         return _as_mxnet(x, is_np_array(), float_dtype if x.dtype.kind == "f" else x.dtype)
 
     def call(self, state: Block, inputs: Inputs, train: Optional[bool] = None) -> Any:
-        """``block(*args, **kwargs)``: inference mode outside
-        ``autograd.record`` (Gluon's own rule) unless ``train`` forces a mode
-        (``autograd.train_mode()`` / ``predict_mode()``).  Gluon's blocks
-        take their inputs positionally; keyword arguments reach a block whose
-        ``forward`` names them."""
+        """``block(*args)``: inference mode outside ``autograd.record``
+        (Gluon's own rule) unless ``train`` forces a mode
+        (``autograd.train_mode()`` / ``predict_mode()``).  Gluon 1.x's
+        ``Block.__call__`` takes positional inputs only, so keyword inputs go
+        to the forward's parameters of those names (see :func:`_positional`)."""
         float_dtype = self._float_dtype(state)
-        args = [self._array_in(a, float_dtype) for a in inputs.args]
-        kwargs = {k: self._array_in(v, float_dtype) for k, v in inputs.kwargs.items()}
+        args = _positional(state, [self._array_in(a, float_dtype) for a in inputs.args],
+                           {k: self._array_in(v, float_dtype) for k, v in inputs.kwargs.items()})
         if train is None:
-            return state(*args, **kwargs)
+            return state(*args)
         with (autograd.train_mode() if train else autograd.predict_mode()):
-            return state(*args, **kwargs)
+            return state(*args)
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, Parameter):
