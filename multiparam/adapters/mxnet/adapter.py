@@ -54,7 +54,7 @@ from ..base import SAME, Adapter, Capability, Inputs, LayerNode, ParamSlot
 from .builders import BUILDERS, dense_twin
 
 # Gluon's own norm layers: gamma is torch's ``weight`` (a scale), beta its ``bias``
-_NORM_TYPES = (nn.BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm)
+_NORM_TYPES = (nn.basic_layers._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm)
 _NORM_KEYS = {"gamma": ("weight", "scale"), "beta": ("bias", "bias")}
 
 # a recurrent layer's or cell's parameter: Gluon ``l0_i2h_weight`` (layer 0,
@@ -70,7 +70,7 @@ _NEUTRAL_KINDS = ((nn.Dense, "Dense"), (nn.Conv2D, "Conv2d"), (nn.BatchNorm, "Ba
 # the dtypes checkpoints use that MXNet 1.9.1 cannot hold, and why; every
 # other NumPy dtype a Parameter takes is held and read bit for bit
 # (float16/32/64, int8, uint8, int32, int64)
-_KEEP = "; keep the model in float32 or float16 (m.astype('float32'))"
+_KEEP = "; keep the model in float32 (m.astype('float32'))"
 _UNHOLDABLE = {
     "bfloat16": "MXNet 1.9.1 computes in bfloat16 only in some oneDNN operators (Dense and Conv; "
                 "not BatchNorm, LayerNorm or the RNN layers) and asnumpy() hands it over as raw "
@@ -386,7 +386,7 @@ class MxnetAdapter(Adapter):
                 return np.dtype(p.dtype)
         return np.dtype(np.float32)
 
-    def _array_in(self, x: Any, float_dtype: np.dtype) -> Any:
+    def _array_in(self, state: Block, x: Any) -> Any:
         """An input as the block takes it: MXNet arrays in the current Gluon
         interface (``mx.nd``, or ``mx.np`` under ``npx.set_np()``), NumPy
         arrays and lists of numbers as MXNet arrays (floats in the model's
@@ -397,7 +397,7 @@ class MxnetAdapter(Adapter):
         if not isinstance(x, (np.ndarray, np.generic, list)):
             return x
         x = np.asarray(x)
-        return _as_mxnet(x, is_np_array(), float_dtype if x.dtype.kind == "f" else x.dtype)
+        return _as_mxnet(x, is_np_array(), self._float_dtype(state) if x.dtype.kind == "f" else x.dtype)
 
     def call(self, state: Block, inputs: Inputs, train: Optional[bool] = None) -> Any:
         """``block(*args)``: inference mode outside ``autograd.record``
@@ -405,9 +405,8 @@ class MxnetAdapter(Adapter):
         (``autograd.train_mode()`` / ``predict_mode()``).  Gluon 1.x's
         ``Block.__call__`` takes positional inputs only, so keyword inputs go
         to the forward's parameters of those names (see :func:`_positional`)."""
-        float_dtype = self._float_dtype(state)
-        args = _positional(state, [self._array_in(a, float_dtype) for a in inputs.args],
-                           {k: self._array_in(v, float_dtype) for k, v in inputs.kwargs.items()})
+        args = _positional(state, [self._array_in(state, a) for a in inputs.args],
+                           {k: self._array_in(state, v) for k, v in inputs.kwargs.items()})
         if train is None:
             return state(*args)
         with (autograd.train_mode() if train else autograd.predict_mode()):
@@ -606,7 +605,11 @@ class MxnetAdapter(Adapter):
         under float16: its operator takes float32 scale and statistics).
         A model the user cast to MXNet's bfloat16 converts back this way.
         ``Block.cast`` converts integer Parameters too; those are put back
-        exactly as they were, since only floating ones are asked for."""
+        exactly as they were, since only floating ones are asked for.
+
+        MXNet 1.9.1 runs Dense, Conv and RNN layers in float16 only on GPUs
+        (cuDNN): on a CPU a float16 model holds, reads, saves and moves its
+        values bit for bit, but its forward fails inside MXNet."""
         name = dtypes.name(dtype)
         if name not in _CAST_DTYPES:
             raise CapabilityError(self.name, f"convert a model to {name}",
