@@ -43,11 +43,12 @@ class Param:
     same on every backend and keep the framework's own parameter object.
     """
 
-    __slots__ = ("_model", "_slot", "name", "aliases", "_view")
+    __slots__ = ("_model", "_slot", "name", "aliases", "_view", "_read")
 
     def __init__(self, model: "Model", slot: "ParamSlot", name: str):
         self._model = model
         self._slot = slot
+        self._read = model.adapter.reader(slot.ref)   # the adapter's read, resolved once
         self.name = name            #: canonical name (the first one, for a tie)
         self.aliases = (name,)      #: every canonical name that reaches it
         self._view = None           # (adapter storage key, read-only canonical view)
@@ -145,7 +146,7 @@ class Param:
         view = self._view
         if key is not None and view is not None and view[0] is key:
             return view[1]
-        out = _layout.to_canonical(adapter.read(state, ref), self._slot.layout)
+        out = _layout.to_canonical(self._read(state, ref), self._slot.layout)
         if out.flags.writeable:
             out = out.view()
             out.flags.writeable = False

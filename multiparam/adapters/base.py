@@ -403,6 +403,12 @@ class Adapter:
             return ref.join([np.asarray(self.read(state, part)) for part in ref.parts])
         return self.read_array(state, ref)
 
+    def reader(self, ref: Any) -> Callable[[Any, Any], np.ndarray]:
+        """:meth:`read` for ``ref``, resolved once: the primitive itself for
+        a plain ref (``Param.value`` is the hot path, and a plain ref needs
+        nothing of the template), the template for a composite."""
+        return self.read if isinstance(ref, Composite) else self.read_array
+
     def native_shape(self, state: Any, ref: Any) -> Optional[tuple]:
         """The native shape, with None for dims not known yet, or None when
         the parameter does not exist yet (an unbuilt Keras layer)."""

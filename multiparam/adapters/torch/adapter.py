@@ -253,7 +253,11 @@ class TorchAdapter(Adapter):
         # The ndarray is a fresh object, so mark it read-only here and the
         # handle need not make a read-only view of it; .cpu() only off the
         # CPU (it costs ~1 us even on CPU).
-        a = tensors.to_numpy(_tensor(ref))
+        t = _tensor(ref).detach()
+        try:    # the hot read path: a CPU tensor of a dtype NumPy has
+            a = t.numpy()
+        except TypeError:   # bfloat16/float8 (as their bits), or off the CPU
+            a = tensors.to_numpy(t)
         a.setflags(write=False)
         return a
 

@@ -20,20 +20,20 @@ _PLAIN = {
     torch.complex128: "complex128",
 }
 #: torch dtype -> (ml_dtypes name, the same-width integer dtype that carries its bits)
-_BITS = {
+BITS = {
     torch.bfloat16: ("bfloat16", torch.int16),
     torch.float8_e4m3fn: ("float8_e4m3fn", torch.uint8),
     torch.float8_e5m2: ("float8_e5m2", torch.uint8),
 }
-_BY_NAME = {**{n: t for t, n in _PLAIN.items()}, **{n: t for t, (n, _) in _BITS.items()}}
+_BY_NAME = {**{n: t for t, n in _PLAIN.items()}, **{n: t for t, (n, _) in BITS.items()}}
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype:
     """The NumPy dtype of a torch dtype (ml_dtypes for bfloat16 and float8)."""
     if dtype in _PLAIN:
         return np.dtype(_PLAIN[dtype])
-    if dtype in _BITS:
-        return dtypes.dtype(_BITS[dtype][0])
+    if dtype in BITS:
+        return dtypes.dtype(BITS[dtype][0])
     raise dtypes.DtypeError(f"torch {dtype} has no NumPy counterpart multiparam knows")
 
 
@@ -50,8 +50,8 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach()
     if not t.is_cpu:
         t = t.cpu()
-    if t.dtype in _BITS:
-        name, carrier = _BITS[t.dtype]
+    if t.dtype in BITS:
+        name, carrier = BITS[t.dtype]
         return t.view(carrier).numpy().view(dtypes.dtype(name))
     return t.numpy()
 
@@ -59,8 +59,8 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 def from_numpy(a: np.ndarray) -> torch.Tensor:
     """A NumPy array as a tensor sharing its memory (bits for ml_dtypes)."""
     target = torch_dtype(a.dtype)
-    if target in _BITS:
-        carrier = _BITS[target][1]
+    if target in BITS:
+        carrier = BITS[target][1]
         bits = np.dtype(torch.empty(0, dtype=carrier).numpy().dtype)
         return torch.from_numpy(a.view(bits)).view(target)
     return torch.from_numpy(a)
