@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 from ... import initializers as I
 from ...errors import CapabilityError, DtypeError
-from ... import layer_registry
+from ... import dtypes, layer_registry
 from ..base import DENSE_IN_OUT, SAME, Adapter, Inputs, LayerNode, ParamSlot
 from . import tensors
 from .builders import BUILDERS
@@ -212,24 +212,29 @@ class TorchAdapter(Adapter):
         return True
 
     # -- forward ---------------------------------------------------------------
-    def _tensor_in(self, x: Any) -> Any:
+    def _tensor_in(self, x: Any, state: nn.Module) -> Any:
         """An input as the model takes it: tensors and non-array values
         (``None``, flags, strings) as they are, NumPy arrays and lists of
-        numbers as tensors (floats in torch's default dtype, which NumPy's
-        float64 default would clash with)."""
+        numbers as tensors; floats take the model's floating dtype (a
+        bfloat16 model gets bfloat16 inputs; NumPy's float64 default would
+        clash with float32 weights)."""
         if isinstance(x, torch.Tensor) or not isinstance(x, (np.ndarray, np.generic, list)):
             return x
         arr = np.asarray(x)
-        if arr.dtype.kind == "f":
-            return torch.as_tensor(arr, dtype=torch.get_default_dtype())
+        if dtypes.is_floating(arr.dtype):
+            target = next((p.dtype for p in state.parameters() if p.is_floating_point()),
+                          torch.get_default_dtype())
+            if arr.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+                return tensors.from_numpy(np.ascontiguousarray(arr)).to(target)
+            return torch.as_tensor(arr).to(target)
         return torch.as_tensor(arr)
 
     def call(self, state: nn.Module, inputs: Inputs, train: Optional[bool] = None) -> Any:
         """``module(*args, **kwargs)`` in the module's own mode, or in
         ``train`` mode for this call only (each submodule's flag is restored
         after)."""
-        args = [self._tensor_in(a) for a in inputs.args]
-        kwargs = {k: self._tensor_in(v) for k, v in inputs.kwargs.items()}
+        args = [self._tensor_in(a, state) for a in inputs.args]
+        kwargs = {k: self._tensor_in(v, state) for k, v in inputs.kwargs.items()}
         with _mode(state, train):
             return state(*args, **kwargs)
 

@@ -43,7 +43,10 @@ def read(m, name):
 
 def to_numpy(value):
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        # NumPy has no bfloat16/float8: float32 holds every such value exactly
+        return (value.float() if value.dtype in (torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2)
+                else value).numpy()
     return np.asarray(value)
 
 

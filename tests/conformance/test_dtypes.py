@@ -1,0 +1,88 @@
+"""Every dtype real checkpoints use, bit for bit: float16, bfloat16, float8
+(e4m3fn, e5m2) through ``ml_dtypes``, and float32/float64.
+
+For each dtype a backend's framework can hold, a model converted with
+``m.astype`` computes in it (the framework's own forward runs), and values
+written as raw bit patterns read back, save, load and move as the same
+bits.  A dtype the framework cannot hold is a declared capability
+(``dtype:<name>``) and a ``CapabilityError`` naming it, with the model
+unchanged.
+"""
+import numpy as np
+import pytest
+
+import multiparam as mp
+from multiparam import dtypes
+
+DTYPES = ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float32", "float64"]
+#: float8 is a storage format: frameworks keep it but do not compute in it
+STORAGE_ONLY = ("float8_e4m3fn", "float8_e5m2")
+
+
+def _model(x):
+    return mp.wrap(mp.nn.Sequential(mp.nn.Dense(5), mp.nn.ReLU(), mp.nn.Dense(3)), sample_input=x)
+
+
+def _bits(dtype: np.dtype, shape: tuple, seed: int) -> np.ndarray:
+    """Finite values of ``dtype`` from random bit patterns (every bit used)."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 2 ** (8 * dtype.itemsize), size=shape, dtype=np.uint64)
+    carrier = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[dtype.itemsize]
+    values = raw.astype(carrier).view(dtype)
+    finite = np.isfinite(values.astype(np.float64))
+    return np.where(finite, values, np.zeros((), dtype)).astype(dtype)
+
+
+def _as_bits(a: np.ndarray) -> np.ndarray:
+    carrier = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    return np.ascontiguousarray(a).view(carrier)
+
+
+@pytest.fixture(params=DTYPES)
+def dtype(request, adapter):
+    return dtypes.dtype(request.param)
+
+
+def test_astype_then_every_write_and_read_is_bit_exact(backend, adapter, kit, X, dtype, tmp_path):
+    m = _model(X)
+    cap = adapter.capability(f"dtype:{dtype.name}")
+    if not cap.supported:
+        before = {n: p.numpy() for n, p in m.named_parameters().items()}
+        with pytest.raises(mp.CapabilityError, match=dtype.name):
+            m.astype(dtype)
+        for n, p in m.named_parameters().items():
+            np.testing.assert_array_equal(p.value, before[n])
+        pytest.skip(f"{backend} declares it cannot hold {dtype.name}: {cap.reason}")
+    m.astype(dtype)
+    assert {p.dtype for p in m.parameters()} == {dtype}
+    if dtype.name not in STORAGE_ONLY:
+        # the framework computes in it: a NumPy float input takes the model's dtype
+        y = kit.to_numpy(m(X))
+        assert y.shape == (2, 3) and np.all(np.isfinite(y.astype(np.float64)))
+    written = {n: _bits(dtype, p.shape, i) for i, (n, p) in enumerate(m.named_parameters().items())}
+    for n, v in written.items():
+        m[n].set(v)
+    for n, v in written.items():
+        assert m[n].value.dtype == dtype
+        np.testing.assert_array_equal(_as_bits(m[n].value), _as_bits(v), err_msg=n)
+        np.testing.assert_array_equal(_as_bits(m.state_dict()[n]), _as_bits(v), err_msg=n)
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    fresh = _model(X).astype(dtype)
+    mp.load(fresh, path)
+    for n, v in written.items():
+        np.testing.assert_array_equal(_as_bits(fresh[n].value), _as_bits(v), err_msg=n)
+
+
+def test_a_cast_that_loses_kind_is_refused(X):
+    m = _model(X)
+    before = m["0.weight"].numpy()
+    with pytest.raises(mp.DtypeError):
+        m["0.weight"].set(before.astype(np.complex64))
+    np.testing.assert_array_equal(m["0.weight"].value, before)
+
+
+def test_astype_refuses_non_floating_dtypes(X):
+    m = _model(X)
+    with pytest.raises(mp.DtypeError, match="int8"):
+        m.astype("int8")
