@@ -272,6 +272,11 @@ class NativeKit(Protocol):
         label; empty where the framework has no checkpoint ecosystem the
         suite can build offline (say so in ``CHECKPOINTS_ABSENT``)."""
 
+    def twin_models(self) -> Mapping[str, Callable[[], Tuple[Any, Any, Any]]]:
+        """Architectures the framework's users build more than once, by
+        label: each builder returns two instances built apart (other seeds,
+        the framework's global name counters moved on) and an input."""
+
     def native_cnn(self) -> NativeCNN:
         """Conv -> Flatten -> Dense in the framework's own image layout."""
 

@@ -30,7 +30,7 @@ from multiparam.testing import load_kit, parse_kit_choices
 
 #: fixtures that stand for one case of a kit -> the kit member listing those cases by label
 CASE_FIXTURES = {"native_case": "chapter_models", "real_model": "real_models",
-                 "checkpoint_model": "checkpoint_models"}
+                 "checkpoint_model": "checkpoint_models", "twin_model": "twin_models"}
 
 
 def pytest_addoption(parser):
@@ -97,6 +97,12 @@ def native_case(kit, native_case_label):
 def checkpoint_model(kit, checkpoint_model_label):
     """One of the kit's checkpoint models, freshly built (tests write to it)."""
     return kit.checkpoint_models()[checkpoint_model_label]()
+
+
+@pytest.fixture
+def twin_model(kit, twin_model_label):
+    """Two instances of one of the kit's architectures, built apart, and an input."""
+    return kit.twin_models()[twin_model_label]()
 
 
 @pytest.fixture(scope="session")

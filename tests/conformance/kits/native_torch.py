@@ -356,3 +356,26 @@ def checkpoint_loss(label: str):
     the kit's ``loss_grads`` uses, as a callable."""
     arch = label.split("-")[0]
     return (lambda out, target: _hf_loss(arch, out)) if arch == "bert" else "model"
+
+
+# -- two instances of one architecture (tests/conformance/test_twins.py) -----------------
+def twin_models():
+    """Two instances each, built apart (other seeds): their canonical names
+    must not differ, and a transfer must make them compute the same."""
+    def encoder():
+        layer = lambda: nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32,
+                                                   batch_first=True, dropout=0.0).eval()
+        torch.manual_seed(1)
+        a = layer()
+        torch.manual_seed(2)
+        return a, layer(), torch.rand(2, 5, 16)
+
+    def cnn():
+        torch.manual_seed(3)
+        make = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                                     nn.LazyLinear(2)).eval()
+        a, b, x = make(), make(), torch.rand(2, 3, 6, 6)
+        a(x), b(x)                                         # materialise the lazy layer
+        return a, b, x
+
+    return {"TransformerEncoderLayer": encoder, "CNN": cnn}
