@@ -69,10 +69,19 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend", backends, scope="session")
         return
     # one test per (backend, case): the labels are cheap, the cases are built when the test runs
-    pairs = [(backend, label) for backend in backends
-             for label in getattr(kit_for(metafunc.config, backend), CASE_FIXTURES[case_fixture])()]
-    metafunc.parametrize(["backend", f"{case_fixture}_label"], pairs,
-                         ids=[f"{backend}-{label}" for backend, label in pairs], scope="session")
+    hook = CASE_FIXTURES[case_fixture]
+    params = []
+    for backend in backends:
+        kit = kit_for(metafunc.config, backend)
+        labels = list(getattr(kit, hook)())
+        params += [pytest.param(backend, label, id=f"{backend}-{label}") for label in labels]
+        if not labels:
+            # a kit with no such case says why (kit.ABSENT[hook]); one that does
+            # not is a failure, never a silent empty parametrisation
+            reason = getattr(kit, "ABSENT", {}).get(hook)
+            marks = [pytest.mark.skip(reason=f"{backend}: {reason}")] if reason else []
+            params.append(pytest.param(backend, None, id=f"{backend}-none", marks=marks))
+    metafunc.parametrize(["backend", f"{case_fixture}_label"], params, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -87,29 +96,37 @@ def kit(request, backend, adapter):
     return kit_for(request.config, backend)
 
 
+def _case(kit, hook: str, label):
+    """The kit's case ``label`` of ``hook``, built now; a kit that lists no
+    case and does not say why in ``ABSENT`` fails here (see above)."""
+    if label is None:
+        pytest.fail(f"{kit.__name__}.{hook}() lists nothing, and {kit.__name__}.ABSENT does not say why")
+    return getattr(kit, hook)()[label]()
+
+
 @pytest.fixture
 def native_case(kit, native_case_label):
     """One of the kit's chapter models, freshly built (a test may change it)."""
-    return kit.chapter_models()[native_case_label]()
+    return _case(kit, "chapter_models", native_case_label)
 
 
 @pytest.fixture
 def checkpoint_model(kit, checkpoint_model_label):
     """One of the kit's checkpoint models, freshly built (tests write to it)."""
-    return kit.checkpoint_models()[checkpoint_model_label]()
+    return _case(kit, "checkpoint_models", checkpoint_model_label)
 
 
 @pytest.fixture
 def twin_model(kit, twin_model_label):
     """Two instances of one of the kit's architectures, built apart, and an input."""
-    return kit.twin_models()[twin_model_label]()
+    return _case(kit, "twin_models", twin_model_label)
 
 
 @pytest.fixture(scope="session")
 def real_model(kit, real_model_label):
     """One of the kit's real models, built once per session (MobileNetV2 takes
     seconds); tests wrap it and save from it, but never change it."""
-    return kit.real_models()[real_model_label]()
+    return _case(kit, "real_models", real_model_label)
 
 
 @pytest.fixture(autouse=True)
