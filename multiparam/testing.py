@@ -270,7 +270,7 @@ class NativeKit(Protocol):
         """Models as people load checkpoints into (Hugging Face ``transformers``
         built from tiny configs, in each dtype the framework holds), by
         label; empty where the framework has no checkpoint ecosystem the
-        suite can build offline (say so in ``CHECKPOINTS_ABSENT``)."""
+        suite can build offline (``ABSENT["checkpoint_models"]`` says why)."""
 
     def twin_models(self) -> Mapping[str, Callable[[], Tuple[Any, Any, Any]]]:
         """Architectures the framework's users build more than once, by
