@@ -205,6 +205,10 @@ class NativeKit(Protocol):
     #: parameters are immutable arrays, replaced on write (Flax linen leaves).
     #: Said of the models ``multiparam.nn`` builds on this backend.
     KEEPS_PARAMETER_OBJECTS: bool
+    #: kinds of case (``checkpoint_models``, ``twin_models``, ...) this kit
+    #: has none of, each with the reason; the suite skips with it, and fails
+    #: a kind that lists nothing without one
+    ABSENT: Dict[str, str]
     #: True when BatchNorm's momentum weighs the old running statistic
     #: (Keras, Flax, Gluon: ``momentum * running + (1 - momentum) * batch``);
     #: False when it weighs the batch (torch)
@@ -272,6 +276,11 @@ class NativeKit(Protocol):
         label; empty where the framework has no checkpoint ecosystem the
         suite can build offline (``ABSENT["checkpoint_models"]`` says why)."""
 
+    def checkpoint_loss(self, label: str) -> Any:
+        """The loss ``m.grad`` must take for checkpoint model ``label``:
+        ``"model"`` (the model's own), or a callable for a model without one
+        (the same function its ``loss_grads`` differentiates)."""
+
     def twin_models(self) -> Mapping[str, Callable[[], Tuple[Any, Any, Any]]]:
         """Architectures the framework's users build more than once, by
         label: each builder returns two instances built apart (other seeds,
@@ -307,6 +316,9 @@ _CONSTANT_KINDS = {
     "bool": (lambda v: isinstance(v, bool), "True or False"),
     "Tuple[type, ...]": (lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(t, type) for t in v),
                          "a non-empty tuple of classes"),
+    "Dict[str, str]": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(r, str)
+                                                             for k, r in v.items()),
+                       "a dict of case kind -> reason"),
 }
 
 
