@@ -356,13 +356,16 @@ class Model:
         framework's own way, so it then computes in that dtype.  A dtype the
         framework cannot hold raises ``CapabilityError`` naming it, with the
         model unchanged."""
+        # the capability first: a backend that cannot hold bfloat16 may not
+        # have ml_dtypes either, and should say the former
+        wanted = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+        cap = self.adapter.capability(f"dtype:{wanted}")
+        if not cap.supported:
+            raise CapabilityError(self.backend, f"hold {wanted} parameters", cap.reason)
         target = dtypes.dtype(dtype)
         if not dtypes.is_floating(target):
             raise DtypeError(f"astype converts floating parameters; {dtypes.name(target)} is not a "
                              "floating dtype")
-        cap = self.adapter.capability(f"dtype:{dtypes.name(target)}")
-        if not cap.supported:
-            raise CapabilityError(self.backend, f"hold {dtypes.name(target)} parameters", cap.reason)
         self.adapter.astype(self.adapter_state, target)
         return self.refresh()
 

@@ -209,6 +209,9 @@ class NativeKit(Protocol):
     #: has none of, each with the reason; the suite skips with it, and fails
     #: a kind that lists nothing without one
     ABSENT: Dict[str, str]
+    #: floating dtypes the framework computes in on a CPU (by name); the dtype
+    #: tests run a forward only in these (float8 is storage only everywhere)
+    FORWARD_DTYPES: Tuple[str, ...]
     #: True when BatchNorm's momentum weighs the old running statistic
     #: (Keras, Flax, Gluon: ``momentum * running + (1 - momentum) * batch``);
     #: False when it weighs the batch (torch)
@@ -316,6 +319,8 @@ _CONSTANT_KINDS = {
     "bool": (lambda v: isinstance(v, bool), "True or False"),
     "Tuple[type, ...]": (lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(t, type) for t in v),
                          "a non-empty tuple of classes"),
+    "Tuple[str, ...]": (lambda v: isinstance(v, tuple) and all(isinstance(n, str) for n in v),
+                        "a tuple of dtype names"),
     "Dict[str, str]": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(r, str)
                                                              for k, r in v.items()),
                        "a dict of case kind -> reason"),

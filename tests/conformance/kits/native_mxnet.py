@@ -348,10 +348,47 @@ def native_cnn():
 
 
 # -- checkpoints as people hold them (tests/conformance/test_checkpoints.py) -----------
-CHECKPOINTS_ABSENT = ("Gluon 1.x writes its own .params files (save_parameters), not safetensors, "
-                      "and Hugging Face ships no MXNet models; Gluon models' names are checked "
-                      "against torch's by chapter_models() (sequence, cnn-batchnorm, resnet18_v1-twin)")
+#: kinds of case this kit has none of, and why (see conftest)
+ABSENT = {"checkpoint_models": (
+    "Gluon 1.x writes its own .params files (save_parameters), not safetensors, and Hugging Face "
+    "ships no MXNet models; Gluon models' names are checked against torch's by chapter_models() "
+    "(sequence, cnn-batchnorm, resnet18_v1-twin) and twin_models()")}
 
 
 def checkpoint_models():
     return {}
+
+
+def checkpoint_loss(label: str):
+    raise KeyError(label)             # no checkpoint models (ABSENT says why)
+
+
+def twin_models():
+    """Two model_zoo ResNet-18s and two Dense MLPs built apart: Gluon's global
+    name counters have moved on between them (dense0_ vs dense2_)."""
+    def resnet():
+        from mxnet.gluon.model_zoo import vision
+
+        x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
+        pair = []
+        for seed in (1, 2):
+            mx.random.seed(seed)
+            net = vision.resnet18_v1(pretrained=False, classes=10)
+            net.initialize()
+            net(x)
+            pair.append(net)
+        return pair[0], pair[1], x
+
+    def mlp():
+        x = mx.nd.random.uniform(shape=(2, 4))
+        pair = []
+        for seed in (3, 4):
+            mx.random.seed(seed)
+            net = nn.Sequential()
+            net.add(nn.Dense(8, activation="relu"), nn.Dense(3))
+            net.initialize()
+            net(x)
+            pair.append(net)
+        return pair[0], pair[1], x
+
+    return {"resnet18_v1": resnet, "MLP": mlp}

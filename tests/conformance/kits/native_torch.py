@@ -272,6 +272,8 @@ def native_cnn():
 # -- checkpoints as people hold them (tests/conformance/test_checkpoints.py) -----------
 #: kinds of case this kit has none of, and why (see conftest): torch has them all
 ABSENT: dict = {}
+#: floating dtypes torch computes in on a CPU (float8 is storage only)
+FORWARD_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 _HF_CONFIGS = {
     "bert": ("BertModel", "BertConfig", dict(vocab_size=99, hidden_size=32, num_hidden_layers=2,
