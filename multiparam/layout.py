@@ -19,6 +19,14 @@ import numpy as np
 from .adapters.base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, DenseAfterFlatten
 
 
+def _converts_itself(layout: Any) -> bool:
+    """A layout object that converts itself: a backend's own layout that is
+    more than an axis permutation (Keras' depthwise and EinsumDense kernels,
+    whose axes merge into torch's), with ``to_canonical``, ``to_native``,
+    ``shape_to_canonical`` and ``shape_to_native`` methods."""
+    return hasattr(layout, "to_canonical")
+
+
 def _to_canonical_axes(layout: Any, ndim: int) -> Optional[Tuple[int, ...]]:
     """The axis permutation of a layout (for a DenseAfterFlatten: the
     transpose part; its row permutation is applied by the callers below)."""
@@ -44,6 +52,8 @@ def to_canonical(array: np.ndarray, layout: Any) -> np.ndarray:
     DenseAfterFlatten, whose rows are permuted)."""
     if isinstance(layout, DenseAfterFlatten):
         return _flatten_columns_to_chw(array.T, layout)
+    if _converts_itself(layout):
+        return layout.to_canonical(array)
     axes = _to_canonical_axes(layout, array.ndim)
     return array if axes is None else array.transpose(axes)
 
@@ -53,6 +63,8 @@ def to_native(array: np.ndarray, layout: Any) -> np.ndarray:
     the framework needs contiguous memory)."""
     if isinstance(layout, DenseAfterFlatten):
         return _flatten_columns_to_hwc(array, layout).T
+    if _converts_itself(layout):
+        return layout.to_native(array)
     axes = _to_canonical_axes(layout, array.ndim)
     return array if axes is None else array.transpose(_inverse(axes))
 
@@ -116,6 +128,8 @@ def shape_to_canonical(shape: Optional[tuple], layout: Any) -> Optional[tuple]:
     """A native shape in canonical layout (None stays None)."""
     if shape is None:
         return None
+    if _converts_itself(layout):
+        return layout.shape_to_canonical(tuple(shape))
     axes = _to_canonical_axes(layout, len(shape))
     return tuple(shape) if axes is None else tuple(shape[a] for a in axes)
 
@@ -125,6 +139,8 @@ def shape_to_native(shape: Optional[tuple], layout: Any) -> Optional[tuple]:
     None, move with their axis): a shape hint shown before the build."""
     if shape is None:
         return None
+    if _converts_itself(layout):
+        return layout.shape_to_native(tuple(shape))
     axes = _to_canonical_axes(layout, len(shape))
     return tuple(shape) if axes is None else tuple(shape[a] for a in _inverse(axes))
 
