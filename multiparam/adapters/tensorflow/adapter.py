@@ -1,352 +1,45 @@
-"""The TensorFlow / Keras 3 adapter: the layer tree, the primitives on one
-``keras.Variable``, ``GradientTape``, ties and ``keras.random`` draws.
+"""The TensorFlow / Keras 3 adapter: the primitives on one ``keras.Variable``,
+the forward and ``GradientTape``, ``astype``, ties and ``keras.random`` draws.
 
 Keras keeps parameters inside the layers, as ``keras.Variable`` objects held
 in layer attributes (``Dense._kernel``, ``Dense.bias``, ...), so the state is
-the model itself.  The layer tree mirrors Keras' own idioms:
-
-* ``keras.Sequential``: children are ``model.layers`` keyed by position, as
-  ``net.layers[i]`` indexes them (Keras 3 keeps a reused layer twice there);
-* functional models: ``model.layers`` without the ``InputLayer``, keyed by
-  ``layer.name``;
-* subclassed models and layers: the sub-layers held in public attributes, in
-  definition order (a list attribute ``blocks`` becomes a ``list`` node with
-  children ``"0"``, ``"1"``, ..., so names read ``blocks.0.weight`` as with
-  torch's ``ModuleList``).
-
-A slot's ``ref`` is a :class:`VariableRef` locating ``(layer, attribute)``
-rather than the variable itself: Keras creates variables only when a layer
-is built (on the first call), and a post-construction tie swaps the variable
-held in the attribute, so the locator stays valid across both.  Torch's two
-LSTM biases, which Keras keeps as one summed ``bias``, are
-:class:`~multiparam.adapters.base.SumShare` refs over that bias, handled by
-the base adapter.
+the model itself.  How the model becomes a tree of canonical names, roles
+and layouts is in :mod:`.tree`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import Any, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.models.functional import Functional  # no public alias in Keras 3.15
+from keras.src.backend.common import is_float_dtype
+from keras.src.initializers.random_initializers import compute_fans   # Keras' own fan rule
 
+from ... import dtypes
 from ... import initializers as I
 from ... import layout as _layout
 from ...errors import CapabilityError, NotMaterializedError
-from ..base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, Composite, LayerNode,
-                    ParamSlot, SumShare)
+from ..base import Adapter, Composite, Inputs, LayerNode, ParamSlot, SumShare, _kept_shares
+from . import tree
 from .builders import BUILDERS
-from .layers import Dense, NamedSequential
+from .layers import Dense, StoragePolicy
+from .layouts import einsum_specs
+from .tree import VariableRef
 
-_CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-_CONV_T = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-           keras.layers.Conv3DTranspose)
-_NORM = (keras.layers.LayerNormalization, keras.layers.GroupNormalization)
-
-
-class VariableRef:
-    """Locator of one Keras Variable: the one held in ``layer.<attr>`` now,
-    or a fixed variable that no attribute names (held in a list, say)."""
-
-    __slots__ = ("layer", "attr", "var")
-
-    def __init__(self, layer, attr: Optional[str], var=None):
-        self.layer, self.attr, self.var = layer, attr, var
-
-    def resolve(self):
-        """The Variable, or None while the layer is unbuilt."""
-        if self.attr is None:
-            return self.var
-        # the instance dict, not getattr: Dense.kernel is a property that
-        # raises before build (and adds LoRA deltas after)
-        v = vars(self.layer).get(self.attr)
-        return v if isinstance(v, keras.Variable) else None
-
-    def label(self) -> str:
-        """``layer name/attribute``: the name of a variable not built yet."""
-        return f"{self.layer.name}/{(self.attr or self.var.name).lstrip('_')}"
-
-    def __repr__(self) -> str:
-        return f"VariableRef({self.label()})"
-
-
-# candidate for base: "the native arrays a slot's ref reads" (a composite's
-# parts, else the ref itself), e.g. as Adapter.array_refs(ref); any backend
-# whose is_materialized looks at each array needs it.
-def _variable_refs(ref) -> tuple:
-    """The :class:`VariableRef` s a slot's ref reads (a composite's parts)."""
-    return ref.parts if isinstance(ref, Composite) else (ref,)
-
-
-@dataclass(frozen=True)
-class LayerContainer:
-    """A list, tuple or dict of layers held in one attribute of a subclassed
-    layer: a node of its own (kind ``"list"`` or ``"dict"``) whose children
-    are keyed by index or dict key, as torch's ``ModuleList``/``ModuleDict``."""
-
-    kind: str
-    native: Any          # the list, tuple or dict itself
-    items: list          # [(key, layer)]
-
-
-# -- recognising layers --------------------------------------------------------
-def _is_relu(layer) -> bool:
-    return isinstance(layer, keras.layers.ReLU) or (
-        isinstance(layer, keras.layers.Activation)
-        and getattr(layer, "activation", None) is keras.activations.relu)
-
-
-_NEUTRAL_KINDS = (
-    (keras.layers.Dense, "Dense"),
-    (keras.layers.Conv2D, "Conv2d"),
-    (keras.layers.BatchNormalization, "BatchNorm"),
-    (keras.layers.LayerNormalization, "LayerNorm"),
-    (keras.layers.Embedding, "Embedding"),
-    (keras.layers.LSTM, "LSTM"),
-    (keras.layers.Flatten, "Flatten"),
-)
-
-
-def _kind(layer) -> str:
-    """The neutral kind of a recognised Keras layer, else its class name."""
-    if isinstance(layer, (keras.Sequential, NamedSequential)):
-        return "Sequential"
-    if _is_relu(layer):
-        return "ReLU"
-    for cls, kind in _NEUTRAL_KINDS:
-        if isinstance(layer, cls) and not isinstance(layer, keras.layers.Conv2DTranspose):
-            return kind
-    return type(layer).__name__
-
-
-# -- slots -----------------------------------------------------------------------
-def _lstm_slots(layer) -> list:
-    """Canonical (torch) slots of a ``keras.layers.LSTM``: its cell's
-    ``kernel (in, 4H)`` and ``recurrent_kernel (H, 4H)`` are torch's
-    ``weight_ih``/``weight_hh`` transposed (Keras' gate order i, f, c, o is
-    torch's i, f, g, o), and its one ``bias`` is the sum of torch's
-    ``bias_ih`` and ``bias_hh`` (both are added to the same
-    pre-activations): two :class:`SumShare` slots, the shares kept on the
-    cell.  Keras' own ``weights`` and saving see the one summed bias."""
-    cell, units = layer.cell, layer.cell.units
-    slots = []
-    for attr, role, hint in (("kernel", "weight_ih", (4 * units, None)),
-                             ("recurrent_kernel", "weight_hh", (4 * units, units))):
-        ref = VariableRef(cell, attr)
-        var = ref.resolve()
-        slots.append(ParamSlot(role=role, native_name=var.path if var is not None else ref.label(),
-                               ref=ref, layout=DENSE_IN_OUT, trainable=True,
-                               ident=id(var) if var is not None else ("unbuilt", id(cell), attr),
-                               shape_hint=hint))
-    if cell.use_bias:
-        bias = VariableRef(cell, "bias")
-        var = bias.resolve()
-        for which, role in enumerate(("bias_ih", "bias_hh")):
-            slots.append(ParamSlot(
-                role=role, native_name=f"{bias.label() if var is None else var.path}[{role}]",
-                ref=SumShare(bias, owner=cell, key="bias", which=which), layout=SAME,
-                trainable=True, ident=(role, id(var) if var is not None else id(cell)),
-                shape_hint=(4 * units,)))
-    return slots
-
-
-def _flatten_input(layer) -> Optional[tuple]:
-    """The per-sample input shape a built channels-last ``Flatten`` saw."""
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
-        return None
-    shapes = getattr(layer, "_build_shapes_dict", None) or {}
-    shape = next(iter(shapes.values()), None)
-    return None if shape is None else tuple(shape)[1:]
-
-
-def _mark_dense_after_flatten(children: list) -> None:
-    """Give the weight of the first Dense after each Flatten of a
-    channels-last feature map the row permutation to torch's (C, H, W)
-    order.  Parameterless layers in between (ReLU, Dropout) are skipped; a
-    layer with parameters ends the search."""
-    for i, node in enumerate(children):
-        if node.kind != "Flatten":
-            continue
-        fmap = _flatten_input(node.native)
-        for nxt in children[i + 1:]:
-            if nxt.kind == "Dense":
-                for slot in nxt.params:
-                    if slot.role == "weight" and slot.layout == DENSE_IN_OUT:
-                        var = slot.ref.resolve() if isinstance(slot.ref, VariableRef) else None
-                        n_in = None if var is None else int(var.shape[0])
-                        slot.layout = _layout.dense_layout_after_flatten(fmap, n_in)
-                break
-            if nxt.params or nxt.children:
-                break
-
-
-def _known_role(layer, attr: str):
-    """(role, layout) for the recognised layers' variables, else None."""
-    a = attr.lstrip("_")
-    if isinstance(layer, keras.layers.Dense):
-        return {"kernel": ("weight", DENSE_IN_OUT), "bias": ("bias", SAME)}.get(a)
-    if isinstance(layer, _CONV + _CONV_T):
-        # Keras (*k, in, out) and transposed (*k, out, in) both map to torch's
-        # (out, in, *k) / (in, out, *k) by the same axis move
-        return {"kernel": ("weight", CHANNELS_LAST_KERNEL), "bias": ("bias", SAME)}.get(a)
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return {"gamma": ("scale", SAME), "beta": ("bias", SAME),
-                "moving_mean": ("running_mean", SAME),
-                "moving_variance": ("running_var", SAME)}.get(a)
-    if isinstance(layer, _NORM):
-        return {"gamma": ("scale", SAME), "beta": ("bias", SAME)}.get(a)
-    if isinstance(layer, keras.layers.Embedding):
-        return {"embeddings": ("embedding", SAME)}.get(a)
-    return None
-
-
-def _unbuilt_slots(layer) -> list:
-    """Slots of a layer whose variables do not exist yet, from its config:
-    (attr, role, layout, canonical shape hint, trainable).  Only the layers
-    whose build we know; an unknown unbuilt layer shows no slots yet."""
-    if isinstance(layer, keras.layers.Dense):
-        out = [("_kernel", "weight", DENSE_IN_OUT, (layer.units, None), True)]
-        if layer.use_bias:
-            out.append(("bias", "bias", SAME, (layer.units,), True))
-        return out
-    if isinstance(layer, _CONV + _CONV_T):
-        k = tuple(layer.kernel_size)
-        if isinstance(layer, _CONV):  # Conv stores _kernel (LoRA-aware property)
-            out = [("_kernel", "weight", CHANNELS_LAST_KERNEL, (layer.filters, None) + k, True)]
-        else:                         # ConvTranspose stores kernel directly
-            out = [("kernel", "weight", CHANNELS_LAST_KERNEL, (None, layer.filters) + k, True)]
-        if layer.use_bias:
-            out.append(("bias", "bias", SAME, (layer.filters,), True))
-        return out
-    if isinstance(layer, keras.layers.BatchNormalization):
-        out = []
-        if layer.scale:
-            out.append(("gamma", "scale", SAME, (None,), True))
-        if layer.center:
-            out.append(("beta", "bias", SAME, (None,), True))
-        out += [("moving_mean", "running_mean", SAME, (None,), False),
-                ("moving_variance", "running_var", SAME, (None,), False)]
-        return out
-    if isinstance(layer, keras.layers.LayerNormalization):
-        axis = layer.axis
-        if isinstance(axis, int) or len(axis) == 1:
-            out = []
-            if layer.scale:
-                out.append(("gamma", "scale", SAME, (None,), True))
-            if layer.center:
-                out.append(("beta", "bias", SAME, (None,), True))
-            return out
-        return []
-    if isinstance(layer, keras.layers.Embedding):
-        return [("_embeddings", "embedding", SAME, (layer.input_dim, layer.output_dim), True)]
-    return []
-
-
-def _is_auto_name(name: str) -> bool:
-    # add_weight(name=None) gives "variable", "variable_1", ...
-    return name == "variable" or (name.startswith("variable_") and name[9:].isdigit())
-
-
-def _own_slots(layer) -> list:
-    """The layer's own parameters (not its sub-layers'), in Keras' order."""
-    slots, used = [], set()
-
-    def add(role, ref, var, layout):
-        role = role.replace(".", "_")
-        base, n = role, 1
-        while role in used:  # two variables with one name: keep both
-            role, n = f"{base}_{n}", n + 1
-        used.add(role)
-        slots.append(ParamSlot(role=role, native_name=var.path, ref=ref, layout=layout,
-                               trainable=bool(var.trainable), ident=id(var)))
-
-    found = set()
-    attrs = [(a, v) for a, v in vars(layer).items() if isinstance(v, keras.Variable)]
-    if not attrs and not layer.built:
-        for attr, role, layout, hint, trainable in _unbuilt_slots(layer):
-            ref = VariableRef(layer, attr)
-            used.add(role)
-            slots.append(ParamSlot(role=role, native_name=ref.label(), ref=ref, layout=layout,
-                                   trainable=trainable, ident=("unbuilt", id(layer), attr),
-                                   shape_hint=hint))
-        return slots
-    for attr, var in attrs:
-        if attr == "_tied_kernel_t":       # multiparam's Dense, tied transposed
-            found.add(id(var))
-            add("weight", VariableRef(layer, attr), var, DENSE_IN_OUT)
-            slots[-1].transposed = bool(layer._tied_canonical_t)
-            continue
-        known = _known_role(layer, attr)
-        if known:
-            role, layout = known
-        else:
-            # the variable's own name; its attribute when Keras named it
-            role, layout = (attr.lstrip("_") if _is_auto_name(var.name) else var.name), SAME
-        found.add(id(var))
-        add(role, VariableRef(layer, attr), var, layout)
-    # variables no attribute names (kept in a list or dict by a custom layer)
-    for var in list(layer._trainable_variables) + list(layer._non_trainable_variables):
-        if id(var) not in found:
-            found.add(id(var))
-            add(var.name, VariableRef(layer, None, var), var, SAME)
-    return slots
-
-
-def _attr_children(layer) -> list:
-    """(key, child) for a subclassed layer: sub-layers in public attributes,
-    in definition order; lists/tuples/dicts of layers become
-    :class:`LayerContainer` children.
-    Tracked sub-layers reachable only through a private attribute (Keras'
-    own ``MultiHeadAttention._query_dense``) follow, keyed without the
-    underscore, and any left over by their Keras name, so no parameter is
-    ever missed."""
-    if not layer._layers:  # Keras' tracker lists every sub-layer (bare, in lists, dicts) here
-        return []
-    tracked = {id(l) for l in layer._layers}
-    seen, out, keys = set(), [], set()
-
-    def put(key, child):
-        if key in keys or "." in key:
-            key = key.replace(".", "_")
-            while key in keys:
-                key += "_"
-        keys.add(key)
-        out.append((key, child))
-
-    def container(obj):
-        items = list(obj.items()) if isinstance(obj, dict) else list(enumerate(obj))
-        if items and all(isinstance(v, keras.Layer) for _, v in items):
-            return [(str(k), v) for k, v in items]
-        return None
-
-    for attr, value in vars(layer).items():
-        if attr.startswith("_"):
-            continue
-        if isinstance(value, keras.Layer):
-            seen.add(id(value))
-            put(attr, value)
-        elif isinstance(value, (list, tuple, dict)):
-            items = container(value)
-            if items:
-                seen.update(id(v) for _, v in items)
-                put(attr, LayerContainer("dict" if isinstance(value, dict) else "list", value, items))
-    for attr, value in vars(layer).items():
-        if (attr.startswith("_") and isinstance(value, keras.Layer)
-                and id(value) in tracked and id(value) not in seen):
-            seen.add(id(value))
-            put(attr.lstrip("_") or attr, value)
-    for sub in layer._layers:
-        if id(sub) not in seen:
-            seen.add(id(sub))
-            put(sub.name, sub)
-    return out
+#: dtypes Keras computes in; others (float8) are storage only (see ``astype``)
+_COMPUTE_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 class TensorflowAdapter(Adapter):
     """Keras 3 on TensorFlow: layers, ``weights`` with ``.path``,
-    ``GradientTape``.  State is the model itself."""
+    ``GradientTape``.  State is the model itself.
+
+    Every dtype real checkpoints use is a Keras Variable dtype on TensorFlow
+    (float16, bfloat16, float8_e4m3fn, float8_e5m2, int8, uint8, float32,
+    float64), read and written bit for bit through ``ml_dtypes``, so no
+    ``dtype:*`` capability is declared unsupported."""
 
     name = "tensorflow"
     # transposed ties: supported for the Dense layers multiparam builds (its
@@ -361,76 +54,58 @@ class TensorflowAdapter(Adapter):
         return isinstance(obj, keras.Layer)
 
     def prepare(self, native: Any, sample_input: Any = None, **options) -> Any:
-        """The model itself; one forward on ``sample_input`` builds it."""
+        """The model itself; one inference forward on ``sample_input`` builds it."""
         if sample_input is not None:
-            self.forward(native, sample_input)
+            self.call(native, Inputs.of(sample_input), train=False)
         return native
 
     # -- description -----------------------------------------------------------
     def describe(self, state: Any) -> LayerNode:
-        """The layer tree; reads attributes only, never builds or calls."""
-        return self._node("", state)
-
-    def _node(self, key: str, layer) -> LayerNode:
-        """The node of ``layer`` (or of a :class:`LayerContainer`) under
-        ``key``, with its own slots and, recursively, its children."""
-        if isinstance(layer, LayerContainer):
-            return LayerNode(key=key, kind=layer.kind, native=layer.native,
-                             children=[self._node(k, v) for k, v in layer.items])
-        if isinstance(layer, keras.layers.LSTM):
-            # the cell's arrays, in torch's names and layout; the cell is not a child
-            return LayerNode(key=key, kind="LSTM", native=layer, params=_lstm_slots(layer))
-        node = LayerNode(key=key, kind=_kind(layer), native=layer, params=_own_slots(layer))
-        if isinstance(layer, NamedSequential):
-            pairs = layer.named_layers()
-        elif isinstance(layer, keras.Sequential):
-            # a reused layer is listed twice: both keys, same variables
-            pairs = [(str(i), l) for i, l in enumerate(layer.layers)]
-        elif isinstance(layer, Functional):
-            pairs = [(l.name, l) for l in layer.layers
-                     if not isinstance(l, keras.layers.InputLayer)]
-        else:
-            pairs = _attr_children(layer)
-        node.children = [self._node(k, v) for k, v in pairs]
-        _mark_dense_after_flatten(node.children)
-        return node
+        """The layer tree (:mod:`.tree`); reads attributes only, never builds or calls."""
+        return tree.node("", state)
 
     def is_materialized(self, state: Any, root: Optional[LayerNode] = None) -> bool:
-        """False while a known slot has no variable, or a parameter-holding
-        leaf layer (one with its own ``build``) is still unbuilt."""
-        def walk(node):
-            for slot in node.params:
-                if any(ref.resolve() is None for ref in _variable_refs(slot.ref)):
-                    return False
-            layer = node.native
-            if (isinstance(layer, keras.Layer) and not node.children and not layer.built
-                    and not getattr(type(layer).build, "_is_default", False)):
-                return False
-            return all(walk(c) for c in node.children)
-
-        return walk(self.describe(state) if root is None else root)
+        return tree.is_materialized(self.describe(state) if root is None else root)
 
     def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
-        return self.is_materialized(state, root)
+        return tree.is_materialized(root)
 
     # -- forward -----------------------------------------------------------
-    def _to_tensor(self, x):
-        """An input as Keras takes it: arrays and numbers as float tensors."""
-        if isinstance(x, (tf.Tensor, tf.Variable, keras.Variable)):
-            return x
-        if isinstance(x, (np.ndarray, list, float, int, np.generic)):
+    def _tensor_in(self, x: Any, floats: str) -> Any:
+        """An input as Keras takes it: NumPy arrays become tensors (floating
+        ones in ``floats``, integer ids and boolean masks keep their dtype),
+        a list or tuple of arrays (a multi-input model's) and a dict of
+        named inputs are converted item by item, a nested list of plain
+        numbers becomes one array; tensors and anything else (flags,
+        strings, None) pass as they are."""
+        if isinstance(x, (np.ndarray, np.generic)):
             arr = np.asarray(x)
-            if not np.issubdtype(arr.dtype, np.floating):
-                arr = arr.astype(np.float32)  # Embedding casts ids back to int32 itself
+            if dtypes.is_floating(arr.dtype):
+                arr = arr.astype(dtypes.dtype(floats), copy=False)   # NumPy's rounding, as m.astype's
             return tf.convert_to_tensor(arr)
-        return x  # dicts of inputs and other structures go to Keras as they are
+        if isinstance(x, dict):
+            return {k: self._tensor_in(v, floats) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            leaves = tf.nest.flatten(x)
+            if leaves and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in leaves):
+                return self._tensor_in(np.asarray(x), floats)
+            items = [self._tensor_in(v, floats) for v in x]
+            return tuple(items) if isinstance(x, tuple) else items
+        return x
 
-    def forward(self, state: Any, x: Any, train: Optional[bool] = None) -> Any:
-        """``model(x)`` (``model(x, training=train)`` when ``train`` is given);
-        NumPy input becomes a tensor (float32 unless already float)."""
-        if train is None:
-            return state(self._to_tensor(x))
-        return state(self._to_tensor(x), training=bool(train))
+    def call(self, state: Any, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        """``model(*args, **kwargs)``, with ``training=train`` when ``train``
+        is given (Keras passes it on to every layer whose ``call`` takes it);
+        None leaves Keras' default, inference outside ``fit``.  Floating
+        NumPy inputs become tensors in the model's compute dtype (Keras'
+        ``floatx``, or what ``astype`` set), so a float64 model gets its
+        inputs unrounded."""
+        floats = state.compute_dtype
+        args = [self._tensor_in(a, floats) for a in inputs.args]
+        kwargs = {k: self._tensor_in(v, floats) for k, v in inputs.kwargs.items()}
+        if train is not None:
+            kwargs["training"] = bool(train)
+        return state(*args, **kwargs)
 
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, np.ndarray):
@@ -468,7 +143,7 @@ class TensorflowAdapter(Adapter):
 
     def array_dtype(self, state, ref) -> Optional[np.dtype]:
         v = ref.resolve()
-        return None if v is None else np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
+        return None if v is None else dtypes.dtype(v.dtype)   # Keras' standard names: ml_dtypes' too
 
     def array_object(self, state, ref) -> Any:
         return self._var(ref)
@@ -479,20 +154,28 @@ class TensorflowAdapter(Adapter):
         return id(self._var(ref))
 
     # -- gradients -------------------------------------------------------------
-    def native_grads(self, state: Any, x: Any, loss: Any = None, target: Any = None,
+    def native_grads(self, state: Any, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
-        """``tf.GradientTape`` over ``model.trainable_variables``, calling
-        ``model(x, training=train)``; non-trainable variables (BatchNorm
-        moving statistics) are restored afterwards.
+        """``tf.GradientTape`` over ``model.trainable_variables``, the
+        forward run by :meth:`call` with ``training=train``; non-trainable
+        variables (BatchNorm moving statistics) are restored afterwards.
 
         Keras de-duplicates a reused layer's variables, so the tape already
         sums the contributions of every use.  Unused variables get zeros;
-        embedding gradients (``IndexedSlices``) come back dense."""
-        xt = self._to_tensor(x)
+        embedding gradients (``IndexedSlices``) come back dense.  A float8
+        variable (``astype`` to a storage-only dtype) has no gradient:
+        TensorFlow's ``Cast`` does not differentiate from float8, so that
+        raises rather than giving zeros."""
+        stored = [v for v in state.trainable_variables
+                  if is_float_dtype(v.dtype) and v.dtype not in _COMPUTE_DTYPES]
+        if stored:
+            raise CapabilityError(self.name, f"differentiate {stored[0].path} ({stored[0].dtype})",
+                                  "TensorFlow has no gradient through a cast from float8; "
+                                  "m.astype a compute dtype (bfloat16, float16, float32) first")
         saved = [(v, v.numpy()) for v in state.non_trainable_variables]
         with tf.GradientTape() as tape:
             # builds the model on a first call; the tape sees the new variables
-            out = state(xt, training=bool(train))
+            out = self.call(state, inputs, train=bool(train))
             value = tf.convert_to_tensor(self.loss_value(out, loss, target))
         for v, old in saved:
             v.assign(old)
@@ -501,14 +184,20 @@ class TensorflowAdapter(Adapter):
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return {id(v): self.to_numpy(g) for v, g in zip(variables, grads)}
 
+    def is_floating_array(self, x) -> bool:
+        return (tf.is_tensor(x) or isinstance(x, keras.Variable)) and is_float_dtype(x.dtype)
+
     def reduce_sum(self, out):
-        return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
+        return tf.reduce_sum(out)
 
     def reduce_mean(self, out):
         return tf.reduce_mean(out)
 
     def as_target(self, target, out):
-        return tf.cast(self._to_tensor(target), out.dtype)
+        """An integer target (class labels) keeps its dtype; a floating one
+        takes the output's."""
+        t = target if tf.is_tensor(target) else tf.convert_to_tensor(np.asarray(target))
+        return tf.cast(t, out.dtype) if t.dtype.is_floating else t
 
     # -- tying after construction --------------------------------------------
     def tie(self, state: Any, dst: ParamSlot, dst_layer: Any, src: ParamSlot,
@@ -576,6 +265,67 @@ class TensorflowAdapter(Adapter):
         "Trainable params" line of ``model.summary()``."""
         return int(sum(int(np.prod(v.shape)) for v in state.trainable_weights))
 
+    # -- converting the model's dtype -----------------------------------------------------
+    def astype(self, state: Any, dtype: np.dtype) -> None:
+        """Keras has no call that converts a built model (its idiom is to
+        rebuild it under another dtype policy and ``set_weights``), so this
+        does what that rebuild would give, in place:
+
+        * every layer gets the dtype policy of ``dtype``, so it computes in
+          it and creates any later variable in it;
+        * every floating Variable gets a new backing ``tf.Variable`` holding
+          its value cast to ``dtype`` (by ``ml_dtypes``, round to nearest
+          even, as torch's ``module.to`` casts).  The ``keras.Variable``
+          objects themselves stay (Keras' private ``_dtype`` and
+          ``_initialize``, pinned keras==3.15.1): ties, ``model.weights``
+          and whoever holds a variable still see the same one;
+        * float8 is a storage dtype (TensorFlow has no float8 kernels on
+          CPU): variables become float8 and layers compute in ``floatx``
+          through a :class:`StoragePolicy`, reading each variable cast up.
+
+        Functions Keras compiled (``fit``, ``predict``) are dropped, since
+        they captured the old variables; an optimizer built before keeps
+        slots of the old dtype, so ``compile`` again before training."""
+        name = dtypes.name(dtype)
+        policy = keras.DTypePolicy(name) if name in _COMPUTE_DTYPES else \
+            StoragePolicy(name, keras.config.floatx())
+        shares = self._lstm_shares(state)
+        for layer in state._flatten_layers(include_self=True, recursive=True):
+            layer.dtype_policy = policy
+        seen = set()
+        for v in state.variables:
+            if id(v) in seen or not is_float_dtype(v.dtype) or v.dtype == name:
+                continue
+            seen.add(id(v))
+            cast = v.numpy().astype(dtype)
+            v._dtype = name
+            v._initialize(cast)
+        for owner, key, share, native in shares.values():
+            # each torch bias cast by itself, as torch's module.to casts them,
+            # remembered with the sum Keras now holds
+            _kept_shares(owner)[key] = (share[0].astype(dtype), share[1].astype(dtype),
+                                        self.read_array(state, native))
+        for attr in ("train_function", "test_function", "predict_function"):
+            if getattr(state, attr, None) is not None:
+                setattr(state, attr, None)
+
+    def _lstm_shares(self, state: Any) -> dict:
+        """``{(id(owner), key): (owner, key, [share 0, share 1], native
+        ref)}`` of every :class:`SumShare` pair (an LSTM's two torch
+        biases), read now."""
+        out: dict = {}
+        stack = [self.describe(state)]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children)
+            for slot in node.params:
+                ref = slot.ref
+                if isinstance(ref, SumShare) and ref.part.resolve() is not None:
+                    entry = out.setdefault((id(ref.owner), ref.key),
+                                           (ref.owner, ref.key, [None, None], ref.part))
+                    entry[2][ref.which] = self.read(state, ref)
+        return out
+
     # -- initialisation (native mode) --
     def draw(self, kind: str, shape: tuple, dtype: np.dtype, seed: int, **params):
         """``keras.random`` (or ``keras.initializers.Orthogonal``) seeded with
@@ -596,25 +346,49 @@ class TensorflowAdapter(Adapter):
         return None
 
     def framework_default(self, state: Any, layer_node: Any, slot: Any):
-        """The layer classes' constructor defaults in Keras 3.15: Dense and
-        Conv glorot_uniform kernel, zeros bias; BatchNormalization gamma
-        ones, beta zeros, moving_mean zeros, moving_variance ones;
-        Layer/GroupNormalization ones/zeros; Embedding
-        ``"uniform"`` = RandomUniform(-0.05, 0.05).  LSTM: not known here."""
+        """The layer classes' constructor defaults in Keras 3.15: Dense,
+        Conv, DepthwiseConv, SeparableConv and EinsumDense glorot_uniform
+        kernels, zeros bias; BatchNormalization gamma ones, beta zeros,
+        moving_mean zeros, moving_variance ones; Layer/GroupNormalization
+        ones/zeros, RMSNormalization ones; Embedding ``"uniform"`` =
+        RandomUniform(-0.05, 0.05).  LSTM: not known here.
+
+        Where the canonical layout regroups a kernel's axes (depthwise,
+        einsum), torch's fans of the canonical shape are not the ones Keras
+        computes, so the glorot bound is Keras' own, from the native shape."""
         if isinstance(slot.ref, Composite):
             return None
         layer = slot.ref.layer
         attr = (slot.ref.attr or "").lstrip("_")
-        if isinstance(layer, (keras.layers.Dense,) + _CONV + _CONV_T):
-            return {"kernel": I.xavier_uniform(), "bias": I.zeros()}.get(attr)
+        if attr == "bias" and isinstance(layer, tree.KERNEL_LAYERS):
+            return I.zeros()
+        if isinstance(layer, keras.layers.EinsumDense) and attr == "kernel":
+            _, kernel, output = einsum_specs(layer.equation)
+            return _keras_glorot(self._var(slot.ref),
+                                 input_axes=[i for i, c in enumerate(kernel) if c not in output],
+                                 output_axes=[i for i, c in enumerate(kernel) if c in output])
+        if isinstance(layer, tree.DEPTHWISE + tree.SEPARABLE) and attr.endswith("kernel"):
+            return _keras_glorot(self._var(slot.ref))
+        if isinstance(layer, (keras.layers.Dense,) + tree.CONV + tree.CONV_T) and attr == "kernel":
+            return I.xavier_uniform()
         if isinstance(layer, keras.layers.BatchNormalization):
             return {"gamma": I.ones(), "beta": I.zeros(), "moving_mean": I.zeros(),
                     "moving_variance": I.ones()}.get(attr)
-        if isinstance(layer, _NORM):
+        if isinstance(layer, tree.NORM):
             return {"gamma": I.ones(), "beta": I.zeros()}.get(attr)
+        if isinstance(layer, keras.layers.RMSNormalization) and attr == "scale":
+            return I.ones()
         if isinstance(layer, keras.layers.Embedding) and attr == "embeddings":
             return I.uniform(-0.05, 0.05)
         return None
+
+
+def _keras_glorot(var, input_axes=None, output_axes=None):
+    """Keras' glorot_uniform, U(+-sqrt(6 / (fan_in + fan_out))), with the
+    fans Keras computes from the native shape (and EinsumDense's axes)."""
+    fan_in, fan_out = compute_fans(tuple(int(d) for d in var.shape), input_axes, output_axes)
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return I.uniform(-limit, limit)
 
 
 ADAPTER = TensorflowAdapter()

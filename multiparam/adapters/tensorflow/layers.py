@@ -6,7 +6,9 @@ that Keras 3 lacks.
 * :class:`Dense`: ``keras.layers.Dense`` that can read another layer's
   Variable transposed as its kernel (transposed ties);
 * :class:`PaddedConv2D`: ``keras.layers.Conv2D`` with torch's integer
-  zero padding.
+  zero padding;
+* :class:`StoragePolicy`: a dtype policy storing variables in float8 and
+  computing in float32 (``m.astype("float8_e4m3fn")``).
 
 Each is an ordinary Keras layer with ``get_config`` (and ``from_config``
 where the constructor needs it), registered with Keras as
@@ -121,3 +123,26 @@ class PaddedConv2D(keras.layers.Conv2D):
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad}
+
+
+@_registered
+class StoragePolicy(keras.DTypePolicy):
+    """A dtype policy that stores variables in a dtype Keras cannot compute
+    in (float8) and computes in another: ``StoragePolicy("float8_e4m3fn",
+    "float32")``, named ``"float8_e4m3fn:float32"``.  Keras' own policies
+    only pair a float32 store with a float16/bfloat16 compute
+    (``mixed_bfloat16``); with this one a layer reads each float8 variable
+    cast to the compute dtype (Keras' autocast of mixed precision), so a
+    model whose weights ``m.astype("float8_e4m3fn")`` made float8 still
+    runs.  Registered, so ``model.save`` round-trips it."""
+
+    def __init__(self, name=None, compute=None):
+        super().__init__(name if compute is None else f"{name}:{compute}")
+
+    def _parse_name(self, name):
+        stored, sep, compute = str(name).partition(":")
+        if not sep:
+            raise ValueError(f"a StoragePolicy is named 'stored:compute' (e.g. 'float8_e4m3fn:float32'), "
+                             f"not {name!r}")
+        standardize = keras.backend.standardize_dtype
+        return standardize(compute), standardize(stored)
