@@ -351,7 +351,8 @@ class TensorflowAdapter(Adapter):
         kernels, zeros bias; BatchNormalization gamma ones, beta zeros,
         moving_mean zeros, moving_variance ones; Layer/GroupNormalization
         ones/zeros, RMSNormalization ones; Embedding ``"uniform"`` =
-        RandomUniform(-0.05, 0.05).  LSTM: not known here.
+        RandomUniform(-0.05, 0.05); Normalization (before ``adapt``) mean
+        zeros, variance ones, count 0.  LSTM: not known here.
 
         Where the canonical layout regroups a kernel's axes (depthwise,
         einsum), torch's fans of the canonical shape are not the ones Keras
@@ -380,6 +381,8 @@ class TensorflowAdapter(Adapter):
             return I.ones()
         if isinstance(layer, keras.layers.Embedding) and attr == "embeddings":
             return I.uniform(-0.05, 0.05)
+        if isinstance(layer, keras.layers.Normalization):
+            return {"adapt_mean": I.zeros(), "adapt_variance": I.ones(), "count": I.zeros()}.get(attr)
         return None
 
 
