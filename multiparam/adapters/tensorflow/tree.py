@@ -243,10 +243,10 @@ def _registered_vars(layer, attrs: list) -> Optional[dict]:
         kind = kinds.get(attr.lstrip("_")) or kinds.get(var.name)
         if kind is not None:
             found[attr.lstrip("_")] = kind
-    keys = [_TORCH_KEY.get(k.role) for k in found.values()]
-    return {attr: Known(_TORCH_KEY[k.role] if k.role in _TORCH_KEY and keys.count(_TORCH_KEY[k.role]) == 1
-                        else attr, k.role, k.layout)
-            for attr, k in found.items()}
+    keys = {attr: _TORCH_KEY.get(kind.role, attr) for attr, kind in found.items()}
+    taken = list(keys.values())
+    return {attr: Known(key if taken.count(key) == 1 else attr, found[attr].role, found[attr].layout)
+            for attr, key in keys.items()}
 
 
 # -- slots -----------------------------------------------------------------------
