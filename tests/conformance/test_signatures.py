@@ -24,13 +24,13 @@ def test_a_tuple_is_positional_inputs(X):
         np.testing.assert_array_equal(one[name], tupled[name])
 
 
-def test_integer_targets_stay_integer(X, kit):
+def test_integer_targets_stay_integer(X, kit, adapter):
     m = _model(X)
     seen = {}
 
     def loss(out, target):
         seen["kind"] = kit.to_numpy(target).dtype.kind
-        return (out * 0).sum() + out.sum()
+        return adapter.reduce_sum(out)          # the framework's own sum
 
     m.grad(X, loss=loss, target=np.array([2, 0]))
     assert seen["kind"] in "iu"
