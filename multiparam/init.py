@@ -227,7 +227,9 @@ def _check_undeclared(param: Param, node: Any, init: Initializer) -> None:
     meaning is only guessed from their names, so refuse what would need it
     (never a silently wrong fan, nor a norm scale drawn as a weight)."""
     cls = node.native_type
-    how = f"declare it with mp.register_layer({cls.rsplit('.', 1)[-1]}, {param.slot.leaf}=...)"
+    # the framework's own attribute name, which is what a registration names
+    attr = param.native_name.replace("/", ".").rsplit(".", 1)[-1]
+    how = f"declare it with mp.register_layer({cls.rsplit('.', 1)[-1]}, {attr}=...)"
     if isinstance(init, VarianceScaling) and _is_weight(param):
         raise InitError(f"{param.name!r} belongs to {cls}, whose layout multiparam does not know, so "
                         f"its fans would be a guess; {how} (a layout tag such as 'dense_in_out'), "

@@ -422,8 +422,12 @@ def _needs_native_transpose(src_slot, dst_slot, src_shape: tuple, transpose: boo
     canonical relation the user asked for.  Layouts that differ by more than
     a transpose cannot be tied."""
     probe = np.arange(int(np.prod(src_shape))).reshape(src_shape)     # canonical src
-    src_native = _layout.to_native(probe, src_slot.layout)
-    dst_native = _layout.to_native(probe.T if transpose else probe, dst_slot.layout)
+    try:
+        src_native = _layout.to_native(probe, src_slot.layout)
+        dst_native = _layout.to_native(probe.T if transpose else probe, dst_slot.layout)
+    except ValueError:      # a layout that regroups axes (Keras depthwise, EinsumDense)
+        raise CapabilityError("multiparam", "tie parameters whose native layouts regroup axes",
+                              f"{dst_slot.native_name} and {src_slot.native_name}") from None
     if dst_native.shape == src_native.shape and np.array_equal(dst_native, src_native):
         return False
     if dst_native.ndim == 2 and np.array_equal(dst_native, src_native.T):
