@@ -1,12 +1,8 @@
 """What the Flax linen and Flax NNX adapters share: the :class:`FlaxAdapter`
 base class (the backend's name, NHWC images, ``m.flax``, the native arrays
-as JAX arrays, ``jax.random`` draws, the loss ops, Flax's documented
-defaults) and the tables that tell a Flax layer's family and a leaf's
-canonical role and layout.
-
-Both flavours spell a dense kernel ``(in, out)`` and a conv kernel
-``(*k, in, out)``; the slots say so with their layout tag and the handles
-convert.
+as JAX arrays, dtypes, ``jax.random`` draws, the loss ops, Flax's
+documented defaults).  What each leaf is (its canonical key, role and
+layout) is ``leaves``; how a call takes its inputs and mode is ``calls``.
 """
 from __future__ import annotations
 
@@ -18,75 +14,11 @@ import numpy as np
 from flax import linen as nn
 from flax import nnx
 
+from ... import dtypes
 from ... import initializers as I
-from ..base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Adapter, Composite
+from ..base import Adapter, Capability, Composite
 from .extension import FlaxExtension
-from .layers import flatten
-
-# ---------------------------------------------------------------------------
-# layer families and leaf roles
-# ---------------------------------------------------------------------------
-#: (Flax layer classes, family): the layers whose leaves have a known role
-#: and layout, linen and NNX alike.  Conv is not ConvTranspose/ConvLocal
-#: (other kernel layouts, and not subclasses of Conv).
-_FAMILIES = (
-    ((nn.Dense, nnx.Linear), "Dense"),
-    ((nn.Conv, nnx.Conv), "Conv"),
-    ((nn.BatchNorm, nnx.BatchNorm), "BatchNorm"),
-    ((nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nnx.LayerNorm, nnx.GroupNorm, nnx.RMSNorm), "Norm"),
-    ((nn.Embed, nnx.Embed), "Embed"),
-)
-
-#: Flax's auto-name class prefix (``Dense_0``) -> family, for a linen
-#: pytree subtree no module object was found for
-_AUTO_NAME_FAMILIES = {"Dense": "Dense", "Conv": "Conv", "BatchNorm": "BatchNorm", "LayerNorm": "Norm",
-                       "GroupNorm": "Norm", "RMSNorm": "Norm", "Embed": "Embed"}
-
-#: activation functions that are a ReLU layer in a Sequential
-_RELUS = (jax.nn.relu, nn.relu, nnx.relu)
-
-
-def layer_family(module: Any, auto_name: Optional[str] = None) -> Optional[str]:
-    """Which known layer a Flax module is (``"Dense"``, ``"Conv"``,
-    ``"BatchNorm"``, ``"Norm"``, ``"Embed"``), or None.  Without a module
-    object (a linen pytree-only subtree), guess from Flax's auto-name
-    ``<ClassName>_<n>``."""
-    if module is not None:
-        for classes, family in _FAMILIES:
-            if isinstance(module, classes):
-                return family
-        return None
-    if auto_name:
-        cls, _, number = auto_name.rpartition("_")
-        return _AUTO_NAME_FAMILIES.get(cls) if number.isdigit() else None
-    return None
-
-
-def leaf_role(family: Optional[str], collection: str, leaf: str, ndim: Optional[int]) -> tuple:
-    """(role, layout, trainable) of one leaf named ``leaf`` in a layer of
-    ``family``, held in ``collection`` (linen's ``params``/``batch_stats``;
-    NNX passes ``params`` for an ``nnx.Param``)."""
-    trainable = collection == "params"
-    if family == "Dense" and leaf == "kernel" and ndim in (2, None):
-        return "weight", DENSE_IN_OUT, trainable
-    if family == "Conv" and leaf == "kernel":
-        return "weight", CHANNELS_LAST_KERNEL, trainable
-    if family == "BatchNorm" and leaf in ("mean", "var"):
-        return "running_" + leaf, SAME, False
-    if family == "Embed" and leaf == "embedding":
-        return "embedding", SAME, trainable
-    # bias / scale keep their names, which are already the canonical roles
-    return leaf, SAME, trainable
-
-
-def function_kind(fn: Any) -> str:
-    """The neutral kind of a plain function used as a layer (``nn.relu`` in
-    a Sequential): ``ReLU``, ``Flatten``, else the function's name."""
-    if any(fn is relu for relu in _RELUS):
-        return "ReLU"
-    if fn is flatten:
-        return "Flatten"
-    return getattr(fn, "__name__", type(fn).__name__)
+from .leaves import layer_family
 
 
 def private_array(value: Any, dtype: Any) -> jax.Array:
@@ -101,17 +33,20 @@ def private_array(value: Any, dtype: Any) -> jax.Array:
     return jnp.asarray(value, dtype=dtype)
 
 
-def as_jax(x: Any) -> Any:
-    """A forward's input with a NumPy array or scalar made a JAX array
-    (anything else, a JAX array or a pytree of inputs, as it is)."""
-    if isinstance(x, np.ndarray) or np.isscalar(x):
-        return jnp.asarray(x)
-    return x
+def cast_leaf(leaf: Any, dtype: np.dtype) -> Any:
+    """A floating array cast to ``dtype`` (``astype``); any other leaf (an
+    integer counter, an RNG key) as it is, as torch's ``module.to(dtype)``
+    leaves integer buffers alone."""
+    if hasattr(leaf, "dtype") and dtypes.is_floating(np.dtype(leaf.dtype)):
+        return jnp.asarray(leaf).astype(dtype)
+    return leaf
 
 
-def as_jax_tree(x: Any) -> Any:
-    """A differentiated input as JAX arrays, leaf by leaf."""
-    return jax.tree_util.tree_map(jnp.asarray, x)
+#: dtypes JAX holds only under ``jax_enable_x64`` (without it, it silently
+#: makes them 32-bit, which multiparam must never do)
+_X64_DTYPES = ("float64", "int64", "uint64")
+_X64_REASON = ("JAX keeps 64-bit arrays only with jax_enable_x64 set "
+               "(jax.config.update('jax_enable_x64', True)); without it they become 32-bit")
 
 
 # ---------------------------------------------------------------------------
@@ -127,11 +62,23 @@ class FlaxAdapter(Adapter):
     base's None."""
 
     name = "jax"
-    capabilities: dict = {}
+    #: what this flavour cannot do, whatever JAX's configuration
+    static_capabilities: dict = {}
     extensions = {"flax": FlaxExtension}
     channels_last = True    # Flax convolutions are NHWC
     #: "linen" or "nnx": which kind of Flax model this adapter wraps
     flavour: str = ""
+
+    @property
+    def capabilities(self) -> dict:
+        """The flavour's own limits, plus the 64-bit dtypes while JAX runs
+        32-bit (read at each call: ``jax_enable_x64`` may be set later).
+        bfloat16, float16, float8_e4m3fn, float8_e5m2, int8 and uint8 are
+        JAX dtypes (NumPy's face through ml_dtypes) and always held."""
+        caps = dict(self.static_capabilities)
+        if not jax.config.jax_enable_x64:
+            caps.update({f"dtype:{name}": Capability(False, _X64_REASON) for name in _X64_DTYPES})
+        return caps
 
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, (nn.Module, nnx.Module))
@@ -174,14 +121,19 @@ class FlaxAdapter(Adapter):
         return None if isinstance(ref, Composite) else self.jax_array(state, ref)
 
     # -- the loss ops --------------------------------------------------------
+    def is_floating_array(self, x) -> bool:
+        # bfloat16 and float8 are floating to jnp.issubdtype; tracers are jax.Arrays
+        return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating)
+
     def reduce_sum(self, out):
-        return sum(jnp.sum(o) for o in jax.tree_util.tree_leaves(out))
+        return jnp.sum(out)
 
     def reduce_mean(self, out):
         return jnp.mean(out)
 
     def as_target(self, target, out):
-        return jnp.asarray(target, dtype=out.dtype)
+        t = jnp.asarray(target)
+        return t.astype(out.dtype) if jnp.issubdtype(t.dtype, jnp.floating) else t
 
     def scalar_loss(self, out, loss, target) -> jax.Array:
         """:meth:`loss_value` shaped ``()``, as ``jax.grad`` needs it."""
@@ -206,15 +158,16 @@ class FlaxAdapter(Adapter):
         return None
 
     def framework_default(self, state, layer_node, slot):
-        """Flax 0.12.8 defaults, linen and NNX alike: Dense/Linear and Conv
-        kernel ``lecun_normal`` (truncated normal, variance 1/fan_in), bias
+        """Flax 0.12.8 defaults, linen and NNX alike: Dense/Linear,
+        DenseGeneral/LinearGeneral (drawn flattened, as the slot shows it)
+        and Conv kernel ``lecun_normal`` (truncated normal, variance 1/fan_in), bias
         zeros; BatchNorm scale ones, bias zeros, mean zeros, var ones;
         LayerNorm/GroupNorm/RMSNorm scale ones, bias zeros; Embed
         ``variance_scaling(1, 'fan_in', 'normal', out_axis=0)``, i.e.
         N(0, 1/features)."""
         family = layer_family(layer_node.native, layer_node.key)
         role = slot.role.split(":")[-1]
-        if family in ("Dense", "Conv"):
+        if family in ("Dense", "DenseGeneral", "Conv") and slot.declared:
             return {"weight": I.lecun_normal(), "bias": I.zeros()}.get(role)
         if family in ("BatchNorm", "Norm"):
             return {"scale": I.ones(), "bias": I.zeros(), "running_mean": I.zeros(),

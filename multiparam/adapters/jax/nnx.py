@@ -7,11 +7,19 @@ twice (one Variable reached by two graph paths) gives slots with one ident.
 Writes ``set_value`` on the same Variable; gradients come from ``jax.grad``
 over ``nnx.split``/``nnx.merge``.
 
-Relied on from Flax 0.12.8: ``nnx.iter_graph``, ``nnx.split``/``merge(copy=True)``,
-``nnx.to_flat_state``, ``nnx.update`` and ``Variable.get_value/set_value``.
+The mode of a call (``m(x, train=False)``, ``m.grad(x)`` in inference) is
+set the NNX way for that call only: ``model.eval()`` / ``model.train()``
+(Dropout's ``deterministic``, BatchNorm's ``use_running_average``), each
+module's flag restored after, plus the mode argument when the module's
+``__call__`` takes one.
+
+Relied on from Flax 0.12.8: ``nnx.iter_graph``, ``nnx.iter_modules``,
+``nnx.split``/``merge(copy=True)``, ``nnx.to_flat_state``, ``nnx.update``,
+``Module.train/eval`` and ``Variable.get_value/set_value``.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
 
 import jax
@@ -19,25 +27,67 @@ import numpy as np
 from flax import nnx
 
 from ...errors import CapabilityError
-from ..base import Capability, LayerNode, ParamSlot
-from .common import FlaxAdapter, as_jax, as_jax_tree, function_kind, layer_family, leaf_role
+from ..base import Capability, Inputs, LayerNode, ParamSlot
+from .calls import floating_dtype, jax_inputs, with_mode
+from .common import FlaxAdapter, cast_leaf
+from .leaves import Flattened, function_kind, layer_family, leaf_kinds, slot_ref
 
 #: what an NNX module holds that is random-number state, not a layer or parameter
 _RNG_TYPES = (nnx.RngState, nnx.Rngs, nnx.RngStream)
 
 _NO_TRANSPOSED_VARIABLE = "an nnx.Variable cannot be the transpose of another"
 
+#: the module flags ``Module.train()`` / ``eval()`` set
+_MODE_FLAGS = ("deterministic", "use_running_average")
+
+
+@contextlib.contextmanager
+def _mode(model: nnx.Module, train: Optional[bool]):
+    """``model.train()`` or ``model.eval()`` for the block (None: as it is),
+    every module's flags put back after, as they were."""
+    if train is None:
+        yield
+        return
+    saved = [(module, flag, getattr(module, flag)) for _, module in nnx.iter_modules(model)
+             for flag in _MODE_FLAGS if hasattr(module, flag)]
+    if train:
+        model.train()
+    else:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, flag, value in saved:
+            setattr(module, flag, value)
+
+
+def _variable(ref: Any) -> nnx.Variable:
+    """The Variable a slot's ref stands for (a Flattened one's part)."""
+    return ref.part if isinstance(ref, Flattened) else ref
+
+
+def _floating(model: nnx.Module) -> np.dtype:
+    """The dtype NumPy float inputs take: the model's first floating Param's."""
+    return floating_dtype(v.get_value() for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
+
+
+def _ident(ref: Any) -> Any:
+    """A slot's ident: its Variable's id (a tie is one Variable), set apart
+    for a Flattened view so the base joins its gradient from the part's."""
+    return ("flattened", id(ref.part)) if isinstance(ref, Flattened) else id(ref)
+
 
 class NnxAdapter(FlaxAdapter):
     """Flax NNX modules (``nnx.Module``); the state is the module itself."""
 
     flavour = "nnx"
-    capabilities = {"tie_transposed": Capability(False, _NO_TRANSPOSED_VARIABLE)}
+    static_capabilities = {"tie_transposed": Capability(False, _NO_TRANSPOSED_VARIABLE)}
 
     def prepare(self, native: Any, sample_input: Any = None, **options) -> nnx.Module:
         """The module itself: NNX parameters already exist.  No forward is
-        run on ``sample_input`` (it would move BatchNorm statistics in train
-        mode); linen's options (``variables``, ``seed``) do not apply."""
+        run on ``sample_input``: nothing needs materialising, and a forward
+        may change state a module keeps (a decoding cache, RNG counts);
+        linen's options (``variables``, ``seed``) do not apply."""
         if not isinstance(native, nnx.Module):
             raise TypeError(f"not a Flax NNX module: {type(native).__name__}")
         return native
@@ -56,11 +106,17 @@ class NnxAdapter(FlaxAdapter):
             if isinstance(value, nnx.Variable):
                 first_path.setdefault(id(value), "/".join(map(str, path)))
 
-        def slot(var, attr, family, path):
-            collection = "params" if isinstance(var, nnx.Param) else "state"
-            role, layout, _ = leaf_role(family, collection, attr, np.ndim(var.get_value()))
-            return ParamSlot(role, first_path.get(id(var), "/".join(path + (attr,))), var, layout,
-                             isinstance(var, nnx.Param), id(var))
+        def slots(obj, variables, path):
+            kinds = leaf_kinds(obj, None, [(attr, np.ndim(var.get_value()), isinstance(var, nnx.Param))
+                                           for attr, var in variables])
+            out = []
+            for (attr, var), kind in zip(variables, kinds):
+                ref = slot_ref(var, kind)
+                out.append(ParamSlot(kind.role, first_path.get(id(var), "/".join(path + (attr,))), ref,
+                                     kind.layout, kind.trainable, _ident(ref), key=kind.key,
+                                     declared=kind.declared))
+            # trainable Params first (weight, bias, then running stats), as linen
+            return sorted(out, key=lambda s: not s.trainable)
 
         def container(key, items, native, path, visiting):
             kind = "Sequential" if isinstance(native, nnx.Sequential) else "List"
@@ -86,27 +142,33 @@ class NnxAdapter(FlaxAdapter):
             if id(obj) in visiting:
                 return n
             visiting = visiting | {id(obj)}
+            variables = []
             for attr, value in vars(obj).items():
                 if attr.startswith("_pytree__") or isinstance(value, _RNG_TYPES):
                     continue
                 if isinstance(value, nnx.Variable):
-                    n.params.append(slot(value, attr, family, path))
+                    variables.append((attr, value))
                 elif isinstance(value, nnx.Module):
                     n.children.append(node(value, attr, path + (attr,), visiting))
                 elif isinstance(value, (list, tuple)) and any(isinstance(e, nnx.Module) for e in value):
                     n.children.append(container(attr, enumerate(value), value, path + (attr,), visiting))
                 elif isinstance(value, dict) and any(isinstance(e, nnx.Module) for e in value.values()):
                     n.children.append(container(attr, value.items(), value, path + (attr,), visiting))
-            # trainable Params first (weight, bias, then running stats), as linen
-            n.params.sort(key=lambda s: not s.trainable)
+            n.params = slots(obj, variables, path)
             return n
 
         return node(state, "", (), frozenset())
 
     # -- forward ---------------------------------------------------------------
-    def forward(self, state: nnx.Module, x: Any, train: Optional[bool] = None) -> Any:
-        """``model(x)``; ``train`` is not applied: the module holds its mode."""
-        return state(as_jax(x))
+    def call(self, state: nnx.Module, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        """``model(*args, **kwargs)``; ``train`` True/False runs this call
+        in ``model.train()`` / ``model.eval()`` mode (flags restored after)
+        and gives the mode argument the module's ``__call__`` takes.  A
+        training call updates BatchNorm statistics, as NNX does.  NumPy
+        float inputs take the model's dtype."""
+        inputs = jax_inputs(inputs, _floating(state))
+        with _mode(state, train):
+            return state(*inputs.args, **with_mode(state, inputs.kwargs, train))
 
     # -- storage primitives ------------------------------------------------------
     def jax_array(self, state, ref: nnx.Variable) -> jax.Array:
@@ -123,19 +185,22 @@ class NnxAdapter(FlaxAdapter):
         return id(ref)
 
     # -- gradients -----------------------------------------------------------------
-    def native_grads(self, state: nnx.Module, x: Any, loss: Any = None, target: Any = None,
+    def native_grads(self, state: nnx.Module, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
         """``jax.grad`` w.r.t. the ``nnx.Param`` state of ``nnx.split``,
-        keyed by Variable id.  ``train`` is not applied (the module holds
-        its mode); nothing in the model changes."""
-        x = as_jax_tree(x)
-        graphdef, params, rest = nnx.split(state, nnx.Param, ...)
+        keyed by Variable id, in the mode ``train`` asks (inference by
+        default); nothing in the model changes."""
+        inputs = jax_inputs(inputs, _floating(state))
+        kwargs = with_mode(state, inputs.kwargs, train)
+        with _mode(state, train):   # the flags are static: split bakes them into graphdef
+            graphdef, params, rest = nnx.split(state, nnx.Param, ...)
 
         # rest (BatchStat, RNG state) goes in as an argument too, and merge
         # copies (fresh Variables owned by this trace): a train-mode
         # BatchNorm updates the copy, never the user's model
         def f(p, r):
-            return self.scalar_loss(nnx.merge(graphdef, p, r, copy=True)(x), loss, target)
+            out = nnx.merge(graphdef, p, r, copy=True)(*inputs.args, **kwargs)
+            return self.scalar_loss(out, loss, target)
 
         grads = jax.grad(f)(params, rest)
         # split lists a shared Variable once, at its first graph path, the
@@ -147,6 +212,20 @@ class NnxAdapter(FlaxAdapter):
             out[id(by_path[tuple(path)])] = np.asarray(array)
         return out
 
+    # -- dtype -------------------------------------------------------------------
+    def astype(self, state: nnx.Module, dtype: np.dtype) -> None:
+        """``set_value`` of each floating Variable (Params, BatchNorm
+        statistics) cast to ``dtype``, each shared Variable once; RNG keys
+        and counts stay.  Flax layers compute in the promoted dtype of their
+        inputs and parameters (``dtype=None``), so the model then runs."""
+        seen = set()
+        for _, value in nnx.iter_graph(state):
+            if isinstance(value, nnx.Variable) and id(value) not in seen:
+                seen.add(id(value))
+                new = cast_leaf(value.get_value(), dtype)
+                if new is not value.get_value():
+                    value.set_value(new)
+
     # -- tying after construction ------------------------------------------------------
     def tie(self, state, dst: ParamSlot, dst_layer: Any, src: ParamSlot, native_transpose: bool) -> None:
         """Assign the src ``nnx.Variable`` to the dst module's attribute: NNX
@@ -155,11 +234,15 @@ class NnxAdapter(FlaxAdapter):
         transpose (declared in ``capabilities``)."""
         if native_transpose:
             raise CapabilityError(self.name, "tie NNX parameters transposed", _NO_TRANSPOSED_VARIABLE)
-        attrs = [a for a, v in vars(dst_layer).items() if v is dst.ref]
+        if isinstance(dst.ref, Flattened) != isinstance(src.ref, Flattened):
+            raise CapabilityError(self.name, f"tie {dst.native_name} to {src.native_name}",
+                                  "one is a LinearGeneral array seen flattened, the other is not")
+        dst_var, src_var = _variable(dst.ref), _variable(src.ref)
+        attrs = [a for a, v in vars(dst_layer).items() if v is dst_var]
         if not attrs:
             raise CapabilityError(self.name, f"tie {dst.native_name}", "no module attribute holds that variable")
         for attr in attrs:
-            setattr(dst_layer, attr, src.ref)
+            setattr(dst_layer, attr, src_var)
 
     # -- m.flax --------------------------------------------------------------------
     def native_variables(self, state: nnx.Module) -> Any:

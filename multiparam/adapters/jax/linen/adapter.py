@@ -16,6 +16,7 @@ listed in ``record``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
 import jax
@@ -26,11 +27,13 @@ from flax import nnx
 from flax.errors import ModifyScopeVariableError
 
 from .... import layout as _layout
-from ....errors import NotMaterializedError
-from ...base import DENSE_IN_OUT, LayerNode, ParamSlot
+from ....errors import CapabilityError, NotMaterializedError
+from ...base import DENSE_IN_OUT, Composite, Inputs, LayerNode, ParamSlot, _kept_shares
 from ..builders import BUILDERS
-from ..common import FlaxAdapter, as_jax, as_jax_tree, function_kind, layer_family, leaf_role
+from ..calls import AbstractInputs, default_float, floating_dtype, jax_inputs, with_mode
+from ..common import FlaxAdapter, cast_leaf
 from ..layers import IN_FEATURES_ATTR, SEQUENTIAL_TYPES
+from ..leaves import Flattened, function_kind, layer_family, leaf_kinds, slot_ref, torch_order
 from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
@@ -43,9 +46,10 @@ class LinenState:
 
     module:    the linen Module (unbound).
     variables: the variables pytree, or None before it exists.
-    seed:      PRNG seed used when the adapter initialises the variables.
-    sample:    ``jax.ShapeDtypeStruct`` tree of an input seen before (used
-               to trace the call tree of ``@nn.compact`` modules).
+    seed:      PRNG seed used when the adapter initialises the variables,
+               and of the dropout keys of training calls given no ``rngs``.
+    sample:    :class:`AbstractInputs` of a call seen before (used to trace
+               the call tree of ``@nn.compact`` modules).
 
     It is also the owner of the LSTM bias shares (``base.SumShare``): they
     live and die with the handle's pytree.
@@ -67,6 +71,26 @@ class LinenState:
     trace_cache: Any = dataclasses.field(default=None, repr=False)
     #: collections ``apply`` must make mutable (BatchNorm in train mode), once known
     mutable: Any = dataclasses.field(default=False, repr=False)
+    #: training calls made without ``rngs``: each gets the next dropout key
+    train_calls: int = dataclasses.field(default=0, repr=False)
+
+    def next_dropout_key(self) -> jax.Array:
+        """A fresh dropout key for a training call given no ``rngs`` (torch
+        draws dropout masks from its global generator; this is the
+        handle's, seeded with ``seed``)."""
+        self.train_calls += 1
+        return jax.random.fold_in(jax.random.PRNGKey(self.seed), self.train_calls)
+
+
+#: ``module.apply`` keywords that are Flax's, not the module's call arguments
+_APPLY_KWARGS = ("rngs", "mutable", "method", "capture_intermediates")
+
+
+def _split_apply_kwargs(inputs: Inputs) -> tuple:
+    """(the module's own call inputs, ``module.apply``'s keywords)."""
+    own = {k: v for k, v in inputs.kwargs.items() if k not in _APPLY_KWARGS}
+    flax_kw = {k: v for k, v in inputs.kwargs.items() if k in _APPLY_KWARGS}
+    return Inputs(inputs.args, own), flax_kw
 
 
 _NEUTRAL_KINDS = {nn.Conv: "Conv2d", nn.BatchNorm: "BatchNorm", nn.LayerNorm: "LayerNorm",
@@ -115,14 +139,14 @@ def _config_leaves(module) -> list:
     return out
 
 
-def _unique_roles(slots: list) -> list:
-    """Keep roles unique within a layer: a second ``bias`` (from another
+def _unique_keys(slots: list, paths: list) -> list:
+    """Keep keys unique within a layer: a second ``bias`` (from another
     collection) becomes ``<collection>:bias``."""
     seen = set()
-    for s in slots:
-        if s.role in seen:
-            s.role = f"{s.ref[0]}:{s.role}"
-        seen.add(s.role)
+    for s, path in zip(slots, paths):
+        if s.leaf in seen:
+            s.key = f"{path[0]}:{s.leaf}"
+        seen.add(s.leaf)
     return slots
 
 
@@ -144,26 +168,34 @@ class LinenAdapter(FlaxAdapter):
     def prepare(self, native: Any, sample_input: Any = None, variables: Any = None,
                 seed: int = 0, **options) -> LinenState:
         """Take ``variables`` if given, else ``module.init`` on
-        ``sample_input``, else (built models whose first Dense fixes
-        ``in_features``) init on a zeros input of that size; otherwise leave
-        the state unmaterialised until the first forward."""
+        ``sample_input`` (see :meth:`_init`), else (built models whose first
+        Dense fixes ``in_features``) init on a zeros input of that size;
+        otherwise leave the state unmaterialised until the first forward.
+        ``sample_input`` follows ``Inputs.of`` (a dict: keyword inputs)."""
         if not isinstance(native, nn.Module):
             raise TypeError(f"not a Flax module: {type(native).__name__}")
         state = LinenState(module=native, seed=seed)
+        inputs = None
         if sample_input is not None:
-            sample_input = as_jax_tree(sample_input)
-            state.sample = pytree.shape_spec(sample_input)
-        if variables is not None:
-            state.variables = variables
-        elif sample_input is not None:
-            state.variables = native.init(jax.random.PRNGKey(seed), sample_input)
+            inputs, _ = _split_apply_kwargs(jax_inputs(Inputs.of(sample_input)))
         else:
             n = self._input_size(native)
-            if n is not None:
-                x = jnp.zeros((1, n), jnp.float32)
-                state.sample = pytree.shape_spec(x)
-                state.variables = native.init(jax.random.PRNGKey(seed), x)
+            if n is not None and variables is None:
+                inputs = Inputs((jnp.zeros((1, n), default_float()),))
+        if inputs is not None:
+            state.sample = AbstractInputs(inputs)
+        if variables is not None:
+            state.variables = variables
+        elif inputs is not None:
+            state.variables = self._init(state, inputs)
         return state
+
+    def _init(self, state: LinenState, inputs: Inputs) -> Any:
+        """``module.init(PRNGKey(seed), ...)`` in inference mode (the mode
+        argument as False, when the module's ``__call__`` takes one): the
+        variables are the same, and no dropout key is needed."""
+        kwargs = with_mode(state.module, inputs.kwargs, False)
+        return state.module.init(jax.random.PRNGKey(state.seed), *inputs.args, **kwargs)
 
     @staticmethod
     def _input_size(module) -> Optional[int]:
@@ -179,17 +211,22 @@ class LinenAdapter(FlaxAdapter):
     def _record(self, state: LinenState) -> CallRecord:
         """The call tree: traced once materialised and a sample input is
         known (cached per variables structure and input spec), else from the
-        modules' fields."""
+        modules' fields.  The trace runs in inference mode on the variables'
+        shapes, floats as JAX's default float (a float8 pytree, which JAX
+        will not promote, traces too)."""
         if state.variables is None or state.sample is None:
             return static_record(state.module)
+        sample = state.sample
         key = (jax.tree_util.tree_structure(state.variables),
-               tuple(np.shape(l) for l in jax.tree_util.tree_leaves(state.variables)),
-               jax.tree_util.tree_structure(state.sample),
-               tuple((s.shape, str(s.dtype)) for s in jax.tree_util.tree_leaves(state.sample)))
+               tuple(np.shape(l) for l in jax.tree_util.tree_leaves(state.variables)), sample.key())
         if state.trace_cache is not None and state.trace_cache[0] == key:
             return state.trace_cache[1]
+        shapes = jax.tree_util.tree_map(
+            lambda l: jax.ShapeDtypeStruct(np.shape(l), default_float() if jnp.issubdtype(l.dtype, jnp.floating)
+                                           else l.dtype), state.variables)
         try:
-            rec = traced_record(lambda v, x: self._apply(state, v, x), state.variables, state.sample)
+            rec = traced_record(lambda v, arrays: self._run(state, v, sample.rebuild(arrays), False),
+                                shapes, sample.arrays)
         except Exception:  # a model the abstract trace cannot run: use structure
             return static_record(state.module)
         state.trace_cache = (key, rec)
@@ -216,25 +253,38 @@ class LinenAdapter(FlaxAdapter):
         def slots_for(path, module, name):
             if module is not None and is_lstm(module):
                 return lstm_slots(state, path, module, materialized)
-            family = layer_family(module, name)
-            out = []
             if materialized:
-                for full, leaf in owned.get(path, []):
-                    role, layout, trainable = leaf_role(family, full[0], full[-1], np.ndim(leaf))
-                    if family == "Dense" and layout == DENSE_IN_OUT:
+                leaves = owned.get(path, [])
+                kinds = leaf_kinds(module, name, [(full[-1], np.ndim(leaf), full[0] == "params")
+                                                  for full, leaf in leaves])
+                order = torch_order(kinds)
+                leaves, kinds = [leaves[i] for i in order], [kinds[i] for i in order]
+                out = []
+                for (full, leaf), kind in zip(leaves, kinds):
+                    layout = kind.layout
+                    if layer_family(module, name) == "Dense" and layout == DENSE_IN_OUT:
                         layout = dense_layout(rec, path, np.shape(leaf))
                     src, transposed = state.ties.get(full, (full, False))
                     transposed = state.ties_canonical_t.get(full, transposed)
-                    out.append(ParamSlot(role, "/".join(full), full, layout, trainable, src,
-                                         transposed=transposed))
-            elif module is not None:
-                for collection, leafname, native in _config_leaves(module):
-                    full = (collection, *path, leafname)
-                    role, layout, trainable = leaf_role(family, collection, leafname, len(native))
-                    state.hints[full] = native
-                    out.append(ParamSlot(role, "/".join(full), full, layout, trainable, full,
-                                         shape_hint=_layout.shape_to_canonical(native, layout)))
-            return _unique_roles(out)
+                    ref = slot_ref(full, kind)
+                    out.append(ParamSlot(kind.role, "/".join(full), ref, layout, kind.trainable,
+                                         _ident(ref, src), transposed=transposed, key=kind.key,
+                                         declared=kind.declared))
+                return _unique_keys(out, [full for full, _ in leaves])
+            if module is None:
+                return []
+            config = _config_leaves(module)
+            kinds = leaf_kinds(module, name, [(leafname, len(native), collection == "params")
+                                              for collection, leafname, native in config])
+            out, paths = [], []
+            for (collection, leafname, native), kind in zip(config, kinds):
+                full = (collection, *path, leafname)
+                state.hints[full] = native
+                out.append(ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, full,
+                                     shape_hint=_layout.shape_to_canonical(native, kind.layout),
+                                     key=kind.key, declared=kind.declared))
+                paths.append(full)
+            return _unique_keys(out, paths)
 
         def node(path, key, visiting):
             module = rec.modules.get(path)
@@ -267,29 +317,74 @@ class LinenAdapter(FlaxAdapter):
         return node((), "", frozenset())
 
     # -- forward -------------------------------------------------------------
-    def _apply(self, state: LinenState, variables, x):
-        """``module.apply`` without mutation; a module that must update a
-        collection (BatchNorm in train mode: ``batch_stats``) is applied with
-        the non-param collections mutable and the updates discarded."""
+    def _run(self, state: LinenState, variables, inputs: Inputs, train: Optional[bool],
+             keep_stats: bool = False):
+        """``module.apply(variables, *args, **kwargs)`` in the mode ``train``
+        asks: the mode argument the module's ``__call__`` takes
+        (:func:`calls.with_mode`), and for a training call the non-param
+        collections mutable (BatchNorm's ``batch_stats``) with a dropout key
+        from the handle unless the caller gave ``rngs``.  The updated
+        statistics go into the handle's pytree only with ``keep_stats`` (a
+        training forward); otherwise, and for a module that updates a
+        collection in inference too, they are discarded.  A caller who gives
+        ``mutable=`` gets what Flax returns, ``(output, updates)``."""
+        own, flax_kw = _split_apply_kwargs(inputs)
+        kwargs = with_mode(state.module, own.kwargs, train)
+        apply = functools.partial(state.module.apply, variables, *own.args, **kwargs)
+        if train:
+            flax_kw.setdefault("rngs", {"dropout": state.next_dropout_key()})
+        if "mutable" in flax_kw:
+            return apply(**flax_kw)
+        if train:
+            mutable = [c for c in variables if c != "params"]
+            if not mutable:
+                return apply(**flax_kw)
+            y, updates = apply(mutable=mutable, **flax_kw)
+            if keep_stats:
+                self._keep(state, updates)
+            return y
         if not state.mutable:
             try:
-                return state.module.apply(variables, x)
+                return apply(**flax_kw)
             except ModifyScopeVariableError:
                 state.mutable = [c for c in variables if c != "params"] or True
-        y, _updates = state.module.apply(variables, x, mutable=state.mutable)
+        y, _updates = apply(mutable=state.mutable, **flax_kw)
         return y
 
-    def forward(self, state: LinenState, x: Any, train: Optional[bool] = None) -> Any:
-        """``module.apply(state.variables, x)``, initialising the variables
-        first (with ``state.seed``) when they do not exist yet, as a lazy
-        layer would on its first forward.  ``train`` is not applied: linen
-        fixes the mode in the module (``use_running_average``)."""
-        x = as_jax(x)
+    def _keep(self, state: LinenState, updates) -> None:
+        """Put a training call's updated collections into the handle's
+        pytree, leaf by leaf (the pytree keeps its own structure, FrozenDict
+        or dict; a collection the pytree lacks is not added)."""
+        variables = state.variables
+        for path, leaf in pytree.ordered_leaves({c: v for c, v in updates.items() if c in variables}):
+            variables = pytree.replace(variables, path, leaf)
+        state.variables = self._expand(state, variables)
+
+    @staticmethod
+    def _floating(state: LinenState) -> np.dtype:
+        """The dtype NumPy float inputs take: the model's (its first
+        floating ``params`` leaf), JAX's default before ``init``."""
         if state.variables is None:
-            state.variables = state.module.init(jax.random.PRNGKey(state.seed), x)
-        if state.sample is None:
-            state.sample = pytree.shape_spec(x)
-        return self._apply(state, state.variables, x)
+            return default_float()
+        return floating_dtype(jax.tree_util.tree_leaves(state.variables.get("params", {})))
+
+    def call(self, state: LinenState, inputs: Inputs, train: Optional[bool] = None) -> Any:
+        """``module.apply(state.variables, *args, **kwargs)`` (see
+        :meth:`_run`: ``train`` reaches the module as its mode argument; a
+        training call keeps the updated BatchNorm statistics, as a training
+        step would), initialising the variables first (with ``state.seed``)
+        when they do not exist yet, as a lazy layer would on its first
+        forward.  NumPy float inputs take the model's dtype.  ``rngs=``,
+        ``mutable=``, ``method=`` and ``capture_intermediates=`` are
+        ``apply``'s and go to it."""
+        inputs = jax_inputs(inputs, self._floating(state))
+        if state.variables is None or state.sample is None:
+            own, _ = _split_apply_kwargs(inputs)
+            if state.variables is None:
+                state.variables = self._init(state, own)
+            if state.sample is None:
+                state.sample = AbstractInputs(own)
+        return self._run(state, state.variables, inputs, train, keep_stats=True)
 
     # -- storage primitives (one pytree leaf each) -----------------------------
     # A ref is a leaf's path (composites of paths are the base's business).
@@ -323,15 +418,15 @@ class LinenAdapter(FlaxAdapter):
         return ref
 
     # -- gradients -------------------------------------------------------------
-    def native_grads(self, state: LinenState, x: Any, loss: Any = None, target: Any = None,
+    def native_grads(self, state: LinenState, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
         """``jax.grad`` of the loss w.r.t. the ``params`` collection, keyed
-        by leaf path.  Nothing in the state changes (BatchNorm updates go to
-        a copy).  ``train`` is not applied: a Flax module fixes its mode
-        itself (``mp.nn.BatchNorm`` builds ``use_running_average=True``)."""
-        x = as_jax_tree(x)
+        by leaf path, the module in the mode ``train`` asks (inference by
+        default).  Nothing in the state changes: a training call's
+        BatchNorm updates are discarded."""
+        inputs = jax_inputs(inputs, self._floating(state))
         if state.variables is None:
-            self.forward(state, x)  # materialise, as the first forward would
+            self.call(state, inputs, train=False)  # materialise, as the first forward would
         variables = state.variables
         if "params" not in variables:
             return {}
@@ -341,11 +436,25 @@ class LinenAdapter(FlaxAdapter):
             v["params"] = params
             # tied paths read their source inside the differentiated function,
             # so the source's gradient is the sum over every use
-            return self.scalar_loss(self._apply(state, self._expand(state, v), x), loss, target)
+            return self.scalar_loss(self._run(state, self._expand(state, v), inputs, train), loss, target)
 
         g = jax.grad(f)(variables["params"])
         leaves = {path: np.asarray(leaf) for path, leaf in pytree.ordered_leaves({"params": g})}
         return leaves
+
+    # -- dtype -----------------------------------------------------------------
+    def astype(self, state: LinenState, dtype: np.dtype) -> None:
+        """A new pytree with every floating leaf (params and batch_stats)
+        cast to ``dtype``; the LSTM bias shares kept on the state are cast
+        too, each on its own as torch casts ``bias_ih`` and ``bias_hh``.
+        Flax layers compute in the promoted dtype of their inputs and
+        parameters (``dtype=None``), so the model then runs."""
+        if state.variables is not None:
+            state.variables = self._expand(state, pytree.map_leaves(state.variables,
+                                                                    lambda l: cast_leaf(l, dtype)))
+        shares = _kept_shares(state)
+        for key, (first, second, total) in shares.items():
+            shares[key] = (first.astype(dtype), second.astype(dtype), total.astype(dtype))
 
     # -- tying after construction, and m.flax -------------------------------------
     @staticmethod
@@ -364,11 +473,20 @@ class LinenAdapter(FlaxAdapter):
         after each write; ``grad`` differentiates through that expansion, so
         a tied parameter's gradient is the sum of its uses.
         ``unique_variables`` / ``expand_variables`` give an optax loop the
-        de-duplicated pytree and the way back."""
-        state.ties[tuple(dst.ref)] = (tuple(src.ident), native_transpose)
+        de-duplicated pytree and the way back.  A DenseGeneral array seen
+        flattened ties as the leaf it is; LSTM arrays, made of several
+        leaves, do not tie."""
+        dst_path, src_path = _tie_path(self, dst, False), _tie_path(self, src, True)
+        if isinstance(dst.ref, Flattened) != isinstance(src.ref, Flattened):
+            raise CapabilityError(self.name, f"tie {dst.native_name} to {src.native_name}",
+                                  "one is a DenseGeneral array seen flattened, the other is not")
+        if isinstance(dst.ref, Flattened) and native_transpose:
+            raise CapabilityError(self.name, f"tie {dst.native_name} transposed",
+                                  "a DenseGeneral kernel seen flattened has no native transpose")
+        state.ties[dst_path] = (src_path, native_transpose)
         # canonical relation: a layout change (Embed (V, D) vs kernel (D, V))
         # already accounts for one native transpose
-        state.ties_canonical_t[tuple(dst.ref)] = native_transpose != _layout.transposes_natively(
+        state.ties_canonical_t[dst_path] = native_transpose != _layout.transposes_natively(
             src.layout, dst.layout)
         state.variables = self._expand(state, state.variables)
 
@@ -420,6 +538,24 @@ class LinenAdapter(FlaxAdapter):
         if state.variables is None:
             return 0
         return int(sum(np.size(l) for l in jax.tree_util.tree_leaves(state.variables.get("params", {}))))
+
+
+def _ident(ref: Any, src: tuple) -> Any:
+    """A slot's ident: the path of the leaf it reads (its tie source's, once
+    tied), set apart for a Flattened view so the base joins its gradient
+    from the leaf's."""
+    return ("flattened",) + tuple(src) if isinstance(ref, Flattened) else src
+
+
+def _tie_path(adapter: LinenAdapter, slot: ParamSlot, source: bool) -> tuple:
+    """The pytree path a tie records for ``slot``: its own leaf, or as the
+    ``source`` the leaf it already reads (through an earlier tie)."""
+    if isinstance(slot.ref, Flattened):
+        return tuple(slot.ident[1:]) if source else tuple(slot.ref.part)
+    if isinstance(slot.ref, Composite):
+        raise CapabilityError(adapter.name, f"tie {slot.native_name}",
+                              "it is made of several Flax leaves (an LSTM's per-gate kernels)")
+    return tuple(slot.ident) if source else tuple(slot.ref)
 
 
 LINEN_ADAPTER = LinenAdapter()

@@ -12,6 +12,9 @@ bias, ``h<g>/kernel (H, H)`` and ``h<g>/bias (H,)``.
   ``bias_ih + bias_hh``: the four gate biases stacked are that sum, and the
   two torch biases are its shares (``base.SumShare`` over that ``Stacked``,
   kept on the handle's state; the base reads and writes a composite part).
+
+Keys are torch's for a one-layer ``nn.LSTM`` (``weight_ih_l0``, ...), roles
+``weight`` and ``bias``.
 """
 from __future__ import annotations
 
@@ -40,13 +43,14 @@ def lstm_slots(owner, path: tuple, module: nn.RNN, materialized: bool) -> list:
     hidden = module.cell.features
     gate_sum = Stacked(_gate_leaves(cell, "h", "bias"))
     refs = {
-        "weight_ih": (Stacked(_gate_leaves(cell, "i", "kernel"), transpose=True), "i*/kernel", (4 * hidden, None)),
-        "weight_hh": (Stacked(_gate_leaves(cell, "h", "kernel"), transpose=True), "h*/kernel",
-                      (4 * hidden, hidden)),
-        "bias_ih": (SumShare(gate_sum, owner, cell, 0), "h*/bias[bias_ih]", (4 * hidden,)),
-        "bias_hh": (SumShare(gate_sum, owner, cell, 1), "h*/bias[bias_hh]", (4 * hidden,)),
+        "weight_ih_l0": (Stacked(_gate_leaves(cell, "i", "kernel"), transpose=True), "i*/kernel",
+                         (4 * hidden, None)),
+        "weight_hh_l0": (Stacked(_gate_leaves(cell, "h", "kernel"), transpose=True), "h*/kernel",
+                         (4 * hidden, hidden)),
+        "bias_ih_l0": (SumShare(gate_sum, owner, cell, 0), "h*/bias[bias_ih]", (4 * hidden,)),
+        "bias_hh_l0": (SumShare(gate_sum, owner, cell, 1), "h*/bias[bias_hh]", (4 * hidden,)),
     }
     prefix = "/".join(cell) + "/"
-    return [ParamSlot(role, prefix + native, ref, SAME, True, ("lstm",) + cell + (role,),
-                      shape_hint=None if materialized else hint)
-            for role, (ref, native, hint) in refs.items()]
+    return [ParamSlot(key.split("_")[0], prefix + native, ref, SAME, True, ("lstm",) + cell + (key,),
+                      shape_hint=None if materialized else hint, key=key)
+            for key, (ref, native, hint) in refs.items()]

@@ -38,6 +38,16 @@ def ordered_leaves(variables) -> list:
     return out
 
 
+def map_leaves(node, fn):
+    """A copy of the nested dict ``node`` with ``fn`` applied to every leaf,
+    dict types and key order kept (``jax.tree_util.tree_map`` would sort
+    the keys, and the order is the layer's parameter order)."""
+    if not isinstance(node, _DICTS):
+        return fn(node)
+    items = {k: map_leaves(v, fn) for k, v in node.items()}
+    return FrozenDict(items) if isinstance(node, FrozenDict) else items
+
+
 def get(node, path):
     """The leaf (or subtree) at ``path``."""
     for k in path:
