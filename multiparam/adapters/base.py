@@ -33,9 +33,10 @@ entry point group and run the same conformance suite
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Hashable, List, Optional
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
@@ -64,6 +65,52 @@ class DenseAfterFlatten:
     @property
     def chw(self) -> tuple:
         return (self.channels, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class Regrouped:
+    """The layout of a native array whose axes merge into torch's: Keras'
+    depthwise kernel ``(kh, kw, in, mult)`` is ``Conv2d(groups=in)``'s
+    ``(in*mult, 1, kh, kw)``; an ``EinsumDense`` or Flax ``DenseGeneral``
+    kernel ``(in, heads, head_dim)`` is an ``nn.Linear`` weight
+    ``(heads*head_dim, in)``.  Native array of ``native_shape``; canonical
+    axis ``j`` merges the native axes ``groups[j]`` (row-major; an empty
+    group is an axis of size 1).  Every native axis is in exactly one
+    group.  It converts itself: ``multiparam.layout`` calls its four
+    methods.  Merging axes adjacent in memory is a NumPy view."""
+
+    native_shape: Tuple[int, ...]
+    groups: Tuple[Tuple[int, ...], ...]
+
+    def __post_init__(self):
+        if sorted(self.order) != list(range(len(self.native_shape))):
+            raise ValueError(f"groups {self.groups} do not cover the axes of {self.native_shape} once each")
+
+    @property
+    def order(self) -> Tuple[int, ...]:
+        return tuple(axis for group in self.groups for axis in group)
+
+    def to_canonical(self, array: np.ndarray) -> np.ndarray:
+        return array.transpose(self.order).reshape(self.shape_to_canonical(array.shape))
+
+    def to_native(self, array: np.ndarray) -> np.ndarray:
+        split = array.reshape([self.native_shape[a] for a in self.order])
+        return split.transpose(np.argsort(self.order))
+
+    def shape_to_canonical(self, shape: tuple) -> tuple:
+        def merged(group) -> Optional[int]:
+            dims = [shape[a] for a in group]
+            return None if None in dims else math.prod(dims)
+        return tuple(merged(group) for group in self.groups)
+
+    def shape_to_native(self, shape: tuple) -> tuple:
+        return tuple(self.native_shape)
+
+
+def flattened(native_shape: tuple) -> Regrouped:
+    """An array as one axis (the bias of an ``EinsumDense`` or ``DenseGeneral``
+    over every output axis of its kernel is the Linear's 1-D bias)."""
+    return Regrouped(tuple(native_shape), (tuple(range(len(native_shape))),))
 
 
 @dataclass

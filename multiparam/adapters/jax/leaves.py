@@ -25,15 +25,13 @@ any ``bias``                         ``bias``       bias            same
 last axes with a kernel ``(*in, *out)`` (attention's query kernel is
 ``(embed, heads, head_dim)``, its output kernel ``(heads, head_dim, embed)``).
 The torch equivalent is an ``nn.Linear`` on the flattened axes, so the
-kernel is seen flattened to ``(prod(in), prod(out))`` with layout
-DENSE_IN_OUT, canonical ``(prod(out), prod(in))``, and the bias ``(*out)``
-flattened to ``(prod(out),)`` (:class:`Flattened`): exactly the arrays of
-Hugging Face's torch attention projections, and the shape Flax's own
-initialisers draw the kernel in, so fans agree.  ``native_shape`` is then
-the flattened one.  Where the split is unknown (a ``batch_dims`` kernel,
-which has no ``nn.Linear`` equivalent, or a pytree subtree without its
-module) the arrays keep their native layout and are *undeclared*, so init
-refuses to guess their fans.
+kernel's layout is a :class:`~multiparam.adapters.base.Regrouped`, canonical
+``(prod(out), prod(in))``, and the bias ``(*out)`` is ``(prod(out),)``:
+exactly the arrays of Hugging Face's torch attention projections, and the
+shape Flax's own initialisers draw the kernel in, so fans agree.  Where the
+split is unknown (a ``batch_dims`` kernel, which has no ``nn.Linear``
+equivalent, or a pytree subtree without its module) the arrays keep their
+native layout and are *undeclared*, so init refuses to guess their fans.
 
 A class registered with ``mp.register_layer`` (by Flax's leaf name) wins
 over the table; its leaves take torch's key for their role (``weight`` for a
@@ -44,7 +42,6 @@ user's own module, or a Flax layer not in the table such as
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -54,7 +51,7 @@ from flax import linen as nn
 from flax import nnx
 
 from ... import layer_registry
-from ..base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Composite
+from ..base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Regrouped, flattened
 from .layers import flatten
 
 #: (Flax layer classes, family): the layers whose leaves have a known role
@@ -109,34 +106,6 @@ def function_kind(fn: Any) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-# ---------------------------------------------------------------------------
-# DenseGeneral: one array seen flattened
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Flattened(Composite):
-    """One native array seen with its axes merged: a ``(*in, *out)``
-    DenseGeneral kernel as ``(prod(in), prod(out))`` (``inputs`` = the
-    number of input axes), its ``(*out)`` bias as ``(prod(out),)``
-    (``inputs`` = 0).  A reshape: reading a contiguous JAX array stays a
-    view, writing reshapes back to the native shape."""
-
-    part: Any
-    inputs: int
-
-    @property
-    def parts(self) -> tuple:
-        return (self.part,)
-
-    def join(self, arrays):
-        a = arrays[0]
-        if self.inputs == 0:
-            return a.reshape(-1)
-        return a.reshape(math.prod(a.shape[:self.inputs]), math.prod(a.shape[self.inputs:]))
-
-    def split(self, value, current):
-        return [np.reshape(value, np.shape(current[0]))]
-
-
 def _general_inputs(module: Any) -> Optional[int]:
     """How many leading kernel axes a DenseGeneral/LinearGeneral contracts
     with the input, or None when its kernel also has batch axes (or no
@@ -157,20 +126,32 @@ def _general_inputs(module: Any) -> Optional[int]:
 # ---------------------------------------------------------------------------
 @dataclass
 class LeafKind:
-    """What one leaf of one layer is (see the module's table).
-
-    flatten: None, or the :class:`Flattened` ``inputs`` its ref must be
-    wrapped in (a DenseGeneral kernel or bias)."""
+    """What one leaf of one layer is (see the module's table)."""
 
     role: str
     key: str
     layout: Any = SAME
     trainable: bool = True
     declared: bool = True
-    flatten: Optional[int] = None
 
 
-def _known(family: Optional[str], module: Any, name: str, ndim: Optional[int],
+def _general(module: Any, name: str, shape: Optional[tuple], trainable: bool) -> LeafKind:
+    """A DenseGeneral/LinearGeneral kernel or bias: the ``nn.Linear``
+    weight or bias it is (a plain 2-D kernel and 1-D bias as Dense's)."""
+    role = "weight" if name == "kernel" else "bias"
+    plain = 2 if name == "kernel" else 1
+    if shape is None or len(shape) == plain:
+        return LeafKind(role, role, DENSE_IN_OUT if plain == 2 else SAME, trainable)
+    inputs = _general_inputs(module)
+    if inputs is None:      # batched kernel, or no module: native layout, meaning unknown
+        return LeafKind(role, role, SAME, trainable, declared=False)
+    if name == "bias":
+        return LeafKind(role, role, flattened(shape), trainable)
+    axes = tuple(range(len(shape)))
+    return LeafKind(role, role, Regrouped(tuple(shape), (axes[inputs:], axes[:inputs])), trainable)
+
+
+def _known(family: Optional[str], module: Any, name: str, shape: Optional[tuple],
            trainable: bool) -> Optional[LeafKind]:
     """The table's entry for a leaf of a known family, or None."""
     if family in ("BatchNorm", "Norm") and name == "scale":
@@ -181,39 +162,31 @@ def _known(family: Optional[str], module: Any, name: str, ndim: Optional[int],
         return LeafKind("embedding", "weight", SAME, trainable)
     if family == "Conv" and name == "kernel":
         return LeafKind("weight", "weight", CHANNELS_LAST_KERNEL, trainable)
-    if family == "Dense" and name == "kernel" and ndim in (2, None):
+    if family == "Dense" and name == "kernel" and (shape is None or len(shape) == 2):
         return LeafKind("weight", "weight", DENSE_IN_OUT, trainable)
     if family == "DenseGeneral" and name in ("kernel", "bias"):
-        plain = 2 if name == "kernel" else 1
-        role = "weight" if name == "kernel" else "bias"
-        if ndim in (plain, None):
-            return LeafKind(role, role, DENSE_IN_OUT if plain == 2 else SAME, trainable)
-        inputs = _general_inputs(module)
-        if inputs is None:      # batched kernel, or no module: native layout, meaning unknown
-            return LeafKind(role, role, SAME, trainable, declared=False)
-        return LeafKind(role, role, DENSE_IN_OUT if name == "kernel" else SAME, trainable,
-                        flatten=inputs if name == "kernel" else 0)
+        return _general(module, name, shape, trainable)
     if family is not None and name == "bias":
         return LeafKind("bias", "bias", SAME, trainable)
     return None
 
 
-def leaf_kinds(module: Any, auto_name: Optional[str], leaves: List[Tuple[str, Optional[int], bool]]
+def leaf_kinds(module: Any, auto_name: Optional[str], leaves: List[Tuple[str, Optional[tuple], bool]]
                ) -> List[LeafKind]:
-    """The kinds of one layer's leaves ``[(Flax name, ndim or None,
+    """The kinds of one layer's leaves ``[(Flax name, native shape or None,
     trainable)]``, in order: a registered class's declaration first, then
     the table for Flax's own layers, else the leaf's own name, undeclared.
     Keys stay unique within the layer."""
     family = layer_family(module, auto_name)
     registered = layer_registry.lookup(module) if module is not None else None
     kinds = []
-    for name, ndim, trainable in leaves:
+    for name, shape, trainable in leaves:
         if registered is not None and name in registered:
             role, layout = registered[name].role, registered[name].layout
             trainable = trainable and role not in ("running_mean", "running_var", "counter")
             kinds.append(LeafKind(role, TORCH_KEYS.get(role, name), layout, trainable))
             continue
-        kind = _known(family, module, name, ndim, trainable)
+        kind = _known(family, module, name, shape, trainable)
         kinds.append(kind if kind is not None else LeafKind(name, name, SAME, trainable, declared=False))
     if registered is not None:   # two registered leaves on one torch key: keep Flax's names
         keys = [k.key for k in kinds]
@@ -236,8 +209,3 @@ def torch_order(kinds: List[LeafKind]) -> List[int]:
     return sorted(range(len(kinds)),
                   key=lambda i: _TORCH_ORDER.get(kinds[i].key, len(_TORCH_ORDER)) if kinds[i].declared
                   else len(_TORCH_ORDER))
-
-
-def slot_ref(path: Any, kind: LeafKind) -> Any:
-    """The slot's ref: the leaf's own locator, or a :class:`Flattened` of it."""
-    return path if kind.flatten is None else Flattened(path, kind.flatten)

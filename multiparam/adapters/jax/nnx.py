@@ -30,7 +30,7 @@ from ...errors import CapabilityError
 from ..base import Capability, Inputs, LayerNode, ParamSlot
 from .calls import floating_dtype, jax_inputs, with_mode
 from .common import FlaxAdapter, cast_leaf
-from .leaves import Flattened, function_kind, layer_family, leaf_kinds, slot_ref
+from .leaves import function_kind, layer_family, leaf_kinds
 
 #: what an NNX module holds that is random-number state, not a layer or parameter
 _RNG_TYPES = (nnx.RngState, nnx.Rngs, nnx.RngStream)
@@ -61,20 +61,9 @@ def _mode(model: nnx.Module, train: Optional[bool]):
             setattr(module, flag, value)
 
 
-def _variable(ref: Any) -> nnx.Variable:
-    """The Variable a slot's ref stands for (a Flattened one's part)."""
-    return ref.part if isinstance(ref, Flattened) else ref
-
-
 def _floating(model: nnx.Module) -> np.dtype:
     """The dtype NumPy float inputs take: the model's first floating Param's."""
     return floating_dtype(v.get_value() for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
-
-
-def _ident(ref: Any) -> Any:
-    """A slot's ident: its Variable's id (a tie is one Variable), set apart
-    for a Flattened view so the base joins its gradient from the part's."""
-    return ("flattened", id(ref.part)) if isinstance(ref, Flattened) else id(ref)
 
 
 class NnxAdapter(FlaxAdapter):
@@ -107,13 +96,12 @@ class NnxAdapter(FlaxAdapter):
                 first_path.setdefault(id(value), "/".join(map(str, path)))
 
         def slots(obj, variables, path):
-            kinds = leaf_kinds(obj, None, [(attr, np.ndim(var.get_value()), isinstance(var, nnx.Param))
+            kinds = leaf_kinds(obj, None, [(attr, np.shape(var.get_value()), isinstance(var, nnx.Param))
                                            for attr, var in variables])
             out = []
             for (attr, var), kind in zip(variables, kinds):
-                ref = slot_ref(var, kind)
-                out.append(ParamSlot(kind.role, first_path.get(id(var), "/".join(path + (attr,))), ref,
-                                     kind.layout, kind.trainable, _ident(ref), key=kind.key,
+                out.append(ParamSlot(kind.role, first_path.get(id(var), "/".join(path + (attr,))), var,
+                                     kind.layout, kind.trainable, id(var), key=kind.key,
                                      declared=kind.declared))
             # trainable Params first (weight, bias, then running stats), as linen
             return sorted(out, key=lambda s: not s.trainable)
@@ -234,15 +222,11 @@ class NnxAdapter(FlaxAdapter):
         transpose (declared in ``capabilities``)."""
         if native_transpose:
             raise CapabilityError(self.name, "tie NNX parameters transposed", _NO_TRANSPOSED_VARIABLE)
-        if isinstance(dst.ref, Flattened) != isinstance(src.ref, Flattened):
-            raise CapabilityError(self.name, f"tie {dst.native_name} to {src.native_name}",
-                                  "one is a LinearGeneral array seen flattened, the other is not")
-        dst_var, src_var = _variable(dst.ref), _variable(src.ref)
-        attrs = [a for a, v in vars(dst_layer).items() if v is dst_var]
+        attrs = [a for a, v in vars(dst_layer).items() if v is dst.ref]
         if not attrs:
             raise CapabilityError(self.name, f"tie {dst.native_name}", "no module attribute holds that variable")
         for attr in attrs:
-            setattr(dst_layer, attr, src_var)
+            setattr(dst_layer, attr, src.ref)
 
     # -- m.flax --------------------------------------------------------------------
     def native_variables(self, state: nnx.Module) -> Any:

@@ -13,7 +13,8 @@ Two Keras layers store what torch stores as one axis as several:
   ``q_proj.weight`` ``(heads * head_dim, dim)``, its bias ``(heads,
   head_dim)`` the Linear's ``(heads * head_dim,)``.
 
-:class:`Regrouped` describes both: canonical axis ``j`` is the native axes
+:class:`~multiparam.adapters.base.Regrouped` (shared with Flax's
+``DenseGeneral``) describes both: canonical axis ``j`` is the native axes
 ``groups[j]`` merged in row-major order.  Like
 :class:`~multiparam.adapters.base.DenseAfterFlatten` it carries what the
 canonical shape cannot say (here the native shape, to split merged axes
@@ -23,45 +24,9 @@ reading a depthwise kernel never copies.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class Regrouped:
-    """Native array of ``native_shape``; canonical axis ``j`` merges the
-    native axes ``groups[j]`` (row-major; an empty group is an axis of
-    size 1).  Every native axis is in exactly one group."""
-
-    native_shape: Tuple[int, ...]
-    groups: Tuple[Tuple[int, ...], ...]
-
-    def __post_init__(self):
-        if sorted(self.order) != list(range(len(self.native_shape))):
-            raise ValueError(f"groups {self.groups} do not cover the axes of {self.native_shape} once each")
-
-    @property
-    def order(self) -> Tuple[int, ...]:
-        return tuple(axis for group in self.groups for axis in group)
-
-    def to_canonical(self, array: np.ndarray) -> np.ndarray:
-        return array.transpose(self.order).reshape(self.shape_to_canonical(array.shape))
-
-    def to_native(self, array: np.ndarray) -> np.ndarray:
-        split = array.reshape([self.native_shape[a] for a in self.order])
-        return split.transpose(np.argsort(self.order))
-
-    def shape_to_canonical(self, shape: tuple) -> tuple:
-        def merged(group) -> Optional[int]:
-            dims = [shape[a] for a in group]
-            return None if None in dims else math.prod(dims)
-        return tuple(merged(group) for group in self.groups)
-
-    def shape_to_native(self, shape: tuple) -> tuple:
-        return tuple(self.native_shape)
+from ..base import Regrouped, flattened  # noqa: F401  (flattened: a Keras EinsumDense bias)
 
 
 def depthwise(native_shape: tuple) -> Regrouped:
@@ -90,9 +55,3 @@ def einsum_kernel(equation: str, native_shape: tuple) -> Optional[Regrouped]:
     rows = sorted((i for i, c in enumerate(kernel) if c in output), key=lambda i: output.index(kernel[i]))
     cols = sorted((i for i, c in enumerate(kernel) if c in inputs), key=lambda i: inputs.index(kernel[i]))
     return Regrouped(tuple(native_shape), (tuple(rows), tuple(cols)))
-
-
-def flattened(native_shape: tuple) -> Regrouped:
-    """An array as one axis (an ``EinsumDense`` bias over every output axis
-    of its kernel is the Linear's 1-D bias)."""
-    return Regrouped(tuple(native_shape), (tuple(range(len(native_shape))),))

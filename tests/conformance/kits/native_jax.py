@@ -273,14 +273,15 @@ def cnn_batchnorm():
 
 
 def nnx_sequence():
-    """NNX's Embed, LayerNorm, RMSNorm, BatchNorm and Linear as attributes."""
+    """NNX's Embed, LayerNorm, RMSNorm, BatchNorm and LinearGeneral as attributes (the
+    LinearGeneral's (6, 2, 4) kernel is torch's nn.Linear(6, 8) weight)."""
     class Net(nnx.Module):
         def __init__(self, rngs):
             self.embed = nnx.Embed(10, 6, rngs=rngs)
             self.norm = nnx.LayerNorm(6, rngs=rngs)
             self.rms = nnx.RMSNorm(6, rngs=rngs)
             self.bn = nnx.BatchNorm(6, use_running_average=True, rngs=rngs)
-            self.proj = nnx.Linear(6, 8, rngs=rngs)
+            self.proj = nnx.LinearGeneral(6, (2, 4), rngs=rngs)
 
         def __call__(self, ids):
             return self.proj(self.bn(self.rms(self.norm(self.embed(ids)))))
@@ -293,7 +294,7 @@ def nnx_sequence():
 
 def chapter_models():
     return {"mlp": mlp, "shared": shared, "rgnet": rgnet, "nnx-mlp": nnx_mlp, "nnx-shared": nnx_shared,
-            "sequence": sequence, "cnn-batchnorm": cnn_batchnorm,
+            "sequence": sequence, "attention": attention, "cnn-batchnorm": cnn_batchnorm,
             "nnx-sequence": nnx_sequence}
 
 

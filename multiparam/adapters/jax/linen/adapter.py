@@ -33,7 +33,7 @@ from ..builders import BUILDERS
 from ..calls import AbstractInputs, default_float, floating_dtype, jax_inputs, with_mode
 from ..common import FlaxAdapter, cast_leaf
 from ..layers import IN_FEATURES_ATTR, SEQUENTIAL_TYPES
-from ..leaves import Flattened, function_kind, layer_family, leaf_kinds, slot_ref, torch_order
+from ..leaves import function_kind, layer_family, leaf_kinds, torch_order
 from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
@@ -255,7 +255,7 @@ class LinenAdapter(FlaxAdapter):
                 return lstm_slots(state, path, module, materialized)
             if materialized:
                 leaves = owned.get(path, [])
-                kinds = leaf_kinds(module, name, [(full[-1], np.ndim(leaf), full[0] == "params")
+                kinds = leaf_kinds(module, name, [(full[-1], np.shape(leaf), full[0] == "params")
                                                   for full, leaf in leaves])
                 order = torch_order(kinds)
                 leaves, kinds = [leaves[i] for i in order], [kinds[i] for i in order]
@@ -266,15 +266,13 @@ class LinenAdapter(FlaxAdapter):
                         layout = dense_layout(rec, path, np.shape(leaf))
                     src, transposed = state.ties.get(full, (full, False))
                     transposed = state.ties_canonical_t.get(full, transposed)
-                    ref = slot_ref(full, kind)
-                    out.append(ParamSlot(kind.role, "/".join(full), ref, layout, kind.trainable,
-                                         _ident(ref, src), transposed=transposed, key=kind.key,
-                                         declared=kind.declared))
+                    out.append(ParamSlot(kind.role, "/".join(full), full, layout, kind.trainable, src,
+                                         transposed=transposed, key=kind.key, declared=kind.declared))
                 return _unique_keys(out, [full for full, _ in leaves])
             if module is None:
                 return []
             config = _config_leaves(module)
-            kinds = leaf_kinds(module, name, [(leafname, len(native), collection == "params")
+            kinds = leaf_kinds(module, name, [(leafname, native, collection == "params")
                                               for collection, leafname, native in config])
             out, paths = [], []
             for (collection, leafname, native), kind in zip(config, kinds):
@@ -473,16 +471,13 @@ class LinenAdapter(FlaxAdapter):
         after each write; ``grad`` differentiates through that expansion, so
         a tied parameter's gradient is the sum of its uses.
         ``unique_variables`` / ``expand_variables`` give an optax loop the
-        de-duplicated pytree and the way back.  A DenseGeneral array seen
-        flattened ties as the leaf it is; LSTM arrays, made of several
+        de-duplicated pytree and the way back.  LSTM arrays, made of several
         leaves, do not tie."""
-        dst_path, src_path = _tie_path(self, dst, False), _tie_path(self, src, True)
-        if isinstance(dst.ref, Flattened) != isinstance(src.ref, Flattened):
-            raise CapabilityError(self.name, f"tie {dst.native_name} to {src.native_name}",
-                                  "one is a DenseGeneral array seen flattened, the other is not")
-        if isinstance(dst.ref, Flattened) and native_transpose:
-            raise CapabilityError(self.name, f"tie {dst.native_name} transposed",
-                                  "a DenseGeneral kernel seen flattened has no native transpose")
+        for slot in (dst, src):
+            if isinstance(slot.ref, Composite):
+                raise CapabilityError(self.name, f"tie {slot.native_name}",
+                                      "it is made of several Flax leaves (an LSTM's per-gate kernels)")
+        dst_path, src_path = tuple(dst.ref), tuple(src.ident)
         state.ties[dst_path] = (src_path, native_transpose)
         # canonical relation: a layout change (Embed (V, D) vs kernel (D, V))
         # already accounts for one native transpose
@@ -538,24 +533,6 @@ class LinenAdapter(FlaxAdapter):
         if state.variables is None:
             return 0
         return int(sum(np.size(l) for l in jax.tree_util.tree_leaves(state.variables.get("params", {}))))
-
-
-def _ident(ref: Any, src: tuple) -> Any:
-    """A slot's ident: the path of the leaf it reads (its tie source's, once
-    tied), set apart for a Flattened view so the base joins its gradient
-    from the leaf's."""
-    return ("flattened",) + tuple(src) if isinstance(ref, Flattened) else src
-
-
-def _tie_path(adapter: LinenAdapter, slot: ParamSlot, source: bool) -> tuple:
-    """The pytree path a tie records for ``slot``: its own leaf, or as the
-    ``source`` the leaf it already reads (through an earlier tie)."""
-    if isinstance(slot.ref, Flattened):
-        return tuple(slot.ident[1:]) if source else tuple(slot.ref.part)
-    if isinstance(slot.ref, Composite):
-        raise CapabilityError(adapter.name, f"tie {slot.native_name}",
-                              "it is made of several Flax leaves (an LSTM's per-gate kernels)")
-    return tuple(slot.ident) if source else tuple(slot.ref)
 
 
 LINEN_ADAPTER = LinenAdapter()
