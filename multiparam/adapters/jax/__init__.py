@@ -4,8 +4,11 @@ One adapter per kind of Flax model, both named ``jax``: ``ADAPTER`` is the
 linen one, which also recognises NNX modules and hands them to the NNX
 adapter (``ADAPTER.specialise``); ``mp.nn`` specs build linen modules.
 
-- ``common``: the base class both share (JAX arrays, ``jax.random`` draws,
-  the loss ops, Flax's defaults) and the layer-family and role tables;
+- ``common``: the base class both share (JAX arrays, dtypes, ``jax.random``
+  draws, the loss ops, Flax's defaults);
+- ``leaves``: what each Flax leaf is: its torch key, role and layout;
+- ``calls``: a call's inputs as JAX arrays, and ``train=`` as the module's
+  mode argument;
 - ``linen/``: the linen adapter (the state is the module and its pytree);
 - ``nnx``: the NNX adapter (the state is the module, parameters live in it);
 - ``builders``: the ``mp.nn`` spec kind -> linen module table;

@@ -2,22 +2,18 @@
 canonical key, role and layout, linen and NNX alike.
 
 Canonical names are PyTorch's ``state_dict`` keys, so a leaf's *key* is the
-attribute the equivalent torch module has, whatever Flax calls it:
+attribute the equivalent torch module has, whatever Flax calls it
+(``leaf -> key, role, layout``):
 
-===================================  =============  ==============  ===========================
-Flax layer, leaf                     key            role            layout
-===================================  =============  ==============  ===========================
-Dense / Linear ``kernel``            ``weight``     weight          ``(in, out)``: DENSE_IN_OUT
-Conv ``kernel``                      ``weight``     weight          CHANNELS_LAST_KERNEL
-DenseGeneral / LinearGeneral         ``weight``     weight          flattened to 2-D, see below
-LayerNorm/RMSNorm/GroupNorm
-``scale``                            ``weight``     scale           same
-BatchNorm ``scale`` / ``bias``       ``weight`` /   scale / bias    same
-                                     ``bias``
-BatchNorm ``mean`` / ``var``         ``running_mean`` / ``running_var`` (not trainable)
-Embed ``embedding``                  ``weight``     embedding       same
-any ``bias``                         ``bias``       bias            same
-===================================  =============  ==============  ===========================
+- Dense / Linear ``kernel`` -> ``weight``, weight, DENSE_IN_OUT ``(in, out)``;
+- Conv ``kernel`` -> ``weight``, weight, CHANNELS_LAST_KERNEL;
+- DenseGeneral / LinearGeneral ``kernel`` -> ``weight``, weight, regrouped
+  (below);
+- LayerNorm / RMSNorm / GroupNorm / BatchNorm ``scale`` -> ``weight``, scale;
+- BatchNorm ``mean`` / ``var`` -> ``running_mean`` / ``running_var``, not
+  trainable;
+- Embed ``embedding`` -> ``weight``, embedding;
+- any of them ``bias`` -> ``bias``, bias.
 
 (LSTMs are composites of per-gate leaves: ``linen/lstm.py``.)
 
@@ -73,7 +69,7 @@ _AUTO_NAME_FAMILIES = {"Dense": "Dense", "DenseGeneral": "DenseGeneral", "Conv":
                        "RMSNorm": "Norm", "Embed": "Embed"}
 
 #: torch's attribute for a role (a norm's scale and an embedding's table are ``weight``)
-TORCH_KEYS = {"weight": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",
+_TORCH_KEYS = {"weight": "weight", "scale": "weight", "embedding": "weight", "bias": "bias",
               "running_mean": "running_mean", "running_var": "running_var"}
 
 #: activation functions that are a ReLU layer in a Sequential
@@ -184,7 +180,7 @@ def leaf_kinds(module: Any, auto_name: Optional[str], leaves: List[Tuple[str, Op
         if registered is not None and name in registered:
             role, layout = registered[name].role, registered[name].layout
             trainable = trainable and role not in ("running_mean", "running_var", "counter")
-            kinds.append(LeafKind(role, TORCH_KEYS.get(role, name), layout, trainable))
+            kinds.append(LeafKind(role, _TORCH_KEYS.get(role, name), layout, trainable))
             continue
         kind = _known(family, module, name, shape, trainable)
         kinds.append(kind if kind is not None else LeafKind(name, name, SAME, trainable, declared=False))

@@ -93,6 +93,12 @@ def _split_apply_kwargs(inputs: Inputs) -> tuple:
     return Inputs(inputs.args, own), flax_kw
 
 
+def _abstract(leaf) -> jax.ShapeDtypeStruct:
+    """A leaf as a trace sees it: its shape, floats in JAX's default float."""
+    floating = jnp.issubdtype(leaf.dtype, jnp.floating)
+    return jax.ShapeDtypeStruct(np.shape(leaf), default_float() if floating else leaf.dtype)
+
+
 _NEUTRAL_KINDS = {nn.Conv: "Conv2d", nn.BatchNorm: "BatchNorm", nn.LayerNorm: "LayerNorm",
                   nn.Embed: "Embedding"}
 
@@ -221,9 +227,7 @@ class LinenAdapter(FlaxAdapter):
                tuple(np.shape(l) for l in jax.tree_util.tree_leaves(state.variables)), sample.key())
         if state.trace_cache is not None and state.trace_cache[0] == key:
             return state.trace_cache[1]
-        shapes = jax.tree_util.tree_map(
-            lambda l: jax.ShapeDtypeStruct(np.shape(l), default_float() if jnp.issubdtype(l.dtype, jnp.floating)
-                                           else l.dtype), state.variables)
+        shapes = jax.tree_util.tree_map(_abstract, state.variables)
         try:
             rec = traced_record(lambda v, arrays: self._run(state, v, sample.rebuild(arrays), False),
                                 shapes, sample.arrays)
