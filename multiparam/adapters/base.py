@@ -261,10 +261,12 @@ class Stacked(Composite):
         return [np.ascontiguousarray(c.T) if self.transpose else c for c in chunks]
 
 
-def _kept_shares(owner: Any) -> dict:
-    """The shares remembered on ``owner``, in its instance dict: they live
-    and die with the native object (a Keras cell, a Flax state), and
-    writing the dict directly bypasses framework attribute tracking."""
+def kept_shares(owner: Any) -> dict:
+    """The shares :class:`SumShare` remembered on ``owner``, ``{key: (first,
+    second, native sum)}``, in its instance dict: they live and die with the
+    native object (a Keras cell, a Flax state), and writing the dict
+    directly bypasses framework attribute tracking.  An adapter that
+    converts a model's dtype (``astype``) casts them with it."""
     return vars(owner).setdefault("_multiparam_shares", {})
 
 
@@ -292,7 +294,7 @@ class SumShare(Composite):
         return (self.part,)
 
     def _shares(self, native: np.ndarray) -> tuple:
-        kept = _kept_shares(self.owner).get(self.key)
+        kept = kept_shares(self.owner).get(self.key)
         if kept is not None:
             first, second, total = kept
             if total.shape == native.shape and np.array_equal(total, native):
@@ -314,7 +316,7 @@ class SumShare(Composite):
 
     def committed(self, parts, value, current):
         first, second = self._written(value, current)
-        _kept_shares(self.owner)[self.key] = (first, second, np.array(parts[0]))
+        kept_shares(self.owner)[self.key] = (first, second, np.array(parts[0]))
 
     def join_grads(self, grads):
         return grads[0]     # d(a + b)/da = d(a + b)/db = the sum's gradient

@@ -21,7 +21,7 @@ from ... import dtypes
 from ... import initializers as I
 from ... import layout as _layout
 from ...errors import CapabilityError, NotMaterializedError
-from ..base import Adapter, Composite, Inputs, LayerNode, ParamSlot, SumShare, _kept_shares
+from ..base import Adapter, Composite, Inputs, LayerNode, ParamSlot, SumShare, kept_shares
 from . import tree
 from .builders import BUILDERS
 from .layers import Dense, StoragePolicy
@@ -303,7 +303,7 @@ class TensorflowAdapter(Adapter):
         for owner, key, share, native in shares.values():
             # each torch bias cast by itself, as torch's module.to casts them,
             # remembered with the sum Keras now holds
-            _kept_shares(owner)[key] = (share[0].astype(dtype), share[1].astype(dtype),
+            kept_shares(owner)[key] = (share[0].astype(dtype), share[1].astype(dtype),
                                         self.read_array(state, native))
         for attr in ("train_function", "test_function", "predict_function"):
             if getattr(state, attr, None) is not None:

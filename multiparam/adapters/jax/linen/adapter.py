@@ -28,7 +28,7 @@ from flax.errors import ModifyScopeVariableError
 
 from .... import layout as _layout
 from ....errors import CapabilityError, NotMaterializedError
-from ...base import DENSE_IN_OUT, Composite, Inputs, LayerNode, ParamSlot, _kept_shares
+from ...base import DENSE_IN_OUT, Composite, Inputs, LayerNode, ParamSlot, kept_shares
 from ..builders import BUILDERS
 from ..calls import AbstractInputs, default_float, floating_dtype, jax_inputs, with_mode
 from ..common import FlaxAdapter, cast_leaf
@@ -454,7 +454,7 @@ class LinenAdapter(FlaxAdapter):
         if state.variables is not None:
             state.variables = self._expand(state, pytree.map_leaves(state.variables,
                                                                     lambda l: cast_leaf(l, dtype)))
-        shares = _kept_shares(state)
+        shares = kept_shares(state)
         for key, (first, second, total) in shares.items():
             shares[key] = (first.astype(dtype), second.astype(dtype), total.astype(dtype))
 
