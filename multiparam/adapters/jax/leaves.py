@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
 import jax
-import numpy as np
 from flax import linen as nn
 from flax import nnx
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-from ..base import Regrouped, flattened  # noqa: F401  (flattened: a Keras EinsumDense bias)
+from ..base import Regrouped
 
 
 def depthwise(native_shape: tuple) -> Regrouped:

@@ -50,9 +50,10 @@ from keras.src.utils.naming import to_snake_case    # how Keras derives auto-nam
 
 from ... import layer_registry
 from ... import layout as _layout
-from ..base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Composite, LayerNode, ParamSlot, SumShare
+from ..base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Composite, LayerNode, ParamSlot, SumShare,
+                    flattened)
 from .layers import NamedSequential
-from .layouts import depthwise, einsum_kernel, einsum_specs, flattened
+from .layouts import depthwise, einsum_kernel, einsum_specs
 
 CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 CONV_T = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
