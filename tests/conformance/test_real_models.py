@@ -91,6 +91,17 @@ def test_counters_travel_on_their_own_framework(real_model, tmp_path):
         np.testing.assert_array_equal(dst[name].value, m[name].value)
 
 
+def test_inference_mode_is_the_frameworks(real_model, kit):
+    """``m(x, train=False)`` is the framework's own inference forward (Keras
+    ``training=False``, torch ``eval()``, Flax ``train=False``), whatever
+    mode the model was left in."""
+    m = _wrap(real_model)
+    got = m(real_model.x, train=False)
+    want = kit.infer(m, real_model.x)
+    first = got[0] if isinstance(got, (tuple, list)) else got
+    np.testing.assert_allclose(kit.to_numpy(first), want[0], rtol=1e-5, atol=1e-6)
+
+
 def test_save_load_into_a_fresh_instance_is_bit_identical(real_model, kit, tmp_path):
     src = _wrap(real_model)
     dst = _fresh(real_model, 12345)
