@@ -334,10 +334,49 @@ class PlannedTensor:
         return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
+#: temporaries a save writes beside its target: ``.multiparam-<pid>-<name>.<random>.tmp``
+_TEMP_PREFIX = ".multiparam-"
+_TEMP_NAME = re.compile(r"^\.multiparam-(\d+)-.+\.tmp$")
+
+
 def _temp_beside(target: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    """A temporary file beside ``target``, named with this process's id, so
+    a later save can tell a killed writer's leftovers from a live one's."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-{target.name}.", suffix=".tmp",
+                               dir=str(target.parent))
     os.close(fd)
     return Path(tmp)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> List[Path]:
+    """Remove temporaries that a save killed mid-write left in ``folder``:
+    only multiparam's (its prefix), and only those whose writer process is
+    gone (a concurrent save's live temporary is kept).  Returns what it
+    removed.  Every save calls it for its folder."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_NAME.match(p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str],
@@ -433,6 +472,8 @@ def _commit_files(plan: List[Tuple[Path, List[PlannedTensor]]], metadata: Dict[s
                   file_metadata, index: Optional[Path] = None, index_doc=None) -> List[Path]:
     """Write every file of ``plan`` (and the index) to temporaries, then
     rename them all into place; on any error remove the temporaries."""
+    for folder in {target.parent for target, _ in plan}:
+        remove_stale_temporaries(folder)
     temps: List[Tuple[Path, Path]] = []
     try:
         for target, group in plan:

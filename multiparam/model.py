@@ -11,6 +11,7 @@ change the native model's structure yourself.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -89,6 +90,9 @@ class Model:
         self.adapter_state = state
         self._cache: Optional[ModelIndex] = None
         self._grads: dict = {}        # ident -> last gradient from m.grad (native layout)
+        #: serialises this handle's writes, consistent copies and ``grad``
+        #: (see "Threads" in the README); re-entrant, as ``grad`` may write
+        self.lock = threading.RLock()
 
     # -- basics -----------------------------------------------------------------
     @property
@@ -255,6 +259,13 @@ class Model:
             if pd is ps or pd.primary is ps:
                 raise MultiparamError(f"{d!r} and {s!r} are already one parameter"
                                       if d != s else f"cannot tie {d!r} to itself")
+            if pd.trainable != ps.trainable or (pd.role == "counter") != (ps.role == "counter"):
+                # a running statistic tied to a trainable weight breaks the
+                # forward (torch) and means nothing: only like with like
+                kind = lambda p: "a counter" if p.role == "counter" else (
+                    "trainable" if p.trainable else f"state ({p.role})")
+                raise MultiparamError(f"cannot tie {d!r} ({kind(pd)}) to {s!r} ({kind(ps)}): ties join "
+                                      "trainable parameters with trainable ones, statistics with statistics")
             check = _TieCheck(d, s, transpose)
             for p in (pd, ps):
                 check.require_materialized(p)
@@ -347,7 +358,8 @@ class Model:
         (BatchNorm uses running statistics), so gradients mean the same on
         every backend; ``train=True`` uses training mode.  Running
         statistics are never changed by ``grad``."""
-        out, self._grads = model_grad(self, x, loss=loss, target=target, train=train)
+        with self.lock:     # no write may change a parameter under autograd's feet
+            out, self._grads = model_grad(self, x, loss=loss, target=target, train=train)
         return out
 
     def astype(self, dtype) -> "Model":

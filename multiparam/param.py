@@ -160,8 +160,11 @@ class Param:
             "p[...] = v or p += v, which mean the same on every backend")
 
     def numpy(self) -> np.ndarray:
-        """A writable copy of the value (canonical layout)."""
-        return np.array(self.value)
+        """A writable copy of the value (canonical layout), taken under the
+        handle's lock: never half of a concurrent write (``value`` itself is
+        a live view where the framework allows one, so it follows writes)."""
+        with self._model.lock:
+            return np.array(self.value)
 
     def __array__(self, dtype=None, copy=None):
         v = self.value
@@ -220,26 +223,32 @@ class Param:
         model.adapter.write(model.adapter_state, self._slot.ref, prepared)
 
     def __getitem__(self, index) -> np.ndarray:
-        """A writable copy of ``value[index]`` (so ``p[:] += 1`` works)."""
-        return self.value[index].copy()
+        """A writable copy of ``value[index]`` (so ``p[:] += 1`` works),
+        taken under the handle's lock.  ``p[i] += 1`` is Python's read, then
+        write: two steps for other threads; ``p += 1`` is one."""
+        with self._model.lock:
+            return self.value[index].copy()
 
     def __setitem__(self, index, v) -> None:
-        """``p[0, 0] = 42``: canonical indices, written in place."""
-        plan = WritePlan()
-        new = self.numpy()    # NotMaterializedError before anything else
-        src = as_numpy(v)
-        plan.check_dtype(self, src.dtype)   # before NumPy would cast it into the copy silently
-        new[index] = src      # NumPy raises for a bad index or shape; nothing written yet
-        plan.add(self, new)
-        plan.commit()
+        """``p[0, 0] = 42``: canonical indices, written in place (read,
+        change and write under the handle's lock: one step for other threads)."""
+        with self._model.lock:
+            plan = WritePlan()
+            new = self.numpy()    # NotMaterializedError before anything else
+            src = as_numpy(v)
+            plan.check_dtype(self, src.dtype)   # before NumPy would cast it into the copy silently
+            new[index] = src      # NumPy raises for a bad index or shape; nothing written yet
+            plan.add(self, new)
+            plan.commit()
 
     def _inplace(self, op, other) -> "Param":
-        plan = _InPlaceUpdate()
-        current = self.numpy()    # NotMaterializedError before anything else
-        other = as_numpy(other)
-        plan.check_dtype(self, other.dtype)  # the operand's kind, before NumPy computes
-        plan.add(self, op(current, other))
-        plan.commit()
+        with self._model.lock:      # read, compute and write as one step for other threads
+            plan = _InPlaceUpdate()
+            current = self.numpy()    # NotMaterializedError before anything else
+            other = as_numpy(other)
+            plan.check_dtype(self, other.dtype)  # the operand's kind, before NumPy computes
+            plan.add(self, op(current, other))
+            plan.commit()
         return self
 
     def __iadd__(self, other):

@@ -18,6 +18,7 @@ the checks and the error classes stay the same.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, List, Tuple
 
 import numpy as np
@@ -75,8 +76,14 @@ class WritePlan:
         """Write every value added, in the order added.  Call it once every
         ``add`` has passed; the plan is empty afterwards."""
         writes, self._writes = self._writes, []
-        for param, value in writes:
-            param.write_validated(value)
+        # each handle's lock, in a fixed order: one transaction's writes are
+        # never interleaved with another's, nor with a copy or a grad
+        models = {id(p.model): p.model for p, _ in writes}
+        with contextlib.ExitStack() as held:
+            for key in sorted(models):
+                held.enter_context(models[key].lock)
+            for param, value in writes:
+                param.write_validated(value)
 
     def __len__(self) -> int:
         return len(self._writes)

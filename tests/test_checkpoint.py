@@ -214,3 +214,24 @@ def test_a_symlink_is_written_through(tmp_path):
 def test_a_folder_is_not_a_file_to_write(tmp_path):
     with pytest.raises(IsADirectoryError, match="max_shard_size"):
         C.write_checkpoint(tmp_path, planned(ARRAYS))
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (a killed writer's)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
+    dead = tmp_path / f".multiparam-{_dead_pid()}-w.safetensors.abc123.tmp"
+    live = tmp_path / f".multiparam-{os.getpid()}-w.safetensors.def456.tmp"   # a save under way here
+    other = tmp_path / ".w.safetensors.keepme.tmp"                              # not ours
+    for p in (dead, live, other):
+        p.write_bytes(b"x" * 1024)
+    C.write_checkpoint(tmp_path / "w.safetensors", planned(ARRAYS))
+    assert not dead.exists()
+    assert live.exists() and other.exists()

@@ -123,3 +123,16 @@ def test_exercise_trains_shared_mlp_with_multiparam_calls_only(backend, capsys):
     assert "layers 2 and 4 still identical: True" in out
     # the same trajectory everywhere: portable init and float32 math
     assert abs(losses[-1] - 0.03917) < 5e-4, losses
+
+
+def test_ties_join_like_with_like(kit):
+    """A running statistic tied to a trainable parameter breaks torch's
+    forward and means nothing anywhere: refused, nothing tied."""
+    m = mp.wrap(mp.nn.Sequential(mp.nn.Dense(4), mp.nn.BatchNorm()),
+                sample_input=np.ones((2, 3), np.float32))
+    before = m.ties()
+    with pytest.raises(mp.MultiparamError, match="statistics with statistics"):
+        m.tie("1.running_mean", "0.bias")
+    with pytest.raises(mp.MultiparamError, match="statistics with statistics"):
+        m.tie("0.bias", "1.running_var")
+    assert m.ties() == before
