@@ -176,3 +176,28 @@ def test_write_is_atomic(m, tmp_path, monkeypatch):
         mp.save(m, path)
     assert path.read_bytes() == before          # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]   # no temp left behind
+
+
+MALFORMED_METADATA = {
+    "ties-a-number": dict(ties="5"),
+    "ties-null": dict(ties="null"),
+    "ties-list-of-numbers": dict(ties="[5]"),
+    "ties-not-json": dict(ties="[["),
+    "ties-naming-tensors-the-file-lacks": dict(ties='[["ghost.weight", "phantom.weight"]]'),
+    "format-version-negative": dict(format_version="-1"),
+    "format-version-zero": dict(format_version="0"),
+    "format-version-not-a-number": dict(format_version="two"),
+    "checksums-not-json": dict(crc32="{"),
+    "checksums-for-other-tensors": dict(crc32='{"ghost.weight": "00000000"}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_METADATA))
+def test_every_malformed_metadata_field_is_a_file_format_error(m, kit, tmp_path, case):
+    snap = _snapshot(m, kit)
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    _with_metadata(path, **MALFORMED_METADATA[case])
+    with pytest.raises(mp.FileFormatError):
+        mp.load(m, path)
+    _same(m, kit, snap)
