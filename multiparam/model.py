@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes
 from . import layout as _layout
-from .adapters.base import Inputs
+from .adapters.base import Composite, Inputs
 from .backend import get_backend
 from .errors import (
     CapabilityError, DtypeError, MultiparamError, NotMaterializedError, ShapeError, UnknownNameError,
@@ -223,10 +223,13 @@ class Model:
         return {name: p.shape for name, p in self.index().unique.items()}
 
     def num_parameters(self, trainable: Optional[bool] = None) -> int:
-        """Number of scalars, each tied parameter once.  ``trainable=True``
-        counts only trainable ones (torch's ``parameters()``); the default
-        counts everything in the state (Keras' ``count_params``, Gluon's
-        ``collect_params``), running statistics included."""
+        """Number of scalars, each tied parameter once, as the framework
+        counts its own: ``trainable=True`` counts only trainable ones
+        (torch's ``parameters()``); the default counts everything in the
+        state (Keras' ``count_params``, Gluon's ``collect_params``), running
+        statistics included.  Torch's names may split what the framework
+        holds as one array (an LSTM's ``bias_ih`` and ``bias_hh``, whose sum
+        Keras and Flax keep): that array counts once."""
         total = 0
         for name, p in self.index().unique.items():
             if trainable is not None and p.trainable != trainable:
@@ -234,7 +237,9 @@ class Model:
             shape = p.shape
             if shape is None or any(d is None for d in shape):
                 raise NotMaterializedError(name, shape)
-            total += int(np.prod(shape, dtype=np.int64))
+            size = int(np.prod(shape, dtype=np.int64))
+            ref = p.slot.ref
+            total += ref.native_size(size) if isinstance(ref, Composite) else size
         return total
 
     def ties(self) -> List[Tuple[str, ...]]:

@@ -34,10 +34,10 @@ def test_fans_from_canonical_axes():
 
 
 def test_dense_after_flatten_round_trip_and_permutation():
-    from multiparam.adapters.base import DenseAfterFlatten
+    from multiparam.adapters.base import Permuted, channels_last_flatten
 
     c, h, w, out = 3, 2, 4, 5
-    tag = DenseAfterFlatten(c, h, w)
+    tag = Permuted(DENSE_IN_OUT, channels_last_flatten(c, h, w))
     canonical = np.arange(out * c * h * w, dtype=np.float32).reshape(out, c * h * w)
     native = layout.to_native(canonical, tag)
     assert native.shape == (h * w * c, out)
@@ -55,3 +55,42 @@ def test_input_to_native_only_moves_images():
     ids = np.zeros((2, 5), dtype=np.int64)
     assert layout.input_to_native(ids, True) is ids
     assert layout.output_to_canonical(np.zeros((2, 4, 5, 3)), True).shape == (2, 3, 4, 5)
+
+
+def test_per_feature_vector_after_flatten():
+    from multiparam.adapters.base import Permuted, channels_last_flatten
+
+    c, h, w = 3, 2, 4
+    tag = Permuted(SAME, channels_last_flatten(c, h, w))
+    canonical = np.arange(c * h * w, dtype=np.float32)          # feature index in (C, H, W) order
+    native = layout.to_native(canonical, tag)
+    # the (H, W, C) flatten of the same map holds feature (c, h, w) at (h*W + w)*C + c
+    np.testing.assert_array_equal(native, canonical.reshape(c, h, w).transpose(1, 2, 0).reshape(-1))
+    np.testing.assert_array_equal(layout.to_canonical(native, tag), canonical)
+
+
+def test_unknown_order_refuses_values_but_gives_shapes():
+    import pytest
+    from multiparam.adapters.base import FeatureOrderError, UnknownOrder
+
+    tag = UnknownOrder(DENSE_IN_OUT, "because")
+    assert layout.shape_to_canonical((6, 2), tag) == (2, 6)
+    with pytest.raises(FeatureOrderError, match="because"):
+        layout.to_canonical(np.zeros((6, 2)), tag)
+
+
+def test_labels_follow_a_flatten_of_a_channels_last_map():
+    from multiparam.adapters.base import Permuted, channels_last_flatten
+
+    L = layout.Labels()
+    x = L.image((2, 4, 5, 3))                               # NHWC of torch's (2, 3, 4, 5)
+    flat = L.reshape(x, (2, 4, 5, 3), (2, 60))
+    kernel = L.param("k", (60, 7))
+    L.contract(flat, kernel, (2, 60), (60, 7), ((1,), (0,)), ((), ()))
+    assert L.layout("k", 0, DENSE_IN_OUT, "k") == Permuted(DENSE_IN_OUT, channels_last_flatten(3, 4, 5))
+    # transposed to torch's order first: nothing to permute
+    L = layout.Labels()
+    x = L.transpose(L.image((2, 4, 5, 3)), (0, 3, 1, 2))
+    flat = L.reshape(x, (2, 3, 4, 5), (2, 60))
+    L.contract(flat, L.param("k", (60, 7)), (2, 60), (60, 7), ((1,), (0,)), ((), ()))
+    assert L.layout("k", 0, DENSE_IN_OUT, "k") == DENSE_IN_OUT

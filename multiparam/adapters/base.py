@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 import numpy as np
 
 from .. import dtypes
-from ..errors import CapabilityError
+from ..errors import CapabilityError, MultiparamError
 
 # Layout tags: how a native array differs from the canonical (PyTorch) layout.
 SAME = "same"                  # native == canonical
@@ -51,20 +51,118 @@ LAYOUTS = (SAME, DENSE_IN_OUT, CHANNELS_LAST_KERNEL)
 
 
 @dataclass(frozen=True)
-class DenseAfterFlatten:
-    """Layout of a dense kernel whose input is a *channels-last* feature map
-    flattened (Keras ``Flatten``, Flax ``x.reshape``): native ``(H*W*C, out)``
-    with rows in (H, W, C) order; canonical ``(out, C*H*W)`` with columns in
-    torch's (C, H, W) order.  Carries the feature map's shape because the
-    permutation depends on it.  Not a pure transpose, so reading it copies."""
+class FeatureOrder:
+    """The order of a flattened feature axis, relative to torch's.
 
-    channels: int
-    height: int
-    width: int
+    The features are a block of canonical axes of sizes ``shape`` (torch's
+    order: ``(C, H, W)`` for a feature map), flattened in the order
+    ``native`` of those axes: a channels-last framework flattening an
+    ``(H, W, C)`` map gives ``FeatureOrder((C, H, W), (1, 2, 0))``, feature
+    ``(h*W + w)*C + c``, where torch's flatten gives ``c*H*W + h*W + w``.
+    Found by following the feature order through the model
+    (``multiparam.layout.Labels``), never by a pattern."""
+
+    shape: Tuple[int, ...]
+    native: Tuple[int, ...]
+
+    def __post_init__(self):
+        if sorted(self.native) != list(range(len(self.shape))):
+            raise ValueError(f"native order {self.native} is not a permutation of the axes of {self.shape}")
 
     @property
-    def chw(self) -> tuple:
-        return (self.channels, self.height, self.width)
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.native == tuple(range(len(self.shape)))
+
+    def _moved(self, array: np.ndarray, axis: int, to_canonical: bool) -> np.ndarray:
+        axis = axis % array.ndim
+        lead, rest = array.shape[:axis], array.shape[axis + 1:]
+        block = [self.shape[a] for a in self.native] if to_canonical else list(self.shape)
+        perm = np.argsort(self.native) if to_canonical else np.asarray(self.native)
+        split = array.reshape(lead + tuple(block) + rest)
+        k = len(lead)
+        axes = list(range(k)) + [k + int(p) for p in perm] + list(range(k + len(block), split.ndim))
+        return split.transpose(axes).reshape(array.shape)
+
+    def to_canonical(self, array: np.ndarray, axis: int = -1) -> np.ndarray:
+        """``array`` with its feature axis ``axis`` reordered from this
+        native order to torch's (a copy)."""
+        return self._moved(array, axis, True)
+
+    def to_native(self, array: np.ndarray, axis: int = -1) -> np.ndarray:
+        """The inverse of :meth:`to_canonical`."""
+        return self._moved(array, axis, False)
+
+
+def channels_last_flatten(channels: int, *spatial: int) -> FeatureOrder:
+    """The order of a channels-last map ``(*spatial, channels)`` flattened:
+    torch's ``(C, *spatial)`` features in ``(*spatial, C)`` order."""
+    n = len(spatial)
+    return FeatureOrder((channels,) + tuple(spatial), tuple(range(1, n + 1)) + (0,))
+
+
+def _base_axes(base: str, ndim: int) -> tuple:
+    """Native -> canonical axis permutation of a plain tag on 1-D/2-D arrays."""
+    return tuple(range(ndim))[::-1] if base == DENSE_IN_OUT and ndim == 2 else tuple(range(ndim))
+
+
+@dataclass(frozen=True)
+class Permuted:
+    """The layout of an array whose *last canonical axis* indexes features
+    held in a native order: ``base`` is its plain layout (``DENSE_IN_OUT`` for
+    a dense kernel ``(in, out)``, whose canonical ``(out, in)`` in-axis is
+    the features; ``SAME`` for a per-feature vector: a norm's scale and
+    bias, BatchNorm's running statistics), ``order`` how the features are
+    ordered natively.  A dense kernel after a channels-last flatten is
+    ``Permuted(DENSE_IN_OUT, channels_last_flatten(C, H, W))``; a LayerNorm
+    over those features ``Permuted(SAME, ...)``.  Not a view: reading copies.
+    It converts itself (``multiparam.layout`` calls its four methods)."""
+
+    base: str
+    order: FeatureOrder
+
+    def to_canonical(self, array: np.ndarray) -> np.ndarray:
+        return self.order.to_canonical(array.transpose(_base_axes(self.base, array.ndim)))
+
+    def to_native(self, array: np.ndarray) -> np.ndarray:
+        return self.order.to_native(array).transpose(_base_axes(self.base, array.ndim))
+
+    def shape_to_canonical(self, shape: tuple) -> tuple:
+        return tuple(shape[a] for a in _base_axes(self.base, len(shape)))
+
+    def shape_to_native(self, shape: tuple) -> tuple:
+        return tuple(shape[a] for a in _base_axes(self.base, len(shape)))
+
+
+class FeatureOrderError(MultiparamError, ValueError):
+    """A parameter indexes features whose order multiparam cannot know."""
+
+
+@dataclass(frozen=True)
+class UnknownOrder:
+    """The layout of a per-feature array (``base`` as in :class:`Permuted`)
+    whose features' native order cannot be known: a channels-last feature
+    map may have been flattened before it, and nothing shows how.  Shapes
+    convert; values refuse, with ``reason`` and what to do, instead of
+    guessing a permutation (reading, writing, transfer raise
+    :class:`FeatureOrderError`)."""
+
+    base: str
+    reason: str
+
+    def _refuse(self, array=None):
+        raise FeatureOrderError(f"the order of the features this parameter indexes cannot be known: "
+                                f"{self.reason}")
+
+    to_canonical = to_native = _refuse
+
+    def shape_to_canonical(self, shape: tuple) -> tuple:
+        return tuple(shape[a] for a in _base_axes(self.base, len(shape)))
+
+    shape_to_native = shape_to_canonical
 
 
 @dataclass(frozen=True)
@@ -139,7 +237,8 @@ class ParamSlot:
                   Gluon ``dense0_weight``, Keras ``sequential/dense/kernel``,
                   Flax ``params/layers_0/kernel``).
     ref:          adapter-private locator passed back to the hooks.
-    layout:       one of ``LAYOUTS``, or a :class:`DenseAfterFlatten`.
+    layout:       one of ``LAYOUTS``, or a layout object that converts
+                  itself (:class:`Permuted`, :class:`Regrouped`, :class:`UnknownOrder`).
     trainable:    False for BatchNorm running statistics and frozen weights.
     ident:        hashable identity of the underlying storage; slots with
                   equal ``ident`` are one parameter (a tie).
@@ -239,6 +338,13 @@ class Composite:
         """Called once :meth:`split`'s ``parts`` are written (a share
         remembers what it wrote); ``current`` are the parts before."""
 
+    def native_size(self, size: int) -> int:
+        """How many of the framework's own scalars this parameter of
+        ``size`` canonical scalars adds to its count: all of them, by
+        default; a share of a sum none (:class:`SumShare`), so
+        ``num_parameters()`` counts what the framework counts."""
+        return size
+
     def label(self) -> str:
         return type(self).__name__
 
@@ -320,6 +426,10 @@ class SumShare(Composite):
 
     def join_grads(self, grads):
         return grads[0]     # d(a + b)/da = d(a + b)/db = the sum's gradient
+
+    def native_size(self, size: int) -> int:
+        # the framework holds the sum once: counted with share 0
+        return size if self.which == 0 else 0
 
 
 @dataclass

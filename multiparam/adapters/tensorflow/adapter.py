@@ -26,6 +26,7 @@ from . import tree
 from .builders import BUILDERS
 from .layers import Dense, StoragePolicy
 from .layouts import einsum_specs
+from .order import apply_feature_orders
 from .tree import VariableRef
 
 #: dtypes Keras computes in; others (float8) are storage only (see ``astype``)
@@ -61,8 +62,12 @@ class TensorflowAdapter(Adapter):
 
     # -- description -----------------------------------------------------------
     def describe(self, state: Any) -> LayerNode:
-        """The layer tree (:mod:`.tree`); reads attributes only, never builds or calls."""
-        return tree.node("", state)
+        """The layer tree (:mod:`.tree`), each variable indexing features in
+        the order it holds them (:mod:`.order`); reads attributes and Keras'
+        own graph only, never builds or calls."""
+        root = tree.node("", state)
+        apply_feature_orders(root, state)
+        return root
 
     def is_materialized(self, state: Any, root: Optional[LayerNode] = None) -> bool:
         return tree.is_materialized(self.describe(state) if root is None else root)

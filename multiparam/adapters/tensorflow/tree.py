@@ -49,7 +49,6 @@ from keras.src.models.functional import Functional  # no public alias in Keras 3
 from keras.src.utils.naming import to_snake_case    # how Keras derives auto-names
 
 from ... import layer_registry
-from ... import layout as _layout
 from ..base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Composite, LayerNode, ParamSlot, SumShare,
                     flattened)
 from .layers import NamedSequential
@@ -282,36 +281,6 @@ def _lstm_slots(layer) -> list:
     return slots
 
 
-def _flatten_input(layer) -> Optional[tuple]:
-    """The per-sample input shape a built channels-last ``Flatten`` saw."""
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
-        return None
-    shapes = getattr(layer, "_build_shapes_dict", None) or {}
-    shape = next(iter(shapes.values()), None)
-    return None if shape is None else tuple(shape)[1:]
-
-
-def _mark_dense_after_flatten(children: list) -> None:
-    """Give the weight of the first Dense after each Flatten of a
-    channels-last feature map the row permutation to torch's (C, H, W)
-    order.  Parameterless layers in between (ReLU, Dropout) are skipped; a
-    layer with parameters ends the search."""
-    for i, node in enumerate(children):
-        if node.kind != "Flatten":
-            continue
-        fmap = _flatten_input(node.native)
-        for nxt in children[i + 1:]:
-            if nxt.kind == "Dense":
-                for slot in nxt.params:
-                    if slot.role == "weight" and slot.layout == DENSE_IN_OUT:
-                        var = slot.ref.resolve() if isinstance(slot.ref, VariableRef) else None
-                        n_in = None if var is None else int(var.shape[0])
-                        slot.layout = _layout.dense_layout_after_flatten(fmap, n_in)
-                break
-            if nxt.params or nxt.children:
-                break
-
-
 def _unbuilt_slots(layer) -> list:
     """Slots of a layer whose variables do not exist yet, from its config:
     (attr, key, role, layout, canonical shape hint, trainable).  Only the
@@ -518,7 +487,6 @@ def node(key: str, layer) -> LayerNode:
         return LayerNode(key=key, kind="LSTM", native=layer, params=_lstm_slots(layer))
     out = LayerNode(key=key, kind=_kind(layer), native=layer, params=_own_slots(layer))
     out.children = [node(k, v) for k, v in _children(layer)]
-    _mark_dense_after_flatten(out.children)
     return out
 
 

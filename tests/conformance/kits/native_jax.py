@@ -127,7 +127,13 @@ def read(m, name):
     *keys, key = name.split(".")
     if isinstance(m.native, nnx.Module):     # NNX: parameters live on the module, mutable
         return _canonical(_nnx_leaves(m, keys), key).copy()
-    return _canonical(_linen_leaves(m, m.flax.variables, keys), key).copy()
+    value = _canonical(_linen_leaves(m, m.flax.variables, keys), key)
+    hwc = _FLATTENED.get((type(m.native), ".".join(keys)))
+    if hwc is not None and key == "weight":
+        # fed an (H, W, C) map flattened: torch's Linear after its (C, H, W) flatten
+        h, w, c = hwc
+        value = value.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(value.shape)
+    return value.copy()
 
 
 def forward(m, x):
@@ -260,6 +266,10 @@ class TrainFlagCNN(nn.Module):
         x = x.reshape((x.shape[0], -1))
         x = nn.Dropout(rate=0.5, deterministic=not train)(x)
         return nn.Dense(features=10)(x)
+
+
+#: (model class, layer) -> the (H, W, C) map a Dense is fed flattened
+_FLATTENED = {(TrainFlagCNN, "Dense_0"): (4, 4, 8)}
 
 
 def cnn_batchnorm():

@@ -28,16 +28,18 @@ from flax.errors import ModifyScopeVariableError
 
 from .... import layout as _layout
 from ....errors import CapabilityError, NotMaterializedError
-from ...base import DENSE_IN_OUT, Composite, Inputs, LayerNode, ParamSlot, kept_shares
+from ...base import Composite, Inputs, LayerNode, ParamSlot, kept_shares
 from ..builders import BUILDERS
 from ..calls import AbstractInputs, default_float, floating_dtype, jax_inputs, with_mode
 from ..common import FlaxAdapter, cast_leaf
 from ..layers import IN_FEATURES_ATTR, SEQUENTIAL_TYPES
+from ..layers import flatten
 from ..leaves import function_kind, layer_family, leaf_kinds, torch_order
 from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
-from .record import CallRecord, dense_layout, static_record, traced_record
+from ..order import feature_layout
+from .record import CallRecord, static_record, traced_record
 
 
 @dataclasses.dataclass(eq=False)
@@ -143,6 +145,16 @@ def _config_leaves(module) -> list:
     elif family == "Embed":
         out.append(("params", "embedding", (module.num_embeddings, module.features)))
     return out
+
+
+def _may_flatten_maps(rec: CallRecord, owned: dict) -> bool:
+    """Whether an untraced model may flatten a channels-last feature map:
+    it has a convolution (a module, or a pytree subtree Flax named
+    ``Conv_<n>``) or a visible flatten function."""
+    paths = set(rec.modules) | set(owned)
+    if any(layer_family(rec.modules.get(p), p[-1] if p else None) == "Conv" for p in paths):
+        return True
+    return any(what == "fn" and fn is flatten for children in rec.seq.values() for _, (what, fn) in children)
 
 
 def _unique_keys(slots: list, paths: list) -> list:
@@ -253,6 +265,7 @@ class LinenAdapter(FlaxAdapter):
                 for i in range(len(module_path)):
                     subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
         known_paths = set(rec.modules)
+        spatial = rec.orders is None and _may_flatten_maps(rec, owned)
 
         def slots_for(path, module, name):
             if module is not None and is_lstm(module):
@@ -265,9 +278,9 @@ class LinenAdapter(FlaxAdapter):
                 leaves, kinds = [leaves[i] for i in order], [kinds[i] for i in order]
                 out = []
                 for (full, leaf), kind in zip(leaves, kinds):
-                    layout = kind.layout
-                    if layer_family(module, name) == "Dense" and layout == DENSE_IN_OUT:
-                        layout = dense_layout(rec, path, np.shape(leaf))
+                    layout = feature_layout(rec.orders, full, kind.layout, np.shape(leaf),
+                                            "/".join(full), family=layer_family(module, name),
+                                            spatial=spatial)
                     src, transposed = state.ties.get(full, (full, False))
                     transposed = state.ties_canonical_t.get(full, transposed)
                     out.append(ParamSlot(kind.role, "/".join(full), full, layout, kind.trainable, src,

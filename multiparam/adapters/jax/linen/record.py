@@ -4,10 +4,10 @@ path, which module called which, and the children of Sequential containers.
 A linen ``Module`` is a description, and ``@nn.compact`` submodules exist
 only during a call, so the tree is found one of two ways:
 
-- :func:`traced_record`: run the model abstractly (``jax.eval_shape``, no
+- :func:`traced_record`: run the model abstractly (``jax.make_jaxpr``, no
   FLOPs) under ``nn.intercept_methods``, recording every module method call;
-  it also sees each call's input and output shapes, which is how a Dense fed
-  by a flattened NHWC feature map is recognised (:func:`dense_layout`);
+  the same trace's jaxpr tells in which order each parameter holds the
+  features it indexes (``..order``: a Dense after a flattened NHWC map);
 - :func:`static_record`: from the unbound modules' dataclass fields, naming
   children exactly as Flax adopts them, for a model not initialised yet.
 
@@ -24,13 +24,12 @@ from typing import Any, Callable
 
 import flax
 import jax
-import numpy as np
 from flax import linen as nn
 from flax.core import FrozenDict
 
-from .... import layout as _layout
-from ...base import DENSE_IN_OUT
 from ..layers import SEQUENTIAL_TYPES, child_keys
+from ..order import trace_orders
+from .pytree import key_name
 
 
 class CallRecord:
@@ -41,12 +40,9 @@ class CallRecord:
         self.modules: dict = {}   # path -> Module (bound when traced)
         self.calls: dict = {}     # caller path -> {callee path: None}, first-call order
         self.seq: dict = {}       # path -> [(key, ("mod", path) | ("fn", fn))]
-        # traced only: per path, the first call's (input shape, output shape),
-        # and how many calls had finished when it started (the call just
-        # before a Dense tells whether a flattened feature map feeds it)
-        self.io: dict = {}
-        self.finished: list = []
-        self.started: dict = {}
+        #: traced only: the feature order bindings of every leaf, keyed by
+        #: its pytree path (``multiparam.layout.Labels``); None untraced
+        self.orders = None
 
     def add_call(self, parent, child) -> None:
         self.calls.setdefault(parent, {})[child] = None  # ordered set
@@ -117,9 +113,10 @@ def static_record(root: nn.Module) -> CallRecord:
 
 def traced_record(apply: Callable, variables: Any, sample: Any) -> CallRecord:
     """The submodule tree seen by running ``apply(variables, x)`` abstractly
-    on ``sample`` (a ``ShapeDtypeStruct`` tree) under ``nn.intercept_methods``:
+    on ``sample`` (a list of ``ShapeDtypeStruct``) under ``nn.intercept_methods``:
     every module method call reports the bound module, its path, and
-    (through a stack) which module called it."""
+    (through a stack) which module called it; the trace's jaxpr gives each
+    leaf's feature order (``rec.orders``, keyed by leaf path)."""
     rec = CallRecord()
     stack: list = []
 
@@ -136,33 +133,17 @@ def traced_record(apply: Callable, variables: Any, sample: Any) -> CallRecord:
             # m.layers holds the adopted, bound children
             rec.add_sequential(p, m, lambda el: tuple(el.path))
         stack.append(p)
-        rec.started.setdefault(p, len(rec.finished))
         try:
-            out = next_fun(*args, **kwargs)
+            return next_fun(*args, **kwargs)
         finally:
             stack.pop()
-        if p not in rec.io and args:
-            rec.io[p] = (np.shape(args[0]), np.shape(out) if hasattr(out, "shape") else None)
-        rec.finished.append(p)
-        return out
+
+    flat, treedef = jax.tree_util.tree_flatten_with_path(variables)
+    leaves = [(tuple(key_name(k) for k in path), leaf) for path, leaf in flat]
+
+    def run(*arrays):
+        return apply(jax.tree_util.tree_unflatten(treedef, arrays[:len(leaves)]), list(arrays[len(leaves):]))
 
     with nn.intercept_methods(interceptor):
-        jax.eval_shape(apply, variables, sample)
+        rec.orders = trace_orders(run, leaves, list(sample))
     return rec
-
-
-def dense_layout(rec: CallRecord, path: tuple, kernel_shape: tuple):
-    """DENSE_IN_OUT, or a DenseAfterFlatten when the module call that
-    finished just before this Dense started produced an NHWC feature map of
-    exactly the Dense's input size (Conv/BatchNorm -> flatten -> Dense; the
-    flatten and activations are plain functions Flax does not see)."""
-    io = rec.io.get(path)
-    if io is None or len(io[0]) != 2:
-        return DENSE_IN_OUT
-    before = rec.finished[:rec.started.get(path, 0)]
-    if not before:
-        return DENSE_IN_OUT
-    prev_out = rec.io.get(before[-1], (None, None))[1]
-    if prev_out is None or len(prev_out) != 4:
-        return DENSE_IN_OUT
-    return _layout.dense_layout_after_flatten(tuple(prev_out[1:]), int(kernel_shape[0]))
