@@ -232,8 +232,7 @@ def subclassed():
 def sequence():
     """Keras' Embedding, LayerNormalization and Dense on token ids: the names are
     those of torch's nn.Embedding, nn.LayerNorm and nn.Linear.  (Keras' LSTM, whose
-    one bias is torch's two, is checked by test_layers: its canonical count, 4H more
-    than Keras' own, is not the framework's.)"""
+    one bias is torch's two, is checked by test_layers, its count Keras' own.)"""
     keras.utils.set_random_seed(0)
     net = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 6),
                             keras.layers.LayerNormalization(), keras.layers.Dense(3)])
