@@ -285,9 +285,17 @@ class Labels:
             groups.append(tuple(group))
         return groups if not queue else None
 
-    @staticmethod
-    def transpose(t: tuple, perm: tuple) -> tuple:
-        return tuple(t[p] for p in perm)
+    def transpose(self, t: tuple, perm: tuple) -> tuple:
+        """Axes moved.  A tensor in torch's order stays in it (torch's twin
+        moves its axes the same way: labels ranked anew by their place);
+        any other keeps its labels, so moving an NHWC map's C before H and
+        W puts it in torch's order."""
+        moved = tuple(t[p] for p in perm)
+        if not self.is_canonical(t):
+            return moved
+        return tuple(Tag(tag.labels if tag.labels is None else
+                         tuple(self.fresh(label.size, (i, j)) for j, label in enumerate(tag.labels)), tag.params)
+                     for i, tag in enumerate(moved))
 
     @staticmethod
     def broadcast(t: tuple, in_shape: tuple, out_shape: tuple, dims: tuple) -> tuple:
