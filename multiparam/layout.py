@@ -229,10 +229,10 @@ class Labels:
         for tag in tags:
             if tag.labels is None:
                 continue
-            if tag.labels is LOST or (labels is not None and labels != tag.labels):
+            if tag.labels is LOST or (labels is not None and not _lined_up(labels, tag.labels)):
                 labels = LOST
                 break
-            labels = tag.labels
+            labels = labels or tag.labels
         params = frozenset().union(*(tag.params for tag in tags))
         if labels is not None:
             for key in params:
@@ -240,8 +240,22 @@ class Labels:
         return Tag(labels, params)
 
     def elementwise(self, operands: list) -> tuple:
-        """Operands of one shape (broadcasts already made explicit)."""
-        return tuple(self.combine(list(axes)) for axes in zip(*operands))
+        """Operands of one shape (broadcasts already made explicit).  When
+        every operand holding data is in torch's order, torch's twin lines
+        up the same axes whatever each came from (a residual ``x +
+        attention(x)``, whose labels were made apart): the result is in
+        torch's order, labelled anew, each parameter on it bound there."""
+        axes = [list(tags) for tags in zip(*operands)]
+        data = [t for t in operands if any(tag.labels is not None for tag in t)]
+        if len(data) < 2 or not all(self.is_canonical(t) for t in data):
+            return tuple(self.combine(tags) for tags in axes)
+        out = []
+        for i, tags in enumerate(axes):
+            labels = next((tag.labels for tag in tags if tag.labels is not None), None)
+            fresh = Tag(None if labels is None else
+                        tuple(self.fresh(label.size, (i, j)) for j, label in enumerate(labels)))
+            out.append(self.combine([fresh] + [Tag(None, tag.params) for tag in tags]))
+        return tuple(out)
 
     def reshape(self, t: tuple, in_shape: tuple, out_shape: tuple) -> tuple:
         """Merge and split axes (row-major).  Parameters follow when only
@@ -383,6 +397,15 @@ class Labels:
         if len(orders) > 1:
             return UnknownOrder(base, f"{what} is applied to features in {len(orders)} different orders")
         return Permuted(base, orders.pop())
+
+
+def _lined_up(a: tuple, b: tuple) -> bool:
+    """Whether two axes' labels are the same features for torch's twin:
+    the same labels, or labels of the same sizes at the same torch ranks
+    in the same order (a residual ``x + dense(x)``, a conv block's
+    ``x + conv(x)``, attention's queries against its keys: different
+    tensors, whose twins line up the same axes)."""
+    return a == b or (len(a) == len(b) and all(x.size == y.size and x.rank == y.rank for x, y in zip(a, b)))
 
 
 def _order_of(labels: tuple) -> Optional[FeatureOrder]:

@@ -89,6 +89,7 @@ class Model:
         #: ``Adapter.prepare``): the native model, or the Flax variables' holder
         self.adapter_state = state
         self._cache: Optional[ModelIndex] = None
+        self._cache_key: Hashable = None   # the adapter's description_key of the cache
         self._grads: dict = {}        # ident -> last gradient from m.grad (native layout)
         #: serialises this handle's writes, consistent copies and ``grad``
         #: (see "Threads" in the README); re-entrant, as ``grad`` may write
@@ -139,10 +140,11 @@ class Model:
     def index(self) -> ModelIndex:
         """The canonical index of the native model (package-internal):
         cached once every shape is known, rebuilt on each call before."""
-        if self._cache is None or not self.materialized:
+        key = self.adapter.description_key(self.adapter_state)
+        if self._cache is None or not self.materialized or key != self._cache_key:
             root = self.adapter.describe(self.adapter_state)
             self.materialized = bool(self.adapter.is_materialized_tree(self.adapter_state, root))
-            self._cache = ModelIndex(self, root)
+            self._cache, self._cache_key = ModelIndex(self, root), key
         return self._cache
 
     @property

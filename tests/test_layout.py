@@ -1,5 +1,6 @@
 """Canonical layout conversions against hand-written NumPy."""
 import numpy as np
+import pytest
 
 from multiparam import layout
 from multiparam.adapters.base import CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME
@@ -70,7 +71,6 @@ def test_per_feature_vector_after_flatten():
 
 
 def test_unknown_order_refuses_values_but_gives_shapes():
-    import pytest
     from multiparam.adapters.base import FeatureOrderError, UnknownOrder
 
     tag = UnknownOrder(DENSE_IN_OUT, "because")
@@ -94,3 +94,39 @@ def test_labels_follow_a_flatten_of_a_channels_last_map():
     flat = L.reshape(x, (2, 3, 4, 5), (2, 60))
     L.contract(flat, L.param("k", (60, 7)), (2, 60), (60, 7), ((1,), (0,)), ((), ()))
     assert L.layout("k", 0, DENSE_IN_OUT, "k") == DENSE_IN_OUT
+
+
+def _residual_dense(L):
+    """``x + dense(x)`` on features in torch's order; the bias rides on dense(x)."""
+    x = L.plain((2, 8))
+    h = L.contract(x, L.param("k", (8, 8)), (2, 8), (8, 8), ((1,), (0,)), ((), ()))
+    h = L.elementwise([h, L.broadcast(L.param("b", (8,)), (8,), (2, 8), (1,))])
+    return L.elementwise([x, h])
+
+
+def _residual_conv_then_flatten(L):
+    """``x + conv(x)`` on an NHWC map (labels made apart, at torch's same
+    ranks), flattened into a dense kernel."""
+    x = L.image((2, 4, 5, 3))
+    c = L.convolve(x, (2, 4, 5, 3), (0, 3, 1, 2), (0, 3, 1, 2))
+    flat = L.reshape(L.elementwise([x, c]), (2, 4, 5, 3), (2, 60))
+    return L.contract(flat, L.param("k", (60, 7)), (2, 60), (60, 7), ((1,), (0,)), ((), ()))
+
+
+#: counterexamples: a residual around a layer lost the order of everything on it
+#: (a Flax x + Dense(x) bias, NNX MultiHeadAttention's out bias, then unreadable)
+RESIDUALS = {
+    "dense-bias-in-torch-order": (_residual_dense, "b", SAME, None),
+    "conv-block-then-flatten": (_residual_conv_then_flatten, "k", DENSE_IN_OUT, (3, 4, 5)),
+}
+
+
+@pytest.mark.parametrize("case", list(RESIDUALS))
+def test_labels_follow_a_residual_connection(case):
+    from multiparam.adapters.base import Permuted, channels_last_flatten
+
+    build, key, base, flattened = RESIDUALS[case]
+    L = layout.Labels()
+    build(L)
+    want = base if flattened is None else Permuted(base, channels_last_flatten(*flattened))
+    assert L.layout(key, 0, base, key) == want

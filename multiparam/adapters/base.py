@@ -510,6 +510,13 @@ class Adapter:
         """False while some parameter's shape is still unknown."""
         raise NotImplementedError
 
+    def description_key(self, state: Any) -> Hashable:
+        """A value that changes when :meth:`describe` may answer otherwise
+        for a reason the handle cannot see (a first call recording the
+        sample input a Flax model's feature orders are traced on); the
+        handle describes the model again when it does.  None: never."""
+        return None
+
     def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
         """``is_materialized`` given the tree ``describe`` just returned, for
         adapters that would otherwise describe the model again."""

@@ -106,22 +106,63 @@ def _flax_model():
     return CNN()
 
 
-#: backend -> (the native model, torch's keys for the same layers)
+def _nnx_model():
+    """As Flax NNX users write one: Variables made in ``__init__``, Flax's
+    own ``x.reshape`` in ``__call__`` (no Flatten layer anywhere to see)."""
+    from flax import nnx
+
+    class CNN(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 4, (3, 3), padding=1, rngs=rngs)
+            self.norm = nnx.LayerNorm(100, epsilon=1e-5, use_fast_variance=False, rngs=rngs)
+            self.dense = nnx.Linear(100, 3, rngs=rngs)
+
+        def __call__(self, x):
+            x = self.conv(x)
+            x = x.reshape((x.shape[0], -1))
+            return self.dense(self.norm(x))
+
+    return CNN(nnx.Rngs(0))
+
+
+#: model kind -> (the native model, torch's keys for the same layers)
 NATIVE = {
-    "tensorflow": (_keras_model, ["0", "1", "2", "3"]),
-    "jax": (_flax_model, ["Conv_0", "flatten", "LayerNorm_0", "Dense_0"]),
+    "keras-sequential": (_keras_model, ["0", "1", "2", "3"]),
+    "flax-linen-compact": (_flax_model, ["Conv_0", "flatten", "LayerNorm_0", "Dense_0"]),
+    "flax-nnx": (_nnx_model, ["conv", "flatten", "norm", "dense"]),
 }
 
 
-@pytest.mark.parametrize("backend", list(NATIVE))
+@pytest.mark.parametrize("kind", list(NATIVE))
 @pytest.mark.parametrize("direction", ["from-torch", "to-torch"])
-def test_native_channels_last_model_matches_torch(backend, direction):
-    make, names = NATIVE[backend]
+def test_native_channels_last_model_matches_torch(kind, direction):
+    make, names = NATIVE[kind]
     t = mp.wrap(_torch_model(names), sample_input=X)
     n = mp.wrap(make(), sample_input=mp.layout.input_to_native(X, True))
     src, dst = (t, n) if direction == "from-torch" else (n, t)
     _randomise(src, seed=5)
     mp.transfer(src, dst)
+    np.testing.assert_allclose(_canonical_output(n, X), _canonical_output(t, X), rtol=1e-5, atol=1e-5)
+    # and back into a fresh twin of the source: every value bit for bit
+    back = mp.wrap(_torch_model(names), sample_input=X) if src is t else \
+        mp.wrap(make(), sample_input=mp.layout.input_to_native(X, True))
+    mp.transfer(dst, back)
+    for name, value in src.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[name], value, err_msg=name)
+
+
+def test_first_call_makes_the_order_known():
+    """Wrapped without ``sample_input`` and then called once (the advice
+    the refusal gives), a model reads its features in torch's order, even
+    after a read was refused."""
+    make, names = NATIVE["flax-nnx"]
+    n = mp.wrap(make())
+    with pytest.raises(FeatureOrderError, match="sample_input"):
+        n["dense.weight"].value
+    n(mp.layout.input_to_native(X, True))
+    t = mp.wrap(_torch_model(names), sample_input=X)
+    _randomise(t, seed=7)
+    mp.transfer(t, n)
     np.testing.assert_allclose(_canonical_output(n, X), _canonical_output(t, X), rtol=1e-5, atol=1e-5)
 
 
@@ -153,16 +194,79 @@ def _subclassed_keras():
     return mp.wrap(model), "dense.weight", "Sequential or a functional model"
 
 
-UNKNOWABLE = {"jax": _untraced_flax, "tensorflow": _subclassed_keras}
+def _uncalled_nnx():
+    """An NNX CNN wrapped without a sample input and never called: its
+    Variables exist, but nothing shows whether its norm and Linear are fed
+    a flattened map."""
+    return mp.wrap(_nnx_model()), "dense.weight", "sample_input"
 
 
-@pytest.mark.parametrize("backend", list(UNKNOWABLE))
-def test_unknowable_order_is_refused_with_what_to_do(backend):
-    m, name, advice = UNKNOWABLE[backend]()
+def _uncalled_nnx_norm():
+    m, _, advice = _uncalled_nnx()
+    return m, "norm.weight", advice
+
+
+def _uncalled_pooled_nnx():
+    """Untraced, a Linear after a Conv is refused even where it reads pooled
+    channels: without a trace nothing tells pooling from flattening."""
+    return mp.wrap(_pooled_nnx()), "dense.weight", "sample_input"
+
+
+UNKNOWABLE = {"flax-linen-untraced": _untraced_flax, "keras-subclassed": _subclassed_keras,
+              "flax-nnx-uncalled": _uncalled_nnx, "flax-nnx-uncalled-norm": _uncalled_nnx_norm,
+              "flax-nnx-uncalled-pooled": _uncalled_pooled_nnx}
+
+
+@pytest.mark.parametrize("kind", list(UNKNOWABLE))
+def test_unknowable_order_is_refused_with_what_to_do(kind):
+    m, name, advice = UNKNOWABLE[kind]()
     assert m[name].shape is not None                   # names and shapes still show
     with pytest.raises(FeatureOrderError, match=advice):
         m[name].value
     before = {k: v for k, v in m.named_parameters().items()}
+    native_before = mp.param.as_numpy(m[name].native).copy()
     with pytest.raises(FeatureOrderError):
         m[name].set(np.zeros(m[name].shape, np.float32))
     assert list(m.named_parameters()) == list(before)
+    np.testing.assert_array_equal(mp.param.as_numpy(m[name].native), native_before)
+    # a whole state dict is refused as well, and changes nothing either
+    with pytest.raises(FeatureOrderError):
+        m.state_dict()
+
+
+def _pooled_nnx():
+    """An NNX model with a Conv whose Linear reads pooled channels (no
+    flatten): nothing to permute, but only a trace shows it."""
+    from flax import nnx
+
+    class Pooled(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 4, (3, 3), rngs=rngs)
+            self.dense = nnx.Linear(4, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.dense(self.conv(x).mean(axis=(1, 2)))
+
+    return Pooled(nnx.Rngs(0))
+
+
+def _mlp_nnx():
+    from flax import nnx
+    rngs = nnx.Rngs(0)
+    return nnx.Sequential(nnx.Linear(3, 4, rngs=rngs), nnx.LayerNorm(4, rngs=rngs), nnx.Linear(4, 2, rngs=rngs))
+
+
+#: models whose Linear reads features in the native order: (model, sample input or None, the Linear)
+NOT_FLATTENED = {
+    "nnx-pooled-conv-traced": (_pooled_nnx, mp.layout.input_to_native(X, True), "dense.weight"),
+    "nnx-mlp-untraced": (_mlp_nnx, None, "2.weight"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_FLATTENED))
+def test_features_not_flattened_read_as_they_are(kind):
+    """A Linear after pooled channels is a plain (out, in) transpose of
+    Flax's kernel once traced; a model without a conv needs no sample."""
+    make, sample, name = NOT_FLATTENED[kind]
+    m = mp.wrap(make(), sample_input=sample)
+    np.testing.assert_array_equal(m[name].value, mp.param.as_numpy(m[name].native).T)

@@ -83,6 +83,12 @@ class FlaxAdapter(Adapter):
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, (nn.Module, nnx.Module))
 
+    def description_key(self, state: Any) -> Any:
+        """The key of the sample input (linen's and NNX's states both keep
+        one, ``state.sample``): a first call that records it makes the
+        feature orders (and linen's call tree) traceable."""
+        return None if state.sample is None else state.sample.key()
+
     def to_numpy(self, array: Any) -> np.ndarray:
         if isinstance(array, nnx.Variable):
             array = array.get_value()

@@ -1,11 +1,21 @@
 """The Flax NNX adapter: parameters live inside the model as mutable
 ``nnx.Variable`` objects, as in PyTorch.
 
-The state is the ``nnx.Module`` itself; a slot's ``ref`` is the
-``nnx.Variable`` and its ``ident`` the Variable's ``id``, so a layer used
-twice (one Variable reached by two graph paths) gives slots with one ident.
-Writes ``set_value`` on the same Variable; gradients come from ``jax.grad``
-over ``nnx.split``/``nnx.merge``.
+The state (:class:`NnxState`) holds the ``nnx.Module`` and the input spec
+of a call (``sample_input``, else the first ``m(x)``); a slot's ``ref`` is
+the ``nnx.Variable`` and its ``ident`` the Variable's ``id``, so a layer
+used twice (one Variable reached by two graph paths) gives slots with one
+ident.  Writes ``set_value`` on the same Variable; gradients come from
+``jax.grad`` over ``nnx.split``/``nnx.merge``.
+
+Feature order (as linen's, ``..order``): a model written in Flax's own
+style flattens a channels-last map (``x.reshape((x.shape[0], -1))``), so the
+Linear and norms after it hold their features in (H, W, C) order where
+torch's hold (C, H, W).  With an input spec the model is traced abstractly
+(``jax.make_jaxpr`` over ``nnx.merge`` of its state, nothing run, nothing
+changed) and each Variable's layout follows its features; without one, a
+model holding a convolution cannot be known, and the Linears and norms
+after its first Conv refuse values (``UnknownOrder``) until a sample is seen.
 
 The mode of a call (``m(x, train=False)``, ``m.grad(x)`` in inference) is
 set the NNX way for that call only: ``model.eval()`` / ``model.train()``
@@ -20,6 +30,7 @@ Relied on from Flax 0.12.8: ``nnx.iter_graph``, ``nnx.iter_modules``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any, Optional
 
 import jax
@@ -28,9 +39,10 @@ from flax import nnx
 
 from ...errors import CapabilityError
 from ..base import Capability, Inputs, LayerNode, ParamSlot
-from .calls import floating_dtype, jax_inputs, with_mode
+from .calls import AbstractInputs, floating_dtype, jax_inputs, with_mode
 from .common import FlaxAdapter, cast_leaf
 from .leaves import function_kind, layer_family, leaf_kinds
+from .order import feature_layout, trace_orders
 
 #: what an NNX module holds that is random-number state, not a layer or parameter
 _RNG_TYPES = (nnx.RngState, nnx.Rngs, nnx.RngStream)
@@ -66,43 +78,111 @@ def _floating(model: nnx.Module) -> np.dtype:
     return floating_dtype(v.get_value() for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
 
 
+@dataclasses.dataclass(eq=False)
+class NnxState:
+    """What the adapter keeps besides the module, which holds its own Variables.
+
+    module:      the ``nnx.Module``.
+    sample:      :class:`AbstractInputs` of ``sample_input`` or of the first
+                 call, or None: what the model is traced on to follow its
+                 features (see :meth:`NnxAdapter.orders`).
+    trace_cache: (key of the Variables and sample, Labels or None) of the last trace.
+    """
+
+    module: nnx.Module
+    sample: Optional[AbstractInputs] = None
+    trace_cache: Any = dataclasses.field(default=None, repr=False)
+
+
+def _inputs(model: nnx.Module, inputs: Inputs) -> Inputs:
+    """A call's inputs as the model takes them (NumPy floats in its dtype)."""
+    return jax_inputs(inputs, _floating(model))
+
+
 class NnxAdapter(FlaxAdapter):
-    """Flax NNX modules (``nnx.Module``); the state is the module itself."""
+    """Flax NNX modules (``nnx.Module``); the state an :class:`NnxState`."""
 
     flavour = "nnx"
     static_capabilities = {"tie_transposed": Capability(False, _NO_TRANSPOSED_VARIABLE)}
 
-    def prepare(self, native: Any, sample_input: Any = None, **options) -> nnx.Module:
-        """The module itself: NNX parameters already exist.  No forward is
-        run on ``sample_input``: nothing needs materialising, and a forward
-        may change state a module keeps (a decoding cache, RNG counts);
-        linen's options (``variables``, ``seed``) do not apply."""
+    def prepare(self, native: Any, sample_input: Any = None, **options) -> NnxState:
+        """The module and the spec of ``sample_input`` (shapes and dtypes,
+        ``Inputs.of``: a dict is keyword inputs): NNX parameters already
+        exist, so no forward is run on it (a forward may change state a
+        module keeps: a decoding cache, RNG counts); it is only traced to
+        follow the model's features.  Linen's options (``variables``,
+        ``seed``) do not apply."""
         if not isinstance(native, nnx.Module):
             raise TypeError(f"not a Flax NNX module: {type(native).__name__}")
-        return native
+        state = NnxState(native)
+        if sample_input is not None:
+            state.sample = AbstractInputs(_inputs(native, Inputs.of(sample_input)))
+        return state
 
-    def is_materialized(self, state: nnx.Module) -> bool:
+    def is_materialized(self, state: NnxState) -> bool:
         return True
 
+    # -- feature order -----------------------------------------------------------
+    def orders(self, state: NnxState) -> Any:
+        """Each Variable's feature bindings (``..order.trace_orders``, keyed
+        by the Variable's ``id``), traced on the sample in inference mode:
+        ``jax.make_jaxpr`` of a function of the split state's arrays that
+        merges a copy and calls it, so every Variable is one jaxpr input
+        and the user's model neither runs nor changes.  None without a
+        sample, or for a model the abstract trace cannot run (then read
+        as untraced); cached per Variables and sample."""
+        if state.sample is None:
+            return None
+        module, sample = state.module, state.sample
+        with _mode(module, False):   # flags are static: split bakes them into graphdef
+            graphdef, variables = nnx.split(module)
+        flat = list(nnx.to_flat_state(variables))
+        key = (sample.key(), tuple((path, id(var), np.shape(var.get_value())) for path, var in flat))
+        if state.trace_cache is not None and state.trace_cache[0] == key:
+            return state.trace_cache[1]
+
+        def run(*arrays):
+            values = arrays[:len(flat)]
+            inputs = sample.rebuild(arrays[len(flat):])
+            copy = nnx.merge(graphdef, nnx.from_flat_state(
+                [(path, var.replace(value)) for (path, var), value in zip(flat, values)]), copy=True)
+            return copy(*inputs.args, **with_mode(module, inputs.kwargs, False))
+
+        try:
+            orders = trace_orders(run, [(id(var), var.get_value()) for _, var in flat], list(sample.arrays))
+        except Exception:  # a model the abstract trace cannot run: read as untraced
+            orders = None
+        state.trace_cache = (key, orders)
+        return orders
+
     # -- description -----------------------------------------------------------
-    def describe(self, state: nnx.Module) -> LayerNode:
+    def describe(self, state: NnxState) -> LayerNode:
         """The module graph from each module's attributes, in definition
         order: Variables are the layer's slots (trainable ``nnx.Param`` first),
         modules and lists/dicts of modules its children.  A slot's native
-        name is the Variable's first graph path, where ``nnx.state`` lists it."""
+        name is the Variable's first graph path, where ``nnx.state`` lists it.
+        Layouts follow the traced feature order (:meth:`orders`); untraced,
+        every Linear and norm met after the first Conv in this (attribute)
+        order may be fed a flattened map and cannot be known."""
+        root, orders = state.module, self.orders(state)
         first_path: dict = {}
-        for path, value in nnx.iter_graph(state):
+        for path, value in nnx.iter_graph(root):
             if isinstance(value, nnx.Variable):
                 first_path.setdefault(id(value), "/".join(map(str, path)))
+        after_conv = [False]   # untraced: a Conv was met before, in attribute order
 
         def slots(obj, variables, path):
+            family = layer_family(obj)
             kinds = leaf_kinds(obj, None, [(attr, np.shape(var.get_value()), isinstance(var, nnx.Param))
                                            for attr, var in variables])
             out = []
             for (attr, var), kind in zip(variables, kinds):
-                out.append(ParamSlot(kind.role, first_path.get(id(var), "/".join(path + (attr,))), var,
-                                     kind.layout, kind.trainable, id(var), key=kind.key,
+                name = first_path.get(id(var), "/".join(path + (attr,)))
+                layout = feature_layout(orders, id(var), kind.layout, np.shape(var.get_value()), name,
+                                        family=family, spatial=after_conv[0])
+                out.append(ParamSlot(kind.role, name, var, layout, kind.trainable, id(var), key=kind.key,
                                      declared=kind.declared))
+            after_conv[0] = after_conv[0] or family == "Conv"
             # trainable Params first (weight, bias, then running stats), as linen
             return sorted(out, key=lambda s: not s.trainable)
 
@@ -145,18 +225,22 @@ class NnxAdapter(FlaxAdapter):
             n.params = slots(obj, variables, path)
             return n
 
-        return node(state, "", (), frozenset())
+        return node(root, "", (), frozenset())
 
     # -- forward ---------------------------------------------------------------
-    def call(self, state: nnx.Module, inputs: Inputs, train: Optional[bool] = None) -> Any:
+    def call(self, state: NnxState, inputs: Inputs, train: Optional[bool] = None) -> Any:
         """``model(*args, **kwargs)``; ``train`` True/False runs this call
         in ``model.train()`` / ``model.eval()`` mode (flags restored after)
         and gives the mode argument the module's ``__call__`` takes.  A
         training call updates BatchNorm statistics, as NNX does.  NumPy
-        float inputs take the model's dtype."""
-        inputs = jax_inputs(inputs, _floating(state))
-        with _mode(state, train):
-            return state(*inputs.args, **with_mode(state, inputs.kwargs, train))
+        float inputs take the model's dtype.  The first call's spec is kept
+        as the sample when none was given."""
+        module = state.module
+        inputs = _inputs(module, inputs)
+        if state.sample is None:
+            state.sample = AbstractInputs(inputs)
+        with _mode(module, train):
+            return module(*inputs.args, **with_mode(module, inputs.kwargs, train))
 
     # -- storage primitives ------------------------------------------------------
     def jax_array(self, state, ref: nnx.Variable) -> jax.Array:
@@ -173,15 +257,16 @@ class NnxAdapter(FlaxAdapter):
         return id(ref)
 
     # -- gradients -----------------------------------------------------------------
-    def native_grads(self, state: nnx.Module, inputs: Inputs, loss: Any = None, target: Any = None,
+    def native_grads(self, state: NnxState, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
         """``jax.grad`` w.r.t. the ``nnx.Param`` state of ``nnx.split``,
         keyed by Variable id, in the mode ``train`` asks (inference by
         default); nothing in the model changes."""
-        inputs = jax_inputs(inputs, _floating(state))
-        kwargs = with_mode(state, inputs.kwargs, train)
-        with _mode(state, train):   # the flags are static: split bakes them into graphdef
-            graphdef, params, rest = nnx.split(state, nnx.Param, ...)
+        model = state.module
+        inputs = _inputs(model, inputs)
+        kwargs = with_mode(model, inputs.kwargs, train)
+        with _mode(model, train):   # the flags are static: split bakes them into graphdef
+            graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
         # rest (BatchStat, RNG state) goes in as an argument too, and merge
         # copies (fresh Variables owned by this trace): a train-mode
@@ -193,7 +278,7 @@ class NnxAdapter(FlaxAdapter):
         grads = jax.grad(f)(params, rest)
         # split lists a shared Variable once, at its first graph path, the
         # same traversal iter_graph does: map paths back to the objects
-        by_path = {tuple(p): v for p, v in nnx.iter_graph(state) if isinstance(v, nnx.Variable)}
+        by_path = {tuple(p): v for p, v in nnx.iter_graph(model) if isinstance(v, nnx.Variable)}
         out = {}
         for path, value in nnx.to_flat_state(grads):
             array = value.get_value() if isinstance(value, nnx.Variable) else value
@@ -201,13 +286,13 @@ class NnxAdapter(FlaxAdapter):
         return out
 
     # -- dtype -------------------------------------------------------------------
-    def astype(self, state: nnx.Module, dtype: np.dtype) -> None:
+    def astype(self, state: NnxState, dtype: np.dtype) -> None:
         """``set_value`` of each floating Variable (Params, BatchNorm
         statistics) cast to ``dtype``, each shared Variable once; RNG keys
         and counts stay.  Flax layers compute in the promoted dtype of their
         inputs and parameters (``dtype=None``), so the model then runs."""
         seen = set()
-        for _, value in nnx.iter_graph(state):
+        for _, value in nnx.iter_graph(state.module):
             if isinstance(value, nnx.Variable) and id(value) not in seen:
                 seen.add(id(value))
                 new = cast_leaf(value.get_value(), dtype)
@@ -229,32 +314,32 @@ class NnxAdapter(FlaxAdapter):
             setattr(dst_layer, attr, src.ref)
 
     # -- m.flax --------------------------------------------------------------------
-    def native_variables(self, state: nnx.Module) -> Any:
+    def native_variables(self, state: NnxState) -> Any:
         """``nnx.state(model)``."""
-        return nnx.state(state)
+        return nnx.state(state.module)
 
-    def set_native_variables(self, state: nnx.Module, variables: Any) -> None:
+    def set_native_variables(self, state: NnxState, variables: Any) -> None:
         """``nnx.update(model, variables)``."""
-        nnx.update(state, variables)
+        nnx.update(state.module, variables)
 
-    def unique_variables(self, state: nnx.Module) -> Any:
+    def unique_variables(self, state: NnxState) -> Any:
         """``nnx.state(model)``: it lists a shared Variable once already."""
-        return nnx.state(state)
+        return nnx.state(state.module)
 
-    def expand_variables(self, state: nnx.Module, unique: Any) -> Any:
+    def expand_variables(self, state: NnxState, unique: Any) -> Any:
         """The state as given: NNX ties are shared Variables, not copies."""
         return unique
 
     # -- the framework's own listings ---------------------------------------------------
-    def summary_idiom(self, state: nnx.Module) -> list:
+    def summary_idiom(self, state: NnxState) -> list:
         """``nnx.state(model)`` flattened (``"layers/0/kernel"``), without RNG state."""
         return [("/".join(map(str, p)), tuple(np.shape(v.get_value())))
-                for p, v in nnx.to_flat_state(nnx.state(state))
+                for p, v in nnx.to_flat_state(nnx.state(state.module))
                 if not isinstance(v, nnx.RngState)]
 
-    def native_count(self, state: nnx.Module) -> int:
+    def native_count(self, state: NnxState) -> int:
         """Leaf sizes of ``nnx.state(model, nnx.Param)``."""
-        return int(sum(np.size(v.get_value()) for _, v in nnx.to_flat_state(nnx.state(state, nnx.Param))))
+        return int(sum(np.size(v.get_value()) for _, v in nnx.to_flat_state(nnx.state(state.module, nnx.Param))))
 
 
 NNX_ADAPTER = NnxAdapter()
