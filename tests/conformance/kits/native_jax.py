@@ -151,8 +151,9 @@ def to_numpy(value):
 def count(m):
     if isinstance(m.native, nnx.Module):
         return sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(m.native, nnx.Param)))
-    # the pytree an optax loop updates: after m.tie, each parameter once
-    return sum(x.size for x in jax.tree_util.tree_leaves(m.flax.unique_variables()["params"]))
+    # the pytree an optax loop updates: after m.tie, each parameter once (a
+    # model without parameters, Sequential(ReLU()), has no "params" collection)
+    return sum(x.size for x in jax.tree_util.tree_leaves(m.flax.unique_variables().get("params", {})))
 
 
 def grads(m, x):
