@@ -339,9 +339,17 @@ class Labels:
                 out.append(Tag((self.fresh(b, rank),) if b != 1 else ()))
         return tuple(out)
 
+    @staticmethod
+    def _ranks(tags) -> list:
+        return [label.rank for tag in tags if tag.labels not in (None, LOST) for label in tag.labels]
+
     def _rank_of(self, tags) -> tuple:
-        ranks = [label.rank for tag in tags if tag.labels not in (None, LOST) for label in tag.labels]
+        ranks = self._ranks(tags)
         return min(ranks) if ranks else None
+
+    def _last_rank(self, tags) -> tuple:
+        ranks = self._ranks(tags)
+        return max(ranks) if ranks else None
 
     def contract(self, lhs: tuple, rhs: tuple, lhs_shape: tuple, rhs_shape: tuple,
                  contracting: tuple, batch: tuple) -> tuple:
@@ -355,7 +363,10 @@ class Labels:
         out = [self.combine([lhs[i], rhs[j]]) for i, j in zip(lb, rb)]
         out += [lhs[i] for i in range(len(lhs)) if i not in lc and i not in lb]
         known = [tag for tag in out if tag.labels not in (None, LOST)]
-        rank = self._rank_of([lhs[i] for i in lc]) or (self._rank_of(known) or (0,)) + (1,)
+        # the new features take the contracted ones' place; a contracted axis of
+        # size 1 has no label to say where that is, and a dense layer contracts
+        # the last axis: after the lhs' free axes ((N, T, 1) -> (N, T, F), F after T)
+        rank = self._rank_of([lhs[i] for i in lc]) or (self._last_rank(known) or (0,)) + (1,)
         for j in range(len(rhs)):
             if j in rc or j in rb:
                 continue
