@@ -26,7 +26,9 @@ from .registry import load_adapter
 def write_arrays(arrays: Dict[str, np.ndarray], path: str) -> None:
     from safetensors.numpy import save_file
 
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, path)
+    # asarray(order="C"), not ascontiguousarray: that makes a 0-d array (torch's
+    # num_batches_tracked) 1-d, which then no longer fits its parameter
+    save_file({k: np.asarray(v, order="C") for k, v in arrays.items()}, path)
 
 
 def read_arrays(path: str) -> Dict[str, np.ndarray]:
@@ -41,8 +43,10 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     integer ids as they are), and optionally ties (``[[dst, src], ...]``
     made with ``m.tie`` after building), load / save (weights paths), seed
     (portable init before load), outputs (path for "y" and "grad:<name>"
-    arrays, canonical layout).  The input reaches a channels-last backend
-    as NHWC; forward and gradient run in inference mode."""
+    arrays, canonical layout; ``"grads": false`` writes "y" alone).  The
+    input reaches a channels-last backend as NHWC; forward and gradient run
+    in inference mode.  A model without trainable parameters has no
+    gradient to write."""
     backend = job["backend"]
     spec = nn.from_config(job["spec"])
     x_canonical = read_arrays(job["input"])["x"]
@@ -59,8 +63,9 @@ def run_job(job: Dict[str, Any]) -> Dict[str, Any]:
     if job.get("outputs"):
         y = output_to_canonical(as_numpy(m(x, train=False)), m.channels_last)
         out = {"y": y.astype(np.float32)}
-        for name, g in m.grad(x, train=False).items():
-            out[f"grad:{name}"] = np.ascontiguousarray(g)
+        if job.get("grads", True) and any(p.trainable for p in m.parameters()):
+            for name, g in m.grad(x, train=False).items():
+                out[f"grad:{name}"] = np.ascontiguousarray(g)
         write_arrays(out, job["outputs"])
     return {"backend": backend,
             "names": {n: [p.native_name, list(p.native_shape)] for n, p in m.named_parameters().items()},

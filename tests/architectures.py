@@ -185,6 +185,15 @@ def random_values(entries: List[Entry], seed: int) -> Dict[str, np.ndarray]:
     return values
 
 
+def assert_bitwise(got: dict, want: dict):
+    """Every array of ``want`` is in ``got`` with the same dtype, shape and
+    bits (float values compared as bytes: -0.0 is not 0.0, a NaN is itself)."""
+    differ = [n for n in want if n not in got or np.asarray(got[n]).dtype != np.asarray(want[n]).dtype
+              or np.shape(got[n]) != np.shape(want[n])
+              or np.asarray(got[n], order="C").tobytes() != np.asarray(want[n], order="C").tobytes()]
+    assert not differ, f"not bit for bit: {differ}"
+
+
 def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
