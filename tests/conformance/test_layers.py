@@ -11,24 +11,7 @@ import multiparam as mp
 from multiparam import compare
 from multiparam.layout import input_to_native
 
-
-def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def numpy_lstm(x, w_ih, w_hh, b_ih, b_hh):
-    """torch's LSTM (gates i, f, g, o; zero initial state), batch-first."""
-    n, t_len, _ = x.shape
-    hidden = w_hh.shape[1]
-    h, c = np.zeros((n, hidden)), np.zeros((n, hidden))
-    out = []
-    for t in range(t_len):
-        z = x[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
-        i, f, g, o = np.split(z, 4, axis=1)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
-        out.append(h)
-    return np.stack(out, axis=1)
+from ..architectures import numpy_lstm   # torch's LSTM in NumPy, shared with the property suite
 
 
 def numpy_conv2d(x, w, b, padding):
