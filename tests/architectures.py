@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from hypothesis import assume, strategies as st
+from hypothesis import strategies as st
 
 from multiparam import nn
 
@@ -434,41 +434,10 @@ def _nest(draw, layers: List[object], level: int) -> nn.Sequential:
     return seq
 
 
-def _namesake_beside_a_reuse(spec) -> bool:
-    """Whether a layer used twice has, at its first use, the key of another
-    child of a named Sequential that holds a later use of it.
-
-    TODO(issue 13, jax adapter): Flax adopts a module shared by two parents
-    into the one that registers it first (the outer one) under its own
-    ``name=`` (the first use's key; ``NamedSequential.preserve_adopted_names``),
-    which there clashes with the sibling of that key: ``shared = Dense(3);
-    Sequential({"block 0": Sequential({"block 0": shared}), "1": shared})``
-    fails to build with flax's NameInUseError
-    (``test_regression_reused_layer_beside_its_namesake``).  Not generated
-    until the jax builder names shared modules so they cannot clash."""
-    first_key: Dict[int, str] = {}
-    later: Dict[int, List[object]] = {}
-
-    def visit(seq):
-        for key, child in seq.children:
-            if child.kind == "Sequential":
-                visit(child)
-            elif id(child) in first_key:
-                later.setdefault(id(child), []).append(seq)
-            else:
-                first_key[id(child)] = key if seq.named else None
-
-    visit(spec)
-    return any(first_key[i] is not None and any(
-        seq.named and any(k == first_key[i] and id(c) != i for k, c in seq.children) for seq in seqs)
-        for i, seqs in later.items())
-
-
 @st.composite
 def architectures(draw) -> Arch:
     """A legal architecture of 1 to MAX_LAYERS layers and its input."""
     t = draw(_input())
     spec = _nest(draw, draw(_layers(t)), 0)
-    assume(not _namesake_beside_a_reuse(spec))
     vocab = next(layer for _, layer in leaves(spec)).num_embeddings if t.kind == "ids" else None
     return Arch(spec, (draw(st.integers(1, 3)),) + t.shape, seed=draw(st.integers(0, 2 ** 16)), vocab=vocab)

@@ -142,13 +142,11 @@ def test_regression_dense_on_size_one_features_then_lstm(adapter, kit):
     check_forward(Arch(spec, (1, 2), seed=0, vocab=2), adapter, kit)
 
 
-@pytest.mark.xfail(reason="TODO(issue 13, jax adapter): Flax adopts the shared Dense into the outer "
-                          "NamedSequential under its first key, 'block 0', the name of a sibling there "
-                          "(flax NameInUseError); tests.architectures generates no such spec until fixed",
-                   strict=False)
 def test_regression_reused_layer_beside_its_namesake(adapter):
     """A layer used twice, first as child "block 0" of an inner Sequential,
-    then beside another child named "block 0" (jax: the build fails)."""
+    then beside another child named "block 0" (jax: Flax adopted the shared
+    Dense into the outer container under "block 0", NameInUseError; the jax
+    builder now renames such a shared module)."""
     shared = mp.nn.Dense(units=3)
     spec = mp.nn.Sequential({"block 0": mp.nn.Sequential({"block 0": shared}), "1": shared})
     check_names(Arch(spec, (1, 3), seed=0), adapter)

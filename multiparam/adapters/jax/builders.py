@@ -37,9 +37,33 @@ def _batch_norm(spec, name):
 
 def _sequential(spec, name, children):
     if spec.named:
+        _rename_shared_namesakes(children)
         return NamedSequential(names=tuple(key for key, _ in children),
                                layers=tuple(native for _, native in children), name=name)
     return nn.Sequential([native for _, native in children], name=name)
+
+
+def _rename_shared_namesakes(children) -> None:
+    """Give a layer used twice a Flax name no sibling here has.
+
+    Flax adopts a module held by two containers into the one that registers
+    it first, the outermost, under the module's own ``name=`` (its first
+    use's key, via ``NamedSequential.preserve_adopted_names``).  There that
+    key may belong to another child (``{"block 0": Sequential({"block 0":
+    shared}), "1": shared}``), and Flax raises NameInUseError.  The Flax name
+    of a shared module is only where its variables sit in the pytree:
+    canonical names come from the recorded calls, so renaming the unbound
+    module (both containers hold the same object) changes nothing else."""
+    keys = {key for key, _ in children}
+    for key, native in children:
+        own = getattr(native, "name", None) if isinstance(native, nn.Module) else None
+        if own is None or own == key or own not in keys:
+            continue
+        taken = keys | {getattr(n, "name", None) for _, n in children}
+        fresh = next(f"{own} (shared {i})" for i in range(1, len(taken) + 2) if f"{own} (shared {i})" not in taken)
+        # a linen Module is a frozen dataclass; it is not yet bound (adopted),
+        # so its name may still change
+        object.__setattr__(native, "name", fresh)
 
 
 BUILDERS = {
