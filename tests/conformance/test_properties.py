@@ -150,3 +150,27 @@ def test_regression_reused_layer_beside_its_namesake(adapter):
     shared = mp.nn.Dense(units=3)
     spec = mp.nn.Sequential({"block 0": mp.nn.Sequential({"block 0": shared}), "1": shared})
     check_names(Arch(spec, (1, 3), seed=0), adapter)
+
+
+def test_regression_named_sequential_after_a_named_sequential(adapter, kit):
+    """A named Sequential after another: Keras could not give the first
+    one's output shape (its default traces call()), and the feature tracker
+    stopped there, refusing the LayerNorm after it (tensorflow:
+    FeatureOrderError; found by ``tox -e fuzz``).  NamedSequential now
+    computes its output shape through its children, as Keras' Sequential."""
+    spec = mp.nn.Sequential({"block 0": mp.nn.Sequential({"block 0": mp.nn.Sequential(mp.nn.ReLU()),
+                                                          "1": mp.nn.Dense(units=2, use_bias=False),
+                                                          "2": mp.nn.ReLU()}),
+                             "1": mp.nn.Sequential(mp.nn.LayerNorm(eps=1e-05), mp.nn.Flatten())})
+    check_forward(Arch(spec, (1, 1, 1), seed=0), adapter, kit)
+
+
+def test_regression_shared_layer_in_a_sequential_beside_its_second_use(adapter, kit):
+    """A LayerNorm used twice, first inside a Sequential and then beside it
+    (tensorflow: the Dense after it refused, FeatureOrderError; found by
+    ``tox -e fuzz``)."""
+    shared = mp.nn.LayerNorm(eps=1e-05)
+    spec = mp.nn.Sequential({"block 0": mp.nn.Sequential({"block 0": mp.nn.Sequential(shared), "1": shared,
+                                                          "2": mp.nn.Flatten()}),
+                             "1": mp.nn.Sequential(mp.nn.Dense(units=1, use_bias=False), mp.nn.Flatten())})
+    check_save_load(Arch(spec, (1, 1, 2), seed=0), adapter, kit)

@@ -51,6 +51,16 @@ class NamedSequential(keras.Layer):
             x = layer(x)
         return x
 
+    def compute_output_shape(self, input_shape):
+        # through the children, as Keras' Sequential does: the feature-order
+        # tracker needs every layer's output shape, and Keras' default for a
+        # subclassed layer (a symbolic trace of call()) raised for a
+        # NamedSequential nested in another (a tox -e fuzz counterexample)
+        shape = tuple(input_shape)
+        for layer in self.child_layers:
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
     def __len__(self) -> int:
         return len(self.child_layers)
 
