@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Optional
 
 import numpy as np
 
+from . import fastcopy
 from . import layout as _layout
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
@@ -213,7 +214,7 @@ class Param:
         WritePlan, which check first)."""
         self._view = None  # do not keep the old storage alive
         native = _layout.to_native(canonical, self._slot.layout)
-        prepared = _contiguous(native)
+        prepared = fastcopy.contiguous(native)
         if prepared is native or np.may_share_memory(prepared, canonical):
             # borrowed memory (the caller's array, another model's value):
             # read-only tells the adapter to copy it rather than keep it
@@ -280,33 +281,6 @@ class _InPlaceUpdate(WritePlan):
 
     def shape_message(self, param: Param, shape: tuple, source: Any) -> str:
         return f"in-place update of {param.name!r} would change its shape {param.shape} to {shape}"
-
-
-_TILE = 256
-
-
-def _contiguous(native: np.ndarray) -> np.ndarray:
-    """``native`` as a C-contiguous array for an adapter's write: itself
-    when it already is (the adapter copies it), else a fresh copy.  A large transposed 2-D view (canonical (out, in) into a Keras/Flax
-    (in, out) kernel) is copied tile by tile through a small buffer:
-    ``np.ascontiguousarray`` walks the source with a stride of one row,
-    which for power-of-two widths (4096 floats = 16 KiB) maps every access
-    to the same cache sets and runs ~10x slower than this."""
-    if native.flags.c_contiguous:
-        return native
-    if native.ndim != 2 or not native.T.flags.c_contiguous or native.size < _TILE * _TILE:
-        return np.ascontiguousarray(native)
-    src = native.T                        # C-contiguous; out = src.T
-    rows, cols = src.shape
-    out = np.empty(native.shape, native.dtype)
-    buf = np.empty((_TILE, _TILE), native.dtype)
-    for i in range(0, rows, _TILE):
-        for j in range(0, cols, _TILE):
-            block = src[i:i + _TILE, j:j + _TILE]
-            tile = buf[:block.shape[0], :block.shape[1]]
-            np.copyto(tile, block)                            # contiguous rows in
-            np.copyto(out[j:j + _TILE, i:i + _TILE], tile.T)  # transposed in cache, rows out
-    return out
 
 
 def format_shape(shape: Optional[tuple]) -> str:

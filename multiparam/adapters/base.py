@@ -803,6 +803,12 @@ class Adapter:
         transposes of each other)."""
         raise CapabilityError(self.name, "tie parameters after construction", "not implemented")
 
+    #: ``fn(out, src) -> bool``: ``out[...] = src`` for NumPy arrays of one
+    #: dtype, ``src`` a strided view (a transposed matrix), with the
+    #: framework's own copy kernel; False if it cannot.  ``multiparam.fastcopy``
+    #: uses the first one offered by a framework the process has imported.
+    transposing_copy: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
+
     # -- building from the neutral spec: one memoised walk ---------------------
     #: spec kind (``multiparam.nn`` ``Spec.kind``) -> constructor.  A
     #: constructor is ``fn(spec, name)`` returning the native layer, where

@@ -150,6 +150,9 @@ class TorchAdapter(Adapter):
     name = "torch"
     capabilities = {}   # everything, transposed ties included (parametrizations)
     channels_last = False   # NCHW, the canonical layout
+    # torch's copy kernel makes the (out, in) -> (in, out) copies of a
+    # transfer into Keras or Flax whenever torch is imported
+    transposing_copy = staticmethod(tensors.transposing_copy)
 
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, nn.Module)
