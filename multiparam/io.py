@@ -35,7 +35,7 @@ import numpy as np
 import xxhash
 
 from . import progress as _progress
-from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, open_checkpoint,
+from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, TensorChecksum, open_checkpoint,
                          write_checkpoint)
 from .model import Model, wrap
 from .state import DeferredArray, IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
@@ -63,10 +63,10 @@ def _crc32(array: np.ndarray) -> str:
     return f"{zlib.crc32(_bytes_of(array)) & 0xFFFFFFFF:08x}"
 
 
-#: per-tensor checksums a file's metadata may carry, by metadata key; the
-#: first is what ``save`` writes
+#: per-tensor checksums a file's metadata may carry, by metadata key
 TENSOR_CHECKSUMS = {"xxh3_64": _xxh3_64, "crc32": _crc32}
-WRITTEN_CHECKSUM = next(iter(TENSOR_CHECKSUMS))
+#: what ``save`` writes: 64 bits as 16 hex digits, hashed as each tensor streams
+WRITTEN = TensorChecksum("xxh3_64", _xxh3_64, 16)
 
 
 def _sha256_v1(arrays: Dict[str, np.ndarray]) -> str:
@@ -98,16 +98,10 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
     tensors = [PlannedTensor(name, np.asarray(v).dtype, tuple(np.shape(v)), (lambda v=v: np.asarray(v)))
                for name, v in sd.items()]
 
-    def checksums(group: List[PlannedTensor]) -> Dict[str, str]:
-        # a checksum per tensor, in the header of the file that holds it: its
-        # bytes are read once more for this, at XXH3's tens of GB/s
-        digest = TENSOR_CHECKSUMS[WRITTEN_CHECKSUM]
-        return {WRITTEN_CHECKSUM: json.dumps({t.name: digest(t.fetch()) for t in group})}
-
     total = sum(t.nbytes for t in tensors)
     with _progress.bar("save", total, len(tensors), progress) as bar:
         return write_checkpoint(path, tensors, metadata=meta, max_shard_size=max_shard_size,
-                                file_metadata=checksums, on_tensor=lambda t, a: bar.update(a.nbytes))
+                                checksum=WRITTEN, on_tensor=lambda t, a: bar.update(a.nbytes))
 
 
 def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, None] = None,
