@@ -38,7 +38,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Un
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, fastcopy
 from .errors import DtypeError, MultiparamError
 
 #: Hugging Face's names for a single file and for a sharded set's index
@@ -194,6 +194,36 @@ class Checkpoint:
             return empty
         raw = np.memmap(e.path, dtype=np.uint8, mode="r", offset=e.offset, shape=(e.nbytes,))
         return raw.view(e.dtype).reshape(e.shape)
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """Read tensor ``name`` into ``out`` (C-contiguous, of its dtype and
+        shape): one copy from the file, with no memory map and no buffer."""
+        e = self.entries[name]
+        if out.nbytes != e.nbytes or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"cannot read {name!r} ({e.nbytes} bytes) into a "
+                             f"{'non-contiguous ' if not out.flags.c_contiguous else ''}array of {out.nbytes} bytes")
+        target = memoryview(out.reshape(-1).view(np.uint8)) if e.nbytes else None
+        if target is None:
+            return
+        fd = os.open(e.path, os.O_RDONLY)
+        try:
+            done = 0
+            while done < e.nbytes:
+                got = os.preadv(fd, [target[done:]], e.offset + done)
+                if got <= 0:
+                    raise FileFormatError(f"{e.path} ended while reading tensor {name!r}; was it "
+                                          "changed after it was opened?")
+                done += got
+        finally:
+            os.close(fd)
+
+    def read(self, name: str) -> np.ndarray:
+        """Tensor ``name`` as a fresh, writable, 64-byte-aligned array that
+        nothing else holds (a framework may keep it as its memory)."""
+        e = self.entries[name]
+        out = fastcopy.empty_aligned(e.shape, e.dtype)
+        self.read_into(name, out)
+        return out
 
     def arrays(self) -> Iterator[Tuple[str, np.ndarray]]:
         """Every tensor, one at a time, in file order."""

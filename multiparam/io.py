@@ -225,7 +225,8 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
     ties, backend = _multiparam_metadata(ck)
     if verify:
         _verify(ck)
-    entries = StateDict((name, DeferredArray(e.shape, e.dtype, functools.partial(ck.array, name)))
+    entries = StateDict((name, DeferredArray(e.shape, e.dtype, functools.partial(ck.read, name),
+                                             functools.partial(ck.read_into, name)))
                         for name, e in ck.entries.items())
     entries.ties = ties
     entries.backend = backend

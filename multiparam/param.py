@@ -7,7 +7,7 @@ receives a value that is already checked, cast and in native layout: a bad
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Hashable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Optional
 
 import numpy as np
 
@@ -208,20 +208,36 @@ class Param:
         plan.commit()
         return self
 
-    def write_validated(self, canonical: np.ndarray) -> None:
+    def write_validated(self, canonical: np.ndarray, owned: bool = False) -> None:
         """Write a canonical array that a :class:`~multiparam.transaction.WritePlan`
         has checked and cast (package-internal: write through ``set`` or a
-        WritePlan, which check first)."""
+        WritePlan, which check first).  ``owned``: nobody else holds
+        ``canonical`` (a tensor just read from a file), so the framework may
+        keep its memory instead of copying it."""
         self._view = None  # do not keep the old storage alive
         native = _layout.to_native(canonical, self._slot.layout)
         prepared = fastcopy.contiguous(native)
-        if prepared is native or np.may_share_memory(prepared, canonical):
+        if not owned and (prepared is native or np.may_share_memory(prepared, canonical)):
             # borrowed memory (the caller's array, another model's value):
             # read-only tells the adapter to copy it rather than keep it
             prepared = prepared.view()
             prepared.flags.writeable = False
         model = self._model
         model.adapter.write(model.adapter_state, self._slot.ref, prepared)
+
+    def fill_validated(self, fill: Callable[[np.ndarray], None]) -> bool:
+        """Let ``fill(array)`` write a checked canonical value straight into
+        the parameter's memory, where canonical and native layout are the
+        same and the framework exposes its memory (package-internal, for a
+        WritePlan's deferred values).  False, having done nothing, otherwise."""
+        shape = self.shape
+        if shape is None or not _layout.is_identity(self._slot.layout, len(shape)):
+            return False
+        model = self._model
+        if not model.adapter.fill(model.adapter_state, self._slot.ref, fill):
+            return False
+        self._view = None
+        return True
 
     def __getitem__(self, index) -> np.ndarray:
         """A writable copy of ``value[index]`` (so ``p[:] += 1`` works),
@@ -324,8 +340,11 @@ class TransposedParam(Param):
     def primary(self) -> Param:
         return self._primary
 
-    def write_validated(self, canonical: np.ndarray) -> None:
-        self._primary.write_validated(np.ascontiguousarray(canonical.T))
+    def write_validated(self, canonical: np.ndarray, owned: bool = False) -> None:
+        self._primary.write_validated(np.ascontiguousarray(canonical.T), owned=True)
+
+    def fill_validated(self, fill) -> bool:
+        return False        # the values land transposed: write_validated does it
 
     def __repr__(self) -> str:
         return f"TransposedParam({self.name!r}, shape={format_shape(self.shape)}, of={self._primary.name!r})"

@@ -31,12 +31,15 @@ class StateDict(OrderedDict):
 class DeferredArray(NamedTuple):
     """A state dict entry known by its shape and dtype and read only when it
     is written: ``load`` gives each tensor of a file this way, so it is
-    checked from the header, read from its memory map at the write and
-    dropped, one tensor at a time."""
+    checked from the header and read at the write, one tensor at a time.
+    ``read()`` gives a fresh array nobody else holds; ``read_into(out)``
+    fills a C-contiguous array of its shape and dtype (a parameter's own
+    memory, where the framework exposes it)."""
 
     shape: Tuple[int, ...]
     dtype: np.dtype
     read: Callable[[], np.ndarray]
+    read_into: Optional[Callable[[np.ndarray], None]] = None
 
     @property
     def nbytes(self) -> int:
@@ -168,7 +171,7 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
     for _name, p, key in matched:
         value = given[key]
         if isinstance(value, DeferredArray):
-            writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, source=key)
+            writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into, source=key)
             total += value.nbytes
         else:
             value = as_numpy(value)

@@ -78,12 +78,16 @@ class WritePlan:
         self._writes.append((param, value.astype(dtype, copy=False)))
 
     def add_deferred(self, param: "Param", shape: tuple, dtype: np.dtype,
-                     read: Callable[[], np.ndarray], source: Any = None) -> None:
+                     read: Callable[[], np.ndarray],
+                     read_into: Optional[Callable[[np.ndarray], None]] = None, source: Any = None) -> None:
         """Check a value of ``shape`` and ``dtype`` that ``read()`` will give
-        (a tensor in a file, known from its header) and keep ``read``: the
-        value is read at ``commit``, written and dropped."""
+        (a tensor in a file, known from its header) and keep how to read it:
+        at ``commit`` it is read straight into the parameter's memory with
+        ``read_into`` where the framework allows and no cast is needed, else
+        read into a fresh array the framework may keep, written and dropped."""
         target = self.check(param, shape, dtype, source)
-        self._writes.append((param, (read, target)))
+        direct = read_into if np.dtype(dtype) == target else None
+        self._writes.append((param, (read, direct, target)))
 
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
@@ -98,12 +102,19 @@ class WritePlan:
                 held.enter_context(models[key].lock)
             for i, (param, value) in enumerate(writes):
                 writes[i] = None       # a deferred value's memory map goes with it
-                if isinstance(value, tuple):
-                    read, target = value
-                    value = read().astype(target, copy=False)
-                param.write_validated(value)
+                if isinstance(value, tuple):     # deferred: read now
+                    read, direct, target = value
+                    if direct is not None and param.fill_validated(direct):
+                        nbytes = int(np.prod(param.shape, dtype=np.int64)) * target.itemsize
+                    else:
+                        value = read().astype(target, copy=False)
+                        param.write_validated(value, owned=True)
+                        nbytes = value.nbytes
+                else:
+                    param.write_validated(value)
+                    nbytes = value.nbytes
                 if on_write is not None:
-                    on_write(param, value.nbytes)
+                    on_write(param, nbytes)
                 del value
 
     def __len__(self) -> int:

@@ -276,6 +276,20 @@ class TorchAdapter(Adapter):
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             t.copy_(value if isinstance(value, torch.Tensor) else tensors.from_numpy(value))
 
+    def fill_array(self, state, ref, fill) -> bool:
+        t = _tensor(ref)
+        if t.device.type != "cpu" or not t.is_contiguous():
+            return False
+        try:
+            view = t.detach().numpy()     # the parameter's own memory
+        except TypeError:                 # a dtype NumPy has not (bfloat16): write() instead
+            return False
+        fill(view)
+        # an in-place change, as copy_ under no_grad records it: autograd
+        # then refuses a backward through a graph that saved the old values
+        torch.autograd.graph.increment_version(t)
+        return True
+
     def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)
 
