@@ -38,7 +38,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Un
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, fastcopy
 from .errors import DtypeError, MultiparamError
 
 #: Hugging Face's names for a single file and for a sharded set's index
@@ -194,6 +194,36 @@ class Checkpoint:
             return empty
         raw = np.memmap(e.path, dtype=np.uint8, mode="r", offset=e.offset, shape=(e.nbytes,))
         return raw.view(e.dtype).reshape(e.shape)
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """Read tensor ``name`` into ``out`` (C-contiguous, of its dtype and
+        shape): one copy from the file, with no memory map and no buffer."""
+        e = self.entries[name]
+        if out.nbytes != e.nbytes or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"cannot read {name!r} ({e.nbytes} bytes) into a "
+                             f"{'non-contiguous ' if not out.flags.c_contiguous else ''}array of {out.nbytes} bytes")
+        target = memoryview(out.reshape(-1).view(np.uint8)) if e.nbytes else None
+        if target is None:
+            return
+        fd = os.open(e.path, os.O_RDONLY)
+        try:
+            done = 0
+            while done < e.nbytes:
+                got = os.preadv(fd, [target[done:]], e.offset + done)
+                if got <= 0:
+                    raise FileFormatError(f"{e.path} ended while reading tensor {name!r}; was it "
+                                          "changed after it was opened?")
+                done += got
+        finally:
+            os.close(fd)
+
+    def read(self, name: str) -> np.ndarray:
+        """Tensor ``name`` as a fresh, writable, 64-byte-aligned array that
+        nothing else holds (a framework may keep it as its memory)."""
+        e = self.entries[name]
+        out = fastcopy.empty_aligned(e.shape, e.dtype)
+        self.read_into(name, out)
+        return out
 
     def arrays(self) -> Iterator[Tuple[str, np.ndarray]]:
         """Every tensor, one at a time, in file order."""
@@ -379,14 +409,37 @@ def remove_stale_temporaries(folder: Path) -> List[Path]:
     return removed
 
 
+@dataclass(frozen=True)
+class TensorChecksum:
+    """A per-tensor checksum a file's metadata carries under ``key``: a JSON
+    object name -> ``digest(array)``, a hex string of exactly ``width``
+    characters.  The fixed width lets the writer reserve the header first
+    and fill the digests in after streaming the tensors: one pass."""
+
+    key: str
+    digest: Callable[[np.ndarray], str]
+    width: int
+
+
 def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str],
-                on_tensor: Optional[Callable[[PlannedTensor, np.ndarray], None]]) -> None:
+                on_tensor: Optional[Callable[[PlannedTensor, np.ndarray], None]],
+                checksum: Optional[TensorChecksum] = None) -> None:
     # widest dtypes first (stable), as safetensors does: every tensor then
     # starts at a multiple of its itemsize, so memory maps of it are aligned
     tensors = sorted(tensors, key=lambda t: -np.dtype(t.dtype).itemsize)
     items = [(t.name, np.dtype(t.dtype), tuple(t.shape), t.nbytes) for t in tensors]
+    digests: Dict[str, str] = {}
+
+    def header() -> bytes:
+        meta = dict(metadata)
+        if checksum is not None:   # placeholders of the digests' width until they are known
+            meta[checksum.key] = json.dumps({t.name: digests.get(t.name, "0" * checksum.width)
+                                             for t in tensors})
+        return _header_bytes(items, meta)
+
     with open(tmp, "wb") as f:
-        f.write(_header_bytes(items, metadata))
+        reserved = header()
+        f.write(reserved)
         for t in tensors:
             array = np.asarray(t.fetch())
             if array.dtype != t.dtype or tuple(array.shape) != tuple(t.shape):
@@ -396,8 +449,16 @@ def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str
                 array = np.ascontiguousarray(array)
             if array.nbytes:
                 f.write(memoryview(array.reshape(-1).view(np.uint8)))
+            if checksum is not None:
+                # hashed right after it was written: its bytes are still in cache
+                digests[t.name] = checksum.digest(array)
             if on_tensor is not None:
                 on_tensor(t, array)
+        if checksum is not None:
+            final = header()
+            assert len(final) == len(reserved), "a digest is not of its declared width"
+            f.seek(0)
+            f.write(final)
         f.flush()
         os.fsync(f.fileno())
 
@@ -406,15 +467,15 @@ def write_checkpoint(path: Union[str, os.PathLike], tensors: Iterable[PlannedTen
                      metadata: Optional[Dict[str, str]] = None,
                      max_shard_size: Union[int, str, None] = None,
                      on_tensor: Optional[Callable[[PlannedTensor, np.ndarray], None]] = None,
-                     file_metadata: Optional[Callable[[List[PlannedTensor]], Dict[str, str]]] = None,
+                     checksum: Optional[TensorChecksum] = None,
                      ) -> List[Path]:
     """Write ``tensors`` as one safetensors file at ``path``, or, with
     ``max_shard_size``, as Hugging Face's sharded layout in the folder
     ``path`` (created if needed).  Returns the files written (the index
     last).  Every file is written to a temporary name and renamed into
     place once all are complete.  ``on_tensor(t, array)`` sees each array
-    as it is written (integrity hashes, progress); ``file_metadata(tensors)``
-    adds per-file metadata (computed after that file's tensors are known)."""
+    as it is written (progress); ``checksum`` adds each file's per-tensor
+    digests to that file's metadata, computed as the tensors are written."""
     tensors = list(tensors)
     metadata = dict(metadata or {})
     if str(path) == "":
@@ -422,7 +483,7 @@ def write_checkpoint(path: Union[str, os.PathLike], tensors: Iterable[PlannedTen
     path = Path(path)
     if max_shard_size is None:
         target = _resolve_target(path)
-        return [_commit_files([(target, tensors)], metadata, on_tensor, file_metadata)[0]]
+        return [_commit_files([(target, tensors)], metadata, on_tensor, checksum)[0]]
     limit = parse_size(max_shard_size)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"a sharded checkpoint is a folder; {path} is a file")
@@ -438,7 +499,7 @@ def write_checkpoint(path: Union[str, os.PathLike], tensors: Iterable[PlannedTen
     n = len(groups)
     names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
     written = _commit_files([(path / nm, g) for nm, g in zip(names, groups)], metadata, on_tensor,
-                            file_metadata, index=path / INDEX_FILE, index_doc={
+                            checksum, index=path / INDEX_FILE, index_doc={
                                 "metadata": {"total_size": sum(t.nbytes for t in tensors)},
                                 "weight_map": {t.name: nm for nm, g in zip(names, groups) for t in g}})
     _remove_stale_shards(path, set(names))
@@ -469,7 +530,8 @@ def _resolve_target(path: Path) -> Path:
 
 
 def _commit_files(plan: List[Tuple[Path, List[PlannedTensor]]], metadata: Dict[str, str], on_tensor,
-                  file_metadata, index: Optional[Path] = None, index_doc=None) -> List[Path]:
+                  checksum: Optional[TensorChecksum], index: Optional[Path] = None,
+                  index_doc=None) -> List[Path]:
     """Write every file of ``plan`` (and the index) to temporaries, then
     rename them all into place; on any error remove the temporaries."""
     for folder in {target.parent for target, _ in plan}:
@@ -479,10 +541,7 @@ def _commit_files(plan: List[Tuple[Path, List[PlannedTensor]]], metadata: Dict[s
         for target, group in plan:
             tmp = _temp_beside(target)
             temps.append((tmp, target))
-            meta = dict(metadata)
-            if file_metadata is not None:
-                meta.update(file_metadata(group))
-            _write_file(tmp, group, meta, on_tensor)
+            _write_file(tmp, group, metadata, on_tensor, checksum)
         if index is not None:
             tmp = _temp_beside(index)
             temps.append((tmp, index))

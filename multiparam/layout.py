@@ -52,6 +52,13 @@ def _inverse(axes: Tuple[int, ...]) -> Tuple[int, ...]:
     return tuple(inv)
 
 
+def is_identity(layout: Any, ndim: int) -> bool:
+    """Whether canonical and native layout are the same memory for an
+    ``ndim``-dimensional array (then a value may be read straight into the
+    parameter's memory)."""
+    return not _converts_itself(layout) and _to_canonical_axes(layout, ndim) is None
+
+
 def to_canonical(array: np.ndarray, layout: Any) -> np.ndarray:
     """A view of a native-layout array in canonical layout (a copy for a
     :class:`Permuted` one, whose features are reordered)."""

@@ -7,10 +7,11 @@ receives a value that is already checked, cast and in native layout: a bad
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Hashable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Optional
 
 import numpy as np
 
+from . import fastcopy
 from . import layout as _layout
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
@@ -207,20 +208,36 @@ class Param:
         plan.commit()
         return self
 
-    def write_validated(self, canonical: np.ndarray) -> None:
+    def write_validated(self, canonical: np.ndarray, owned: bool = False) -> None:
         """Write a canonical array that a :class:`~multiparam.transaction.WritePlan`
         has checked and cast (package-internal: write through ``set`` or a
-        WritePlan, which check first)."""
+        WritePlan, which check first).  ``owned``: nobody else holds
+        ``canonical`` (a tensor just read from a file), so the framework may
+        keep its memory instead of copying it."""
         self._view = None  # do not keep the old storage alive
         native = _layout.to_native(canonical, self._slot.layout)
-        prepared = _contiguous(native)
-        if prepared is native or np.may_share_memory(prepared, canonical):
+        prepared = fastcopy.contiguous(native)
+        if not owned and (prepared is native or np.may_share_memory(prepared, canonical)):
             # borrowed memory (the caller's array, another model's value):
             # read-only tells the adapter to copy it rather than keep it
             prepared = prepared.view()
             prepared.flags.writeable = False
         model = self._model
         model.adapter.write(model.adapter_state, self._slot.ref, prepared)
+
+    def fill_validated(self, fill: Callable[[np.ndarray], None]) -> bool:
+        """Let ``fill(array)`` write a checked canonical value straight into
+        the parameter's memory, where canonical and native layout are the
+        same and the framework exposes its memory (package-internal, for a
+        WritePlan's deferred values).  False, having done nothing, otherwise."""
+        shape = self.shape
+        if shape is None or not _layout.is_identity(self._slot.layout, len(shape)):
+            return False
+        model = self._model
+        if not model.adapter.fill(model.adapter_state, self._slot.ref, fill):
+            return False
+        self._view = None
+        return True
 
     def __getitem__(self, index) -> np.ndarray:
         """A writable copy of ``value[index]`` (so ``p[:] += 1`` works),
@@ -282,33 +299,6 @@ class _InPlaceUpdate(WritePlan):
         return f"in-place update of {param.name!r} would change its shape {param.shape} to {shape}"
 
 
-_TILE = 256
-
-
-def _contiguous(native: np.ndarray) -> np.ndarray:
-    """``native`` as a C-contiguous array for an adapter's write: itself
-    when it already is (the adapter copies it), else a fresh copy.  A large transposed 2-D view (canonical (out, in) into a Keras/Flax
-    (in, out) kernel) is copied tile by tile through a small buffer:
-    ``np.ascontiguousarray`` walks the source with a stride of one row,
-    which for power-of-two widths (4096 floats = 16 KiB) maps every access
-    to the same cache sets and runs ~10x slower than this."""
-    if native.flags.c_contiguous:
-        return native
-    if native.ndim != 2 or not native.T.flags.c_contiguous or native.size < _TILE * _TILE:
-        return np.ascontiguousarray(native)
-    src = native.T                        # C-contiguous; out = src.T
-    rows, cols = src.shape
-    out = np.empty(native.shape, native.dtype)
-    buf = np.empty((_TILE, _TILE), native.dtype)
-    for i in range(0, rows, _TILE):
-        for j in range(0, cols, _TILE):
-            block = src[i:i + _TILE, j:j + _TILE]
-            tile = buf[:block.shape[0], :block.shape[1]]
-            np.copyto(tile, block)                            # contiguous rows in
-            np.copyto(out[j:j + _TILE, i:i + _TILE], tile.T)  # transposed in cache, rows out
-    return out
-
-
 def format_shape(shape: Optional[tuple]) -> str:
     """``(8, ?)`` for a shape with an unknown dim, ``(8,)`` for 1-D, ``?`` for None."""
     if shape is None:
@@ -350,8 +340,11 @@ class TransposedParam(Param):
     def primary(self) -> Param:
         return self._primary
 
-    def write_validated(self, canonical: np.ndarray) -> None:
-        self._primary.write_validated(np.ascontiguousarray(canonical.T))
+    def write_validated(self, canonical: np.ndarray, owned: bool = False) -> None:
+        self._primary.write_validated(np.ascontiguousarray(canonical.T), owned=True)
+
+    def fill_validated(self, fill) -> bool:
+        return False        # the values land transposed: write_validated does it
 
     def __repr__(self) -> str:
         return f"TransposedParam({self.name!r}, shape={format_shape(self.shape)}, of={self._primary.name!r})"

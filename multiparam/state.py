@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from . import progress as _progress
 from .errors import MultiparamError, NotMaterializedError, UnknownNameError
 from .param import Param, as_numpy
 from .transaction import WritePlan
@@ -25,6 +26,28 @@ class StateDict(OrderedDict):
 
     ties: List[Tuple[str, ...]] = []
     backend: str = ""
+
+
+class DeferredArray(NamedTuple):
+    """A state dict entry known by its shape and dtype and read only when it
+    is written: ``load`` gives each tensor of a file this way, so it is
+    checked from the header and read at the write, one tensor at a time.
+    ``read()`` gives a fresh array nobody else holds; ``read_into(out)``
+    fills a C-contiguous array of its shape and dtype (a parameter's own
+    memory, where the framework exposes it)."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+    read: Callable[[], np.ndarray]
+    read_into: Optional[Callable[[np.ndarray], None]] = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+def _array(value: Any) -> np.ndarray:
+    return value.read() if isinstance(value, DeferredArray) else as_numpy(value)
 
 
 class IncompatibleKeys(NamedTuple):
@@ -90,14 +113,16 @@ def _expand_ties(d, ties) -> Dict[str, np.ndarray]:
     return full
 
 
-def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
+def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = None,
+                    description: str = "load") -> IncompatibleKeys:
     """Load ``d`` (a state dict from any backend) into ``model``, in place.
 
     Every entry is checked first: with ``strict`` the keys must match the
     model's parameters exactly (a tied parameter may be given under any of
     its names); each shape must equal the canonical shape and each dtype
     must cast under NumPy's 'same_kind' rule.  Nothing is written unless all
-    entries pass."""
+    entries pass.  ``progress``: a progress bar for long loads (see
+    ``multiparam.progress``)."""
     index = model.index()
     ties = list(getattr(d, "ties", []) or [])
     given = _expand_ties(d, ties)
@@ -111,7 +136,7 @@ def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
             continue
         present = [a for a in p.aliases if a in given]
         for other in present[1:]:
-            if not np.array_equal(as_numpy(given[other]), as_numpy(given[key])):
+            if not np.array_equal(_array(given[other]), _array(given[key])):
                 raise LoadError(f"{key!r} and {other!r} are one parameter in this model but "
                                 "the state dict gives them different values")
         used.update(present)
@@ -142,9 +167,18 @@ def load_state_dict(model, d, strict: bool = True) -> IncompatibleKeys:
             parts.append(f"unexpected keys: {unexpected_orig}" + (f"; {', '.join(hints)}" if hints else ""))
         raise LoadError(f"state dict does not match the {model.backend} model: " + "; ".join(parts))
     writes = _StateDictLoad(model.backend)
+    total = 0
     for _name, p, key in matched:
-        writes.add(p, as_numpy(given[key]), source=key)
-    writes.commit()                 # every entry passed: now write
+        value = given[key]
+        if isinstance(value, DeferredArray):
+            writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into, source=key)
+            total += value.nbytes
+        else:
+            value = as_numpy(value)
+            writes.add(p, value, source=key)
+            total += value.nbytes
+    with _progress.bar(description, total, len(writes), progress) as bar:
+        writes.commit(on_write=lambda p, nbytes: bar.update(nbytes))   # every entry passed: now write
     return IncompatibleKeys(missing, unexpected_orig)
 
 

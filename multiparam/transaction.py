@@ -8,6 +8,10 @@ Every way of changing parameter values goes through a :class:`WritePlan`:
 ``add`` checks one canonical NumPy value against its parameter (its shape is
 known, the value's shape is exactly the parameter's, its dtype casts to the
 parameter's under NumPy's ``same_kind`` rule) and keeps it, cast.
+``add_deferred`` checks a value known only by its shape and dtype (a tensor
+in a file, from its header) and keeps how to read it: ``commit`` reads it
+when it writes it and drops it at once, so a load streams one tensor at a
+time instead of holding the file in memory.
 ``commit`` writes everything, and a caller reaches it only when every
 ``add`` passed, so a bad value anywhere leaves every parameter as it was.
 
@@ -19,7 +23,7 @@ the checks and the error classes stay the same.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -37,7 +41,8 @@ class WritePlan:
     __slots__ = ("_writes",)
 
     def __init__(self) -> None:
-        self._writes: List[Tuple["Param", np.ndarray]] = []
+        # (param, value) or (param, (read, dtype)) for a deferred value
+        self._writes: List[Tuple["Param", Union[np.ndarray, Tuple[Callable[[], np.ndarray], np.dtype]]]] = []
 
     # -- checks ---------------------------------------------------------------
     def require_materialized(self, param: "Param") -> None:
@@ -72,9 +77,22 @@ class WritePlan:
         dtype = self.check(param, value.shape, value.dtype, source)
         self._writes.append((param, value.astype(dtype, copy=False)))
 
-    def commit(self) -> None:
+    def add_deferred(self, param: "Param", shape: tuple, dtype: np.dtype,
+                     read: Callable[[], np.ndarray],
+                     read_into: Optional[Callable[[np.ndarray], None]] = None, source: Any = None) -> None:
+        """Check a value of ``shape`` and ``dtype`` that ``read()`` will give
+        (a tensor in a file, known from its header) and keep how to read it:
+        at ``commit`` it is read straight into the parameter's memory with
+        ``read_into`` where the framework allows and no cast is needed, else
+        read into a fresh array the framework may keep, written and dropped."""
+        target = self.check(param, shape, dtype, source)
+        direct = read_into if np.dtype(dtype) == target else None
+        self._writes.append((param, (read, direct, target)))
+
+    def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
-        ``add`` has passed; the plan is empty afterwards."""
+        ``add`` has passed; the plan is empty afterwards.  ``on_write(param,
+        nbytes)`` follows each write (progress)."""
         writes, self._writes = self._writes, []
         # each handle's lock, in a fixed order: one transaction's writes are
         # never interleaved with another's, nor with a copy or a grad
@@ -82,8 +100,22 @@ class WritePlan:
         with contextlib.ExitStack() as held:
             for key in sorted(models):
                 held.enter_context(models[key].lock)
-            for param, value in writes:
-                param.write_validated(value)
+            for i, (param, value) in enumerate(writes):
+                writes[i] = None       # a deferred value's memory map goes with it
+                if isinstance(value, tuple):     # deferred: read now
+                    read, direct, target = value
+                    if direct is not None and param.fill_validated(direct):
+                        nbytes = int(np.prod(param.shape, dtype=np.int64)) * target.itemsize
+                    else:
+                        value = read().astype(target, copy=False)
+                        param.write_validated(value, owned=True)
+                        nbytes = value.nbytes
+                else:
+                    param.write_validated(value)
+                    nbytes = value.nbytes
+                if on_write is not None:
+                    on_write(param, nbytes)
+                del value
 
     def __len__(self) -> int:
         return len(self._writes)

@@ -606,6 +606,21 @@ class Adapter:
             self.write(state, part, np.ascontiguousarray(array))
         ref.committed(parts, value, current)
 
+    def fill(self, state: Any, ref: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        """Let ``fill(array)`` write a whole native-layout value straight
+        into the parameter's own memory (a load reads a file into it: one
+        copy, no buffer).  False, having done nothing, where the framework
+        does not expose writable memory; the caller then uses ``write``.
+        See :meth:`fill_array`."""
+        return False if isinstance(ref, Composite) else self.fill_array(state, ref, fill)
+
+    def fill_array(self, state: Any, ref: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        """Primitive: call ``fill`` on a writable NumPy view of the array's
+        own memory and tell the framework it changed (torch bumps its
+        version counter); False where there is no such view (immutable JAX
+        arrays, Keras variables, Gluon NDArrays: the default)."""
+        return False
+
     def native_param(self, state: Any, ref: Any) -> Any:
         """The framework's own parameter object (or pytree leaf); for a
         composite, the tuple of its parts' objects."""
@@ -802,6 +817,12 @@ class Adapter:
         ``src`` (and ``transposed=True`` when the canonical values are
         transposes of each other)."""
         raise CapabilityError(self.name, "tie parameters after construction", "not implemented")
+
+    #: ``fn(out, src) -> bool``: ``out[...] = src`` for NumPy arrays of one
+    #: dtype, ``src`` a strided view (a transposed matrix), with the
+    #: framework's own copy kernel; False if it cannot.  ``multiparam.fastcopy``
+    #: uses the first one offered by a framework the process has imported.
+    transposing_copy: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
 
     # -- building from the neutral spec: one memoised walk ---------------------
     #: spec kind (``multiparam.nn`` ``Spec.kind``) -> constructor.  A

@@ -115,7 +115,7 @@ def test_damaged_files_are_rejected_and_change_nothing(how, m, kit, tmp_path):
     _same(m, kit, snap)
 
 
-def _with_metadata(path, **changes):
+def _with_metadata(path, drop=(), **changes):
     """Rewrite a safetensors file's header metadata in place (the format: an
     8-byte little-endian header length, the JSON header, then the tensors),
     leaving every tensor byte, and so the file's integrity digest, as it was."""
@@ -123,6 +123,8 @@ def _with_metadata(path, **changes):
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])
     header["__metadata__"].update(changes)
+    for key in drop:
+        del header["__metadata__"][key]
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)            # keep the tensor data 8-byte aligned
     path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
@@ -189,6 +191,9 @@ MALFORMED_METADATA = {
     "format-version-not-a-number": dict(format_version="two"),
     "checksums-not-json": dict(crc32="{"),
     "checksums-for-other-tensors": dict(crc32='{"ghost.weight": "00000000"}'),
+    "xxh3-checksums-not-json": dict(xxh3_64="{"),
+    "xxh3-checksums-for-other-tensors": dict(xxh3_64='{"ghost.weight": "0000000000000000"}'),
+    "xxh3-checksums-not-strings": dict(xxh3_64='{"0.weight": 5}'),
 }
 
 
@@ -201,3 +206,91 @@ def test_every_malformed_metadata_field_is_a_file_format_error(m, kit, tmp_path,
     with pytest.raises(mp.FileFormatError):
         mp.load(m, path)
     _same(m, kit, snap)
+
+
+def _tensor_bytes(path):
+    """Every tensor's bytes, read by safetensors itself."""
+    from safetensors.numpy import load_file
+    return {n: np.ascontiguousarray(a).tobytes() for n, a in load_file(str(path)).items()}
+
+
+def test_checksums_are_xxh3_64_of_each_tensor(m, tmp_path):
+    """Format 3 stores XXH3-64 of every tensor's bytes (the reference digest,
+    computed here by xxhash over the bytes safetensors reads)."""
+    import xxhash
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n))["__metadata__"]
+    assert meta["format_version"] == "3"
+    want = {name: xxhash.xxh3_64_hexdigest(raw) for name, raw in _tensor_bytes(path).items()}
+    assert json.loads(meta["xxh3_64"]) == want
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_format_2_files_with_crc32_still_load(m, kit, tmp_path, damaged):
+    """A file from multiparam's format 2 (a zlib CRC-32 per tensor) loads,
+    and its checksums are still checked."""
+    import zlib
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    crc = {name: f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}" for name, raw in _tensor_bytes(path).items()}
+    _with_metadata(path, drop=("xxh3_64",), format_version="2", crc32=json.dumps(crc))
+    if damaged:
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0x01                      # the last byte of the last tensor
+        path.write_bytes(bytes(data))
+    before = _snapshot(m, kit)
+    target = mp.wrap(mlp(), sample_input=np.zeros((2, 4), np.float32)) if not damaged else m
+    if damaged:
+        with pytest.raises(mp.FileFormatError, match="damaged"):
+            mp.load(m, path)
+        _same(m, kit, before)
+    else:
+        mp.load(target, path)
+        _same(target, kit, before)
+
+
+@pytest.mark.parametrize("where", ["first tensor", "last tensor"])
+def test_a_damaged_tensor_anywhere_in_the_stream_changes_nothing(m, kit, tmp_path, where):
+    """Checksums are checked before the first write, so a tensor damaged late
+    in the file leaves even the tensors before it unwritten."""
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    data = bytearray(path.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    spans = sorted(v["data_offsets"] for k, v in header.items() if k != "__metadata__" and v["data_offsets"][1])
+    start, _ = spans[0] if where == "first tensor" else spans[-1]
+    data[8 + n + start] ^= 0x40
+    path.write_bytes(bytes(data))
+    m.load_state_dict({k: v + 1 for k, v in m.state_dict().items()})
+    snap = _snapshot(m, kit)
+    with pytest.raises(mp.FileFormatError, match="damaged"):
+        mp.load(m, path)
+    _same(m, kit, snap)
+
+
+OPERATIONS = {
+    "save": lambda m, other, path: mp.save(m, path, progress=PROGRESS),
+    "load": lambda m, other, path: (mp.save(m, path, progress=False), mp.load(other, path, progress=PROGRESS)),
+    "transfer": lambda m, other, path: mp.transfer(m, other, progress=PROGRESS),
+}
+PROGRESS = None
+
+
+@pytest.mark.parametrize("op", sorted(OPERATIONS))
+@pytest.mark.parametrize("progress", [True, False, None])
+def test_progress_bar_only_on_request_or_in_a_terminal(m, X, tmp_path, capfd, monkeypatch, op, progress):
+    """``progress=True`` draws a bar of bytes and tensors; ``False`` never
+    does; the default draws one only in a terminal (here stderr is not one)."""
+    monkeypatch.setattr(__import__(__name__, fromlist=["x"]), "PROGRESS", progress)
+    other = mp.wrap(mlp(), sample_input=X)
+    capfd.readouterr()
+    OPERATIONS[op](m, other, tmp_path / "w.safetensors")
+    err = capfd.readouterr().err
+    if progress:
+        assert f"{op} ({len(m.state_dict())} tensors)" in err and "B/s" in err
+    else:
+        assert err == ""

@@ -14,7 +14,7 @@ import numpy as np
 from flax import linen as nn
 from flax import nnx
 
-from ... import dtypes
+from ... import dtypes, fastcopy
 from ... import initializers as I
 from ..base import Adapter, Capability, Composite
 from .extension import FlaxExtension
@@ -22,14 +22,19 @@ from .leaves import layer_family
 
 
 def private_array(value: Any, dtype: Any) -> jax.Array:
-    """A jax array that owns its memory.  On CPU ``jnp.asarray`` (and even
-    ``jnp.array(copy=True)``, jax 0.10.2) aliases a NumPy buffer, so a
-    parameter would change when the caller later edits the array it wrote
-    from (a state dict, say): read-only NumPy input, which by the write
-    contract is borrowed, is copied first; a writable one is the handle's
-    fresh array and is kept without a second copy."""
-    if isinstance(value, np.ndarray) and (not value.flags.writeable or value.dtype != dtype):
-        value = np.array(value, dtype=dtype, copy=True)
+    """A jax array that owns its memory, made with at most one copy.
+
+    On CPU ``jax.device_put`` adopts a 64-byte-aligned NumPy buffer without
+    copying it (``jnp.asarray`` always copies).  So a writable value of the
+    right dtype, which by the write contract is the handle's fresh array
+    (``multiparam.fastcopy`` makes them aligned), is adopted as it is; a
+    read-only one is borrowed (a state dict's, a memory map) and is copied
+    first, once, into aligned memory, as is one that needs a cast."""
+    if isinstance(value, np.ndarray):
+        if (not value.flags.writeable or value.dtype != dtype or not value.flags.c_contiguous
+                or not fastcopy.is_aligned(value)):
+            value = fastcopy.aligned_copy(value, dtype)
+        return jax.device_put(value)
     return jnp.asarray(value, dtype=dtype)
 
 

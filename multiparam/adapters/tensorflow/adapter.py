@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras.src.backend.common import is_float_dtype
 from keras.src.initializers.random_initializers import compute_fans   # Keras' own fan rule
 
-from ... import dtypes
+from ... import dtypes, fastcopy
 from ... import initializers as I
 from ... import layout as _layout
 from ...errors import CapabilityError, NotMaterializedError
@@ -31,6 +31,22 @@ from .tree import VariableRef
 
 #: dtypes Keras computes in; others (float8) are storage only (see ``astype``)
 _COMPUTE_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _adoptable(value: Any, dtype: Any) -> Any:
+    """What to ``assign`` for ``value``: for the handle's own fresh array
+    (writable by the write contract, C-contiguous, 64-byte aligned, of the
+    variable's dtype) a tensor on its memory through DLPack, which
+    TensorFlow's assign takes over without copying (``assign`` of NumPy
+    converts it to a tensor first: a second full copy).  Anything else, and
+    dtypes DLPack cannot carry (bfloat16 from ml_dtypes), as it is."""
+    if not (isinstance(value, np.ndarray) and value.flags.writeable and value.flags.c_contiguous
+            and value.size and fastcopy.is_aligned(value) and np.dtype(value.dtype) == dtypes.dtype(dtype)):
+        return value
+    try:
+        return tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+    except (TypeError, ValueError, BufferError, tf.errors.InvalidArgumentError):
+        return value
 
 
 class TensorflowAdapter(Adapter):
@@ -138,9 +154,11 @@ class TensorflowAdapter(Adapter):
 
     def write_array(self, state, ref, value) -> None:
         """``variable.assign`` (NumPy or a tensor): the same Variable object,
-        seen by every layer holding it; ``assign`` copies, so a borrowed
-        array is never kept."""
-        self._var(ref).assign(value)
+        seen by every layer holding it.  A borrowed (read-only) array is
+        copied by ``assign``; the handle's own fresh array is handed over
+        (see :func:`_adoptable`), which saves a copy of every byte."""
+        var = self._var(ref)
+        var.assign(_adoptable(value, var.dtype))
 
     def array_shape(self, state, ref) -> Optional[tuple]:
         v = ref.resolve()

@@ -150,6 +150,9 @@ class TorchAdapter(Adapter):
     name = "torch"
     capabilities = {}   # everything, transposed ties included (parametrizations)
     channels_last = False   # NCHW, the canonical layout
+    # torch's copy kernel makes the (out, in) -> (in, out) copies of a
+    # transfer into Keras or Flax whenever torch is imported
+    transposing_copy = staticmethod(tensors.transposing_copy)
 
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, nn.Module)
@@ -272,6 +275,20 @@ class TorchAdapter(Adapter):
             # a read-only (borrowed) array is only read here: copy_ copies it
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             t.copy_(value if isinstance(value, torch.Tensor) else tensors.from_numpy(value))
+
+    def fill_array(self, state, ref, fill) -> bool:
+        t = _tensor(ref)
+        if t.device.type != "cpu" or not t.is_contiguous():
+            return False
+        try:
+            view = t.detach().numpy()     # the parameter's own memory
+        except TypeError:                 # a dtype NumPy has not (bfloat16): write() instead
+            return False
+        fill(view)
+        # an in-place change, as copy_ under no_grad records it: autograd
+        # then refuses a backward through a graph that saved the old values
+        torch.autograd.graph.increment_version(t)
+        return True
 
     def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)

@@ -1,0 +1,283 @@
+#!/usr/bin/env python
+"""Big models: load, save and transfer against the user's own idiom, with
+time ratios and peak memory, at any size (1 and 4 GiB in the README).
+
+    python -m benchmarks.bench_files [--gib 1] [--repeat 3] [--cases load,save,transfer]
+                                     [--backends torch,jax,tensorflow] [--json out.json]
+
+Run it with the interpreter that has torch, jax, tensorflow and safetensors
+(the ``cross`` tox environment).  Every measurement runs in a fresh child
+process of its own, so its peak memory is its own: the child builds the
+model, runs the operation once to warm up, then resets the kernel's
+high-water mark (``/proc/self/clear_refs``) and times ``--repeat`` runs.
+"peak extra" is the largest resident-set growth over the operation (VmHWM
+minus the resident set just before it; mapped file pages count, on both
+sides alike).  Times are the best of the runs.
+
+The model: ``gib * 16`` layers of ``Dense(4096, in_features=4096)`` with
+biases, float32 (64 MiB per kernel), built with ``mp.nn``; the file is
+written once by ``mp.save`` from torch and read by every case (it is a
+plain safetensors file: the idioms read it too).
+
+What each multiparam operation is compared with, in the same run:
+
+* load into torch: ``net.load_state_dict(safetensors.torch.load_file(p))``;
+* load into jax: ``safetensors.flax.load_file(p)`` and the Flax variables
+  pytree rebuilt with each kernel transposed (``w.T``), the Hugging Face
+  conversion idiom;
+* load into tensorflow: ``safetensors.numpy.load_file(p)`` and
+  ``layer.kernel.assign(w.T)``, ``layer.bias.assign(b)`` per layer;
+* save from torch: ``safetensors.torch.save_file(net.state_dict(), p)``
+  plus an fsync of ``p`` (``mp.save`` fsyncs);
+* transfer torch -> jax and torch -> tensorflow: the best transposing copy
+  in the process, torch's ``dst.copy_(src.t())`` into preallocated tensors
+  (the bar: at least 80% of its throughput), and the Hugging Face idiom,
+  ``jnp.asarray(t.numpy().T)`` per tensor into the pytree, or
+  ``var.assign(t.numpy().T)`` on Keras.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIDTH = 4096
+LAYERS_PER_GIB = 16
+
+
+# -- measuring in the child ---------------------------------------------------
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak() -> None:
+    # "5" resets the peak resident set size (VmHWM) to the current one
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def measure(fn, repeat: int) -> dict:
+    """Best time of ``repeat`` runs after one warm-up, and the largest peak
+    resident-set growth over a run (bytes)."""
+    fn()
+    times, peaks = [], []
+    for _ in range(repeat):
+        gc.collect()
+        before = _status_kib("VmRSS")
+        _reset_peak()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        peaks.append((_status_kib("VmHWM") - before) * 1024)
+    return {"seconds": min(times), "peak_extra": max(peaks)}
+
+
+def _spec(layers: int):
+    import multiparam as mp
+    return mp.nn.Sequential(*[mp.nn.Dense(WIDTH, in_features=WIDTH) for _ in range(layers)])
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _child(case: str, path: str, layers: int, repeat: int) -> dict:
+    """One measurement: ``case`` is ``op/backend/side``."""
+    import torch  # noqa: F401  (before tensorflow, as the environment requires)
+
+    import multiparam as mp
+    op, backend, side = case.split("/")
+    if op == "transfer":
+        src = mp.wrap(_spec(layers), backend="torch")
+        dst = mp.wrap(_spec(layers), backend=backend)
+        fn = _transfer_case(src, dst, backend, side, layers)
+    else:
+        m = mp.wrap(_spec(layers), backend=backend)
+        fn = _file_case(m, op, backend, side, path, layers)
+    result = measure(fn, repeat)
+    if op == "load" or (op == "transfer" and side != "copy-bound"):
+        result["checked"] = _check(m if op == "load" else dst, path if op == "load" else src, layers)
+    return result
+
+
+def _check(model, truth, layers: int) -> bool:
+    """The destination holds the source's values (first and last layer)."""
+    import numpy as np
+
+    import multiparam as mp
+    ref = mp.io.read_state(truth) if isinstance(truth, str) else truth
+    names = ["0.weight", "0.bias", f"{layers - 1}.weight"]
+    ok = all(np.array_equal(model[n].value, np.asarray(ref[n].value if hasattr(ref[n], "value") else ref[n]))
+             for n in names)
+    if not ok:
+        raise AssertionError("the destination does not hold the source's values")
+    return ok
+
+
+def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
+    import multiparam as mp
+    if side == "multiparam":
+        return (lambda: mp.load(m, path)) if op == "load" else (lambda: mp.save(m, path))
+    if side == "multiparam-noverify":
+        return lambda: mp.load(m, path, verify=False)
+    if op == "save":
+        import safetensors.torch
+        net = m.native
+
+        def save_idiom():
+            safetensors.torch.save_file(net.state_dict(), path)
+            _fsync(path)
+        return save_idiom
+    if backend == "torch":
+        import safetensors.torch
+        net = m.native
+        return lambda: net.load_state_dict(safetensors.torch.load_file(path))
+    if backend == "jax":
+        import safetensors.flax
+        handle = m
+
+        def jax_idiom():
+            sd = safetensors.flax.load_file(path)
+            params = {f"layers_{i}": {"kernel": sd[f"{i}.weight"].T, "bias": sd[f"{i}.bias"]}
+                      for i in range(layers)}
+            handle.flax.variables = {"params": params}
+        return jax_idiom
+    import safetensors.numpy
+    dense = [layer for layer in m.native.layers]
+
+    def keras_idiom():
+        sd = safetensors.numpy.load_file(path)
+        for i, layer in enumerate(dense):
+            layer.kernel.assign(sd[f"{i}.weight"].T)
+            layer.bias.assign(sd[f"{i}.bias"])
+    return keras_idiom
+
+
+def _transfer_case(src, dst, backend: str, side: str, layers: int):
+    import multiparam as mp
+    if side == "multiparam":
+        return lambda: mp.transfer(src, dst)
+    import torch
+    tensors = [t.detach() for t in src.native.parameters()]
+    if side == "copy-bound":
+        # the best transposing copy here: torch's own, into preallocated memory
+        outs = [torch.empty(t.shape[::-1]) if t.ndim == 2 else torch.empty_like(t) for t in tensors]
+
+        def copy_bound():
+            for t, o in zip(tensors, outs):
+                o.copy_(t.t() if t.ndim == 2 else t)
+        return copy_bound
+    names = [n for n, _ in src.native.named_parameters()]
+    if backend == "jax":
+        import jax.numpy as jnp
+        handle = dst
+
+        def jax_idiom():
+            arrays = {n: jnp.asarray(t.numpy().T) for n, t in zip(names, tensors)}
+            handle.flax.variables = {"params": {
+                f"layers_{i}": {"kernel": arrays[f"{i}.weight"], "bias": arrays[f"{i}.bias"]}
+                for i in range(layers)}}
+        return jax_idiom
+    dense = [layer for layer in dst.native.layers]
+
+    def keras_idiom():
+        by_name = dict(zip(names, tensors))
+        for i, layer in enumerate(dense):
+            layer.kernel.assign(by_name[f"{i}.weight"].numpy().T)
+            layer.bias.assign(by_name[f"{i}.bias"].numpy())
+    return keras_idiom
+
+
+# -- the parent: the file, the cases, the table ---------------------------------
+CASES = {
+    "load": [("load/torch/idiom", "load/torch/multiparam"), ("load/torch/idiom", "load/torch/multiparam-noverify"),
+             ("load/jax/idiom", "load/jax/multiparam"), ("load/tensorflow/idiom", "load/tensorflow/multiparam")],
+    "save": [("save/torch/idiom", "save/torch/multiparam")],
+    "transfer": [("transfer/jax/copy-bound", "transfer/jax/multiparam"), ("transfer/jax/idiom", "transfer/jax/multiparam"),
+                 ("transfer/tensorflow/copy-bound", "transfer/tensorflow/multiparam"),
+                 ("transfer/tensorflow/idiom", "transfer/tensorflow/multiparam")],
+}
+
+
+def _run_child(case: str, path: str, layers: int, repeat: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_files", "--child", case, "--path", path,
+                           "--layers", str(layers), "--repeat", str(repeat)],
+                          capture_output=True, text=True, env=env, cwd=_REPO, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{case} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gib", type=float, default=1.0, help="model size in GiB of float32 kernels")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (best is kept)")
+    ap.add_argument("--cases", default="load,save,transfer")
+    ap.add_argument("--backends", default="torch,jax,tensorflow", help="destinations measured")
+    ap.add_argument("--dir", default=None, help="folder for the file (default: a temporary one)")
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--layers", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child, args.path, args.layers, args.repeat)))
+        return 0
+
+    layers = max(1, round(args.gib * LAYERS_PER_GIB))
+    backends = args.backends.split(",")
+    pairs = [p for c in args.cases.split(",") for p in CASES[c] if p[1].split("/")[1] in backends]
+    results: dict = {}
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        path = os.path.join(tmp, "model.safetensors")
+        import torch  # noqa: F401
+
+        import multiparam as mp
+        mp.save(mp.wrap(_spec(layers), backend="torch"), path)
+        nbytes = os.path.getsize(path)
+        print(f"{layers} x Dense({WIDTH}, {WIDTH}) + bias: {nbytes / 2**30:.2f} GiB file", flush=True)
+        for base, ours in pairs:
+            for case in (base, ours):
+                if case not in results:
+                    results[case] = _run_child(case, path, layers, args.repeat)
+                    r = results[case]
+                    print(f"  {case:<36} {r['seconds']:7.3f} s  {nbytes / r['seconds'] / 1e9:6.2f} GB/s  "
+                          f"peak +{r['peak_extra'] / 2**30:5.2f} GiB", flush=True)
+            a, b = results[base], results[ours]
+            rows.append({"operation": ours, "against": base, "time_ratio": b["seconds"] / a["seconds"],
+                         "throughput_share": a["seconds"] / b["seconds"],
+                         "memory_ratio": b["peak_extra"] / max(a["peak_extra"], 1),
+                         "seconds": b["seconds"], "against_seconds": a["seconds"],
+                         "peak_extra": b["peak_extra"], "against_peak_extra": a["peak_extra"]})
+    print()
+    print(f"| {nbytes / 2**30:.2f} GiB | multiparam | idiom | time ratio | peak extra (multiparam / idiom) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| `{r['operation']}` vs `{r['against']}` | {r['seconds']:.2f} s | {r['against_seconds']:.2f} s | "
+              f"{r['time_ratio']:.2f}x | {r['peak_extra'] / 2**30:.2f} / {r['against_peak_extra'] / 2**30:.2f} GiB "
+              f"({r['memory_ratio']:.2f}x) |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"bytes": nbytes, "layers": layers, "results": results, "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""multiparam.fastcopy: the copies between layouts, against NumPy's own."""
+import numpy as np
+import pytest
+
+from multiparam import fastcopy
+
+SHAPES = [(3, 5), (257, 513), (600, 1000), (1024, 300)]
+DTYPES = ["float32", "float16", "float64", "int8", "int64"]
+
+
+def _transposed_view(shape, dtype):
+    rng = np.random.default_rng(0)
+    base = (rng.standard_normal(shape) * 100).astype(dtype)
+    return base.T
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_contiguous_copy_of_a_transposed_view_is_numpys(shape, dtype):
+    view = _transposed_view(shape, dtype)
+    out = fastcopy.contiguous(view)
+    np.testing.assert_array_equal(out, np.ascontiguousarray(view))
+    assert out.dtype == view.dtype and out.flags.c_contiguous and out.flags.writeable
+    assert fastcopy.is_aligned(out) and not np.shares_memory(out, view)
+
+
+def test_a_contiguous_array_is_returned_as_it_is():
+    a = np.arange(12.0).reshape(3, 4)
+    assert fastcopy.contiguous(a) is a
+
+
+@pytest.mark.parametrize("axes", [(2, 0, 1), (1, 0, 2), (3, 2, 1, 0)], ids=str)
+def test_other_permutations_are_copied_exactly(axes):
+    base = np.arange(np.prod([6, 70, 80, 3][:len(axes)]), dtype=np.float32).reshape([6, 70, 80, 3][:len(axes)])
+    view = base.transpose(axes)
+    np.testing.assert_array_equal(fastcopy.contiguous(view), np.ascontiguousarray(view))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32"])
+def test_aligned_copy_casts_and_never_aliases(dtype):
+    a = np.linspace(-3, 3, 300 * 301).reshape(300, 301)
+    out = fastcopy.aligned_copy(a, dtype)
+    np.testing.assert_array_equal(out, a.astype(dtype))
+    assert fastcopy.is_aligned(out) and not np.shares_memory(out, a)
+    same = fastcopy.aligned_copy(out)
+    assert not np.shares_memory(same, out)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (4, 0), (1,), ()], ids=str)
+def test_empty_and_tiny_buffers_are_aligned(shape):
+    out = fastcopy.empty_aligned(shape, np.float32)
+    assert out.shape == shape and out.flags.c_contiguous
