@@ -48,7 +48,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import transforms as T
-from .errors import MultiparamError, UnknownNameError
+from . import io as _io
+from .errors import MultiparamError, NotMaterializedError, UnknownNameError
 from .layout import input_to_native, output_to_canonical
 from .model import Model, wrap
 from .param import as_numpy
@@ -192,8 +193,7 @@ class _Source:
         self.tensors: Dict[str, _Tensor] = {}
         self.by_name: Dict[str, _Tensor] = {}
         if isinstance(obj, (str, os.PathLike)):
-            from .io import read_state
-            self.state = read_state(obj)
+            self.state = _io.read_state(obj)
             self.kind = f"file {os.fspath(obj)}"
         elif isinstance(obj, Mapping):
             self.state = obj
@@ -205,7 +205,6 @@ class _Source:
         if self.model is not None:
             for name, p in self.model.named_parameters().items():
                 if not p.materialized:
-                    from .errors import NotMaterializedError
                     raise NotMaterializedError(name, p.shape)
                 t = _Tensor(name, tuple(p.shape), np.dtype(p.dtype), p.role, tuple(p.aliases))
                 self.tensors[name] = t
@@ -663,8 +662,7 @@ def transfer(src, dst, strict: bool = True, rules=None, match: Union[str, Sequen
     must match by canonical name and shape; with them, this is
     ``plan(src, dst, rules, match).apply(strict)``."""
     if rules is None and match == "name" and not isinstance(src, (Mapping, str, os.PathLike)):
-        from .io import transfer as _transfer
-        return _transfer(src, dst, strict=strict)
+        return _io.transfer(src, dst, strict=strict)
     return plan(src, dst, rules=rules, match=match).apply(strict=strict)
 
 
