@@ -540,6 +540,7 @@ def plan(src, dst, rules=None, match: Union[str, Sequence[str]] = "name") -> Tra
     # 1. route every source tensor (each of its names) through the rules
     routed: Dict[str, List[_Item]] = {}     # destination primary name -> items
     leftovers: Dict[str, List[_Item]] = {}  # source primary -> items whose names matched nothing
+    lost: Dict[str, str] = {}               # "source -> name" of split parts that matched nothing
     for t in source.tensors.values():
         hit_any = False
         misses = []
@@ -553,6 +554,9 @@ def plan(src, dst, rules=None, match: Union[str, Sequence[str]] = "name") -> Tra
                 routed.setdefault(d, []).append(it)
         if not hit_any:
             leftovers[t.name] = misses
+        else:       # a split's part that found no destination is not silently dropped
+            lost.update({f"{t.name} -> {it.name}": it.name for it in misses
+                         if any(o.op == "split" for o in it.ops)})
 
     # 2. group per destination; one source tensor, or a merge's parts
     entries: Dict[str, PlanEntry] = {}
@@ -645,6 +649,7 @@ def plan(src, dst, rules=None, match: Union[str, Sequence[str]] = "name") -> Tra
     free_dst = [d for d in dparams if d not in entries and not _framework_only(d)]
     routed_names = {s: (items[0].name if items else s) for s, items in leftovers.items()}
     unmatched_src = {s: _closest(routed_names[s], free_dst) for s in leftovers}
+    unmatched_src.update({s: _closest(name, free_dst or list(dparams)) for s, name in lost.items()})
     unmatched_dst = {d: _closest(d, list(routed_names.values()) or list(source.tensors)) for d in free_dst}
     return TransferPlan(ordered, unmatched_src, unmatched_dst, rules, modes, skipped, source, dmodel)
 
