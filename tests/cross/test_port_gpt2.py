@@ -12,9 +12,8 @@ import multiparam as mp
 from multiparam import cli
 from multiparam.ports import gpt2_flax
 
-pytest.importorskip("transformers", reason="the GPT-2 ports need transformers (tox.ini: cross deps)")
-
 import torch  # noqa: E402  (torch before tensorflow and jax, as the registry asks)
+import transformers  # noqa: E402,F401  (a cross-env dependency, backends/torch.txt: missing is an error)
 
 from ..ports import factories  # noqa: E402
 
