@@ -15,13 +15,15 @@ from .errors import (
     BackendNotInstalledError, CapabilityError, DtypeError, MultiparamError, NotMaterializedError,
     ReadOnlyError, ShapeError, UnknownBackendError, UnknownNameError, UnsupportedModelError,
 )
-from .io import FileFormatError, load, save, transfer
+from .io import FileFormatError, load, save
 from .layer import Layer
 from .layer_registry import ParamKind, register_layer, unregister_layer
 from .model import Model, wrap
 from .param import Param
+from .porting import CheckReport, PlanError, Rule, TransferPlan, check, plan, rule, transfer
 from .registry import available_backends
 from .state import IncompatibleKeys, LoadError, StateDict, StateNote
+from .transforms import Transform, heads, merge, merge_heads, reorder, reshape, split, transpose
 from .version import __version__
 
 __all__ = [
@@ -31,4 +33,6 @@ __all__ = [
     "MultiparamError", "UnknownBackendError", "BackendNotInstalledError", "UnsupportedModelError",
     "UnknownNameError", "ShapeError", "DtypeError", "NotMaterializedError", "ReadOnlyError",
     "CapabilityError", "register_layer", "unregister_layer", "ParamKind", "StateNote",
+    "plan", "check", "rule", "Rule", "TransferPlan", "PlanError", "CheckReport", "Transform",
+    "split", "merge", "reshape", "transpose", "heads", "merge_heads", "reorder",
 ]

@@ -12,6 +12,7 @@ The interpreter for backend ``NAME`` is ``$MULTIPARAM_<NAME>_PYTHON``
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -37,6 +38,13 @@ def worker_python(backend: str) -> Optional[str]:
         if c and Path(c).exists():
             return c
     return None
+
+
+def installed_here(backend: str) -> bool:
+    """Whether ``backend``'s framework is installed in this environment,
+    without importing it: each of its registry roots has a module spec
+    (``importlib.util.find_spec``).  Fast; a broken install still says True."""
+    return all(importlib.util.find_spec(root) is not None for root in all_backends()[backend].roots)
 
 
 def importable_here(backend: str) -> bool:

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import nn, worker
+from . import bridge, nn, worker
 from .layout import input_to_native
 from .model import wrap
 from .registry import import_order, load_adapter
@@ -188,8 +188,27 @@ def render_html(result: dict) -> str:
             f"<h2>Names</h2><table><tr><th>canonical</th>{head}</tr>{names}</table>")
 
 
+def reachable(backend: str) -> bool:
+    """Whether ``backend`` runs here or through a worker environment."""
+    try:
+        if bridge.importable_here(backend):
+            return True
+    except Exception:       # a broken install is as good as none here
+        pass
+    return bridge.worker_python(backend) is not None
+
+
 def main(args) -> int:
-    backends = import_order(args.backend)
+    backends = []
+    for b in import_order(args.backend):
+        if reachable(b):
+            backends.append(b)
+        else:
+            print(f"[compare] skipping {b}: not installed here and no worker environment "
+                  f"(set MULTIPARAM_{b.upper()}_PYTHON)", file=sys.stderr)
+    if not backends:
+        print("[compare] no backend to compare", file=sys.stderr)
+        return 1
     result = compare(args.arch, backends, seed=args.seed,
                      progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(render_text(result))
@@ -201,5 +220,11 @@ def main(args) -> int:
         with open(args.html, "w") as f:
             f.write(render_html(result))
         print(f"HTML written to {args.html}")
-    worst = max(max(c["output"], c["grad"]) for c in result["matrix"].values())
-    return 0 if worst <= args.tolerance else 1
+    (worst, kind, pair) = max((max(c["output"], c["grad"]), "output" if c["output"] >= c["grad"] else "gradient",
+                               key) for key, c in result["matrix"].items())
+    if worst > args.tolerance:
+        a, b = pair.split("|")
+        print(f"FAILED: the largest difference, {worst:.3g} ({kind}, {a} vs {b}), exceeds --tolerance "
+              f"{args.tolerance:g}")
+        return 1
+    return 0

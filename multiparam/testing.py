@@ -151,6 +151,25 @@ class NativeCNN:
     options: dict = field(default_factory=dict)
 
 
+@dataclass
+class PortCase:
+    """A model written natively with its own names, and the reference it is
+    ported from: ``spec`` (a ``multiparam.nn`` spec, whose canonical names
+    are torch's numbered ones and whose NumPy forward is the truth) and the
+    ``rules`` that map the spec's names onto the model's."""
+
+    model: Any
+    #: canonical input (NCHW images; a channels-last kit's forward takes it
+    #: through ``layout.input_to_native``)
+    x: Any
+    #: the reference architecture, a ``multiparam.nn`` spec
+    spec: Any
+    #: porting rules from the spec's canonical names to the model's
+    rules: List[Any]
+    #: extra ``mp.wrap`` options
+    options: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Distribution:
     """A documented initial distribution, as plain numbers (what a
@@ -288,6 +307,10 @@ class NativeKit(Protocol):
         """Architectures the framework's users build more than once, by
         label: each builder returns two instances built apart (other seeds,
         the framework's global name counters moved on) and an input."""
+
+    def port_models(self) -> Mapping[str, Callable[[], "PortCase"]]:
+        """Models written natively whose names differ from a reference
+        spec's, with the rules that map them (the porting tests), by label."""
 
     def native_cnn(self) -> NativeCNN:
         """Conv -> Flatten -> Dense in the framework's own image layout."""

@@ -30,7 +30,8 @@ from multiparam.testing import load_kit, parse_kit_choices
 
 #: fixtures that stand for one case of a kit -> the kit member listing those cases by label
 CASE_FIXTURES = {"native_case": "chapter_models", "real_model": "real_models",
-                 "checkpoint_model": "checkpoint_models", "twin_model": "twin_models"}
+                 "checkpoint_model": "checkpoint_models", "twin_model": "twin_models",
+                 "port_case": "port_models"}
 
 
 def pytest_addoption(parser):
@@ -120,6 +121,12 @@ def checkpoint_model(kit, checkpoint_model_label):
 def twin_model(kit, twin_model_label):
     """Two instances of one of the kit's architectures, built apart, and an input."""
     return _case(kit, "twin_models", twin_model_label)
+
+
+@pytest.fixture
+def port_case(kit, port_case_label):
+    """A natively written model with its own names, its reference spec and rules."""
+    return _case(kit, "port_models", port_case_label)
 
 
 @pytest.fixture(scope="session")

@@ -6,5 +6,5 @@ provide, how a third-party backend writes one and how the suite finds it:
 :mod:`multiparam.testing`.  The records are re-exported here so a kit reads
 ``from . import NativeCase``.
 """
-from multiparam.testing import (CheckpointModel, Distribution, NativeCase, NativeCNN, NativeKit, RealModel,  # noqa: F401
-                                exact_sum)
+from multiparam.testing import (CheckpointModel, Distribution, NativeCase, NativeCNN, NativeKit, PortCase,  # noqa: F401
+                                RealModel, exact_sum)

@@ -15,7 +15,7 @@ from flax import nnx
 from jax import numpy as jnp
 
 from ..models import MLP_SHAPES
-from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, PortCase, RealModel, exact_sum
 
 # -- facts about JAX/Flax --------------------------------------------------------------------
 MODEL_TYPES = (nn.Module, nnx.Module)
@@ -512,3 +512,27 @@ def twin_models():
         return _NnxBlock(nnx.Rngs(1)), _NnxBlock(nnx.Rngs(2)), x
 
     return {"nnx-block": nnx_block}
+
+
+# -- porting (tests/conformance/test_port.py) --------------------------------------------------
+#: the reference's numbered names onto this model's submodule names
+PORT_RULES = [(r"^0\.", "encoder."), (r"^2\.", "norm."), (r"^3\.", "head.")]
+
+
+def port_models():
+    """A linen Module written apart from the reference Sequential(Dense(8), ReLU,
+    LayerNorm, Dense(3)): its submodules carry their own names."""
+    def named_mlp():
+        import multiparam as mp
+
+        class Net(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                h = nn.relu(nn.Dense(8, name="encoder")(x))
+                return nn.Dense(3, name="head")(nn.LayerNorm(epsilon=1e-5, name="norm")(h))
+
+        spec = mp.nn.Sequential(mp.nn.Dense(8), mp.nn.ReLU(), mp.nn.LayerNorm(), mp.nn.Dense(3))
+        x = np.random.default_rng(5).uniform(-1, 1, size=(2, 4)).astype(np.float32)
+        return PortCase(Net(), x, spec, PORT_RULES)
+
+    return {"named-mlp": named_mlp}

@@ -7,7 +7,7 @@ from mxnet import autograd, init
 from mxnet import gluon
 from mxnet.gluon import nn, rnn
 
-from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, PortCase, RealModel, exact_sum
 
 # -- facts about MXNet/Gluon 1.x --------------------------------------------------------------
 MODEL_TYPES = (nn.Block,)          # HybridBlock and SymbolBlock are Blocks
@@ -392,3 +392,34 @@ def twin_models():
         return pair[0], pair[1], x
 
     return {"resnet18_v1": resnet, "MLP": mlp}
+
+
+# -- porting (tests/conformance/test_port.py) --------------------------------------------------
+#: the reference's numbered names onto this model's attribute names
+PORT_RULES = [(r"^0\.", "encoder."), (r"^2\.", "norm."), (r"^3\.", "head.")]
+
+
+def port_models():
+    """A HybridBlock written apart from the reference Sequential(Dense(8), ReLU,
+    LayerNorm, Dense(3)): its children are attributes with their own names."""
+    def named_mlp():
+        import multiparam as mp
+
+        class Net(gluon.HybridBlock):
+            def __init__(self):
+                super().__init__()
+                with self.name_scope():
+                    self.encoder = nn.Dense(8, activation="relu", in_units=4)
+                    self.norm = nn.LayerNorm(epsilon=1e-5, in_channels=8)
+                    self.head = nn.Dense(3, in_units=8)
+
+            def hybrid_forward(self, F, x):
+                return self.head(self.norm(self.encoder(x)))
+
+        spec = mp.nn.Sequential(mp.nn.Dense(8), mp.nn.ReLU(), mp.nn.LayerNorm(), mp.nn.Dense(3))
+        x = np.random.default_rng(5).uniform(-1, 1, size=(2, 4)).astype(np.float32)
+        net = Net()
+        net.initialize()
+        return PortCase(net, x, spec, PORT_RULES)
+
+    return {"named-mlp": named_mlp}

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras.src.models.functional import Functional  # what keras.Model(inputs, outputs) builds
 from keras.src.utils.naming import to_snake_case   # how Keras names a layer nobody named
 
-from . import Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+from . import Distribution, NativeCase, NativeCNN, PortCase, RealModel, exact_sum
 
 # -- facts about Keras 3 on TensorFlow --------------------------------------------------------
 MODEL_TYPES = (keras.layers.Layer,)   # a Model is a Layer
@@ -423,3 +423,33 @@ def twin_models():
         return make(1), make(2), tf.random.uniform((2, 32, 32, 3), seed=3)
 
     return {"functional": functional, "EfficientNetB0": efficientnet}
+
+
+# -- porting (tests/conformance/test_port.py) --------------------------------------------------
+#: the reference's numbered names onto this model's attribute names
+PORT_RULES = [(r"^0\.", "encoder."), (r"^2\.", "norm."), (r"^3\.", "head.")]
+
+
+def port_models():
+    """A subclassed keras.Model written apart from the reference
+    Sequential(Dense(8), ReLU, LayerNorm, Dense(3)): its layers are attributes."""
+    def named_mlp():
+        import multiparam as mp
+
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.encoder = keras.layers.Dense(8, activation="relu")
+                self.norm = keras.layers.LayerNormalization(epsilon=1e-5)
+                self.head = keras.layers.Dense(3)
+
+            def call(self, x):
+                return self.head(self.norm(self.encoder(x)))
+
+        spec = mp.nn.Sequential(mp.nn.Dense(8), mp.nn.ReLU(), mp.nn.LayerNorm(), mp.nn.Dense(3))
+        x = np.random.default_rng(5).uniform(-1, 1, size=(2, 4)).astype(np.float32)
+        net = Net()
+        net(x)
+        return PortCase(net, x, spec, PORT_RULES)
+
+    return {"named-mlp": named_mlp}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..models import MLP_SHAPES
-from . import CheckpointModel, Distribution, NativeCase, NativeCNN, RealModel, exact_sum
+from . import CheckpointModel, Distribution, NativeCase, NativeCNN, PortCase, RealModel, exact_sum
 
 # -- facts about PyTorch ------------------------------------------------------------------
 MODEL_TYPES = (nn.Module,)
@@ -382,3 +382,31 @@ def twin_models():
         return a, b, x
 
     return {"TransformerEncoderLayer": encoder, "CNN": cnn}
+
+
+# -- porting (tests/conformance/test_port.py) --------------------------------------------------
+#: the reference's numbered names onto this model's attribute names
+PORT_RULES = [(r"^0\.", "encoder."), (r"^2\.", "norm."), (r"^3\.", "head.")]
+
+
+def port_models():
+    """An nn.Module written apart from the reference Sequential(Dense(8), ReLU,
+    LayerNorm, Dense(3)): its layers are attributes with their own names."""
+    def named_mlp():
+        import multiparam as mp
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = nn.Linear(4, 8)
+                self.norm = nn.LayerNorm(8, eps=1e-5)
+                self.head = nn.Linear(8, 3)
+
+            def forward(self, x):
+                return self.head(self.norm(torch.relu(self.encoder(x))))
+
+        spec = mp.nn.Sequential(mp.nn.Dense(8), mp.nn.ReLU(), mp.nn.LayerNorm(), mp.nn.Dense(3))
+        x = np.random.default_rng(5).uniform(-1, 1, size=(2, 4)).astype(np.float32)
+        return PortCase(Net(), x, spec, PORT_RULES)
+
+    return {"named-mlp": named_mlp}
