@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from . import bridge, nn, worker
+from . import progress as _progress
 from .layout import input_to_native
 from .model import wrap
 from .registry import import_order, load_adapter
@@ -106,8 +107,10 @@ def build(arch: str, backend: str, x: Optional[np.ndarray] = None):
 
 
 def compare(arch: str, backends: List[str], seed: int = 0,
-            progress: Optional[Callable[[str], None]] = None) -> dict:
-    """Run ``arch`` on every backend with one set of weights; JSON-able result."""
+            progress: Optional[Callable[[str], None]] = None, bar: Optional[bool] = None) -> dict:
+    """Run ``arch`` on every backend with one set of weights; JSON-able result.
+    ``progress(message)`` hears each step; ``bar``: a progress bar over the
+    backends (see ``multiparam.progress``)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     factory, _ = ARCHITECTURES[arch]
@@ -119,7 +122,7 @@ def compare(arch: str, backends: List[str], seed: int = 0,
         inp = os.path.join(tmp, "input.safetensors")
         worker.write_arrays({"x": x}, inp)
         weights = os.path.join(tmp, "weights.safetensors")
-        for i, backend in enumerate(backends):
+        for i, backend in enumerate(_progress.steps("compare", backends, "backends", bar)):
             say(f"[{i + 1}/{len(backends)}] {backend}: build, load weights, forward, gradient")
             out = os.path.join(tmp, f"{backend}.safetensors")
             job = {"backend": backend, "spec": spec, "input": inp, "outputs": out,

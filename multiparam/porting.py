@@ -415,11 +415,11 @@ class TransferPlan:
             raise PlanError("check needs a plan bound to two models (not a file or a state dict)")
         return check(self._src.model, self._dst, inputs, grads=grads, loss=loss, plan=self)
 
-    def apply(self, strict: bool = True):
+    def apply(self, strict: bool = True, progress: Optional[bool] = None):
         """Write every planned value into the destination, as one checked
         transaction (all or nothing).  ``strict`` refuses a plan that leaves
         destination parameters without a source, naming them and their
-        closest source names."""
+        closest source names.  ``progress``: a progress bar for long writes."""
         if self._dst is None:
             raise PlanError("this plan is not bound to models; use plan.bind(src, dst) first")
         if strict and self.unmatched_dst:
@@ -429,7 +429,8 @@ class TransferPlan:
             values = dict(state_dict(src_model))
         else:
             values = None
-        return load_state_dict(self._dst, self.arrays(values), strict=False)
+        return load_state_dict(self._dst, self.arrays(values), strict=False, progress=progress,
+                               description="port")
 
 
 def _fmt(shape) -> str:
@@ -661,14 +662,16 @@ def _closest(name: str, known: List[str]) -> List[str]:
     return UnknownNameError(name, known).suggestions if known else []
 
 
-def transfer(src, dst, strict: bool = True, rules=None, match: Union[str, Sequence[str]] = "name"):
+def transfer(src, dst, strict: bool = True, rules=None, match: Union[str, Sequence[str]] = "name",
+             progress: Optional[bool] = None):
     """Copy every parameter of ``src`` into ``dst``, any backend to any
     backend.  Without ``rules`` (and ``match="name"``) the architectures
     must match by canonical name and shape; with them, this is
-    ``plan(src, dst, rules, match).apply(strict)``."""
+    ``plan(src, dst, rules, match).apply(strict)``.  ``progress``: a
+    progress bar for long transfers (see ``multiparam.progress``)."""
     if rules is None and match == "name" and not isinstance(src, (Mapping, str, os.PathLike)):
-        return _io.transfer(src, dst, strict=strict)
-    return plan(src, dst, rules=rules, match=match).apply(strict=strict)
+        return _io.transfer(src, dst, strict=strict, progress=progress)
+    return plan(src, dst, rules=rules, match=match).apply(strict=strict, progress=progress)
 
 
 # -- check ----------------------------------------------------------------------------------------

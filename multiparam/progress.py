@@ -56,3 +56,13 @@ def bar(description: str, total_bytes: int, tensors: int, progress: Optional[boo
               delay=0.0 if progress else DELAY, leave=False, dynamic_ncols=True,
               disable=False, file=sys.stderr) as t:
         yield Bar(t, tensors)
+
+
+def steps(description: str, items, unit: str, progress: Optional[bool] = None):
+    """``items`` with a bar of them (``compare``'s backends), under the same
+    rules as :func:`bar`."""
+    items = list(items)
+    if not enabled(progress):
+        return items
+    return tqdm(items, desc=description, unit=f" {unit}", delay=0.0 if progress else DELAY, leave=False,
+                dynamic_ncols=True, file=sys.stderr)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import multiparam as mp
-from multiparam import compare, nn, worker
+from multiparam import bridge, compare, nn, worker
 from multiparam.registry import available_backends, import_order
 
 BACKEND_ORDER = tuple(import_order(available_backends()))
@@ -88,3 +88,14 @@ def test_compare_all_four(tmp_path, mxnet_python):
     assert "<table>" in page and "dense0_weight" in page or "_weight" in page
     text = compare.render_text(result)
     assert "mxnet" in text and "params/layers_0/kernel" in text
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_compare_draws_a_bar_over_the_backends_on_request(capfd, bar):
+    """``compare`` shows a progress bar over the backends when asked (and in
+    a terminal after a second); never with ``bar=False``."""
+    backends = [b for b in BACKEND_ORDER if bridge.importable_here(b)][:2]   # in this process: quick
+    capfd.readouterr()
+    compare.compare("mlp", backends, seed=0, bar=bar)
+    err = capfd.readouterr().err
+    assert ("compare" in err and "backends" in err) == bar
