@@ -48,7 +48,7 @@ class Param:
     def __init__(self, model: "Model", slot: "ParamSlot", name: str):
         self._model = model
         self._slot = slot
-        self._read = model.adapter.reader(slot.ref)   # the adapter's read, resolved once
+        self._read = None           # the adapter's read, resolved at the first value
         self.name = name            #: canonical name (the first one, for a tie)
         self.aliases = (name,)      #: every canonical name that reaches it
         self._view = None           # (adapter storage key, read-only canonical view)
@@ -101,7 +101,7 @@ class Param:
         model = self._model
         shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
         if shape is None:
-            return _layout.shape_to_native(self._slot.shape_hint, self._slot.layout)
+            return _layout.shape_to_native(self._slot.shape_hint, self._slot.shape_layout)
         return tuple(shape)
 
     @property
@@ -111,7 +111,7 @@ class Param:
         shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
         if shape is None:
             return self._slot.shape_hint
-        return _layout.shape_to_canonical(tuple(shape), self._slot.layout)
+        return _layout.shape_to_canonical(tuple(shape), self._slot.shape_layout)
 
     @property
     def materialized(self) -> bool:
@@ -146,7 +146,10 @@ class Param:
         view = self._view
         if key is not None and view is not None and view[0] is key:
             return view[1]
-        out = _layout.to_canonical(self._read(state, ref), self._slot.layout)
+        read = self._read
+        if read is None:
+            read = self._read = adapter.reader(ref)
+        out = _layout.to_canonical(read(state, ref), self._slot.layout)
         if out.flags.writeable:
             out = out.view()
             out.flags.writeable = False
