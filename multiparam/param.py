@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Optional
 import numpy as np
 
 from . import layout as _layout
+from .adapters.base import DENSE_IN_OUT, SAME, Composite
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
 from .transaction import WritePlan
@@ -107,11 +108,19 @@ class Param:
     @property
     def shape(self) -> Optional[tuple]:
         """Canonical (PyTorch) shape; None for dims not known yet."""
-        model = self._model
-        shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
+        model, slot = self._model, self._slot
+        ref, adapter = slot.ref, model.adapter
+        # a plain ref straight to the adapter's primitive (``shapes()`` asks every parameter)
+        shape = (adapter.native_shape if isinstance(ref, Composite) else adapter.array_shape)(
+            model.adapter_state, ref)
         if shape is None:
-            return self._slot.shape_hint
-        return _layout.shape_to_canonical(tuple(shape), self._slot.shape_layout)
+            return slot.shape_hint
+        layout = slot.shape_layout
+        if layout is SAME or (layout is DENSE_IN_OUT and len(shape) != 2):
+            return tuple(shape)
+        if layout is DENSE_IN_OUT:
+            return (shape[1], shape[0])
+        return _layout.shape_to_canonical(tuple(shape), layout)
 
     @property
     def materialized(self) -> bool:
