@@ -138,11 +138,13 @@ class _Transpose(nn.Module):
 
 def _tensor(ref) -> torch.Tensor:
     module, attr = ref
-    if attr not in module._parameters and _is_tied_transposed(module, attr):
+    parameters = module._parameters
+    t = parameters.get(attr)
+    if t is not None:
+        return t
+    if attr not in parameters and _is_tied_transposed(module, attr):
         return module.parametrizations[attr].original
-    t = module._parameters.get(attr)
-    if t is None:
-        t = module._buffers.get(attr)
+    t = module._buffers.get(attr)
     if t is None:
         raise LookupError(f"{type(module).__name__} has no parameter {attr!r} any more; "
                           "call m.refresh() after changing the model")
@@ -179,12 +181,14 @@ class TorchAdapter(Adapter):
 
     def _node(self, module: nn.Module, key: str, native_prefix: str, lazy: list) -> LayerNode:
         cls = type(module)
-        node = LayerNode(key, _kind(cls), module)
+        kinds = _CLASS_CACHE
+        node = LayerNode(key, kinds.get((_kind, cls)) or _kind(cls), module)
         # what torch's state_dict holds: parameters, then persistent buffers
         parameters, children = module._parameters, module._modules
-        items = [(a, t) for a, t in parameters.items() if t is not None]
+        items = parameters.items()
         if module._buffers:
             skip = module._non_persistent_buffers_set
+            items = list(items)
             for a, t in module._buffers.items():
                 if t is not None:
                     if a not in skip:
@@ -194,12 +198,14 @@ class TorchAdapter(Adapter):
         tied_t = ()
         if children.get("parametrizations") is not None:
             tied_t = [a for a in module.parametrizations if _is_tied_transposed(module, a)]
-            items += [(a, module.parametrizations[a].original) for a in tied_t]
-        slots, kinds = node.params, _CLASS_CACHE
+            items = list(items) + [(a, module.parametrizations[a].original) for a in tied_t]
+        slots = node.params
         for attr, t in items:
+            if t is None:
+                continue
             is_buffer = attr not in parameters
-            kind = kinds.get((_kind_of_param, cls, attr, is_buffer))
-            role, fans_layout, declared = kind or _kind_of_param(cls, attr, is_buffer)
+            role, fans_layout, declared = (kinds.get((_kind_of_param, cls, attr, is_buffer))
+                                           or _kind_of_param(cls, attr, is_buffer))
             if is_lazy(t):
                 lazy.append(t)
                 hint = _shape_hint(module, attr)
@@ -208,13 +214,12 @@ class TorchAdapter(Adapter):
             transposed = attr in tied_t
             slots.append(ParamSlot(
                 role, native_prefix + ("parametrizations." + attr + ".original" if transposed else attr),
-                (module, attr), SAME, isinstance(t, nn.Parameter) and t.requires_grad, id(t), hint, transposed, attr,
-                declared, fans_layout))
+                (module, attr), SAME, isinstance(t, nn.Parameter) and t.requires_grad, id(t), hint, transposed,
+                attr, declared, fans_layout))
         # _modules, not named_children(): a module used twice must appear at both keys
         for child_key, child in children.items():
-            if child_key == "parametrizations" and tied_t:
-                continue   # shown as the tied parameter itself, above
-            if child is not None:
+            if child is not None and not (tied_t and child_key == "parametrizations"):
+                # (a transposed tie's parametrizations are shown as the tied parameter, above)
                 node.children.append(self._node(child, child_key, native_prefix + child_key + ".", lazy))
         return node
 
