@@ -284,6 +284,7 @@ class ParamSlot:
                  ident: Hashable = None, shape_hint: Optional[tuple] = None, transposed: bool = False,
                  key: Optional[str] = None, declared: bool = True, fans_layout: Optional[str] = None,
                  pending: Optional[Deferred] = None):
+        # one plain store per field: a first look makes a slot per parameter
         self.role = role
         self.native_name = native_name
         self.ref = ref

@@ -406,6 +406,21 @@ def _variable_attrs(layer) -> tuple:
     return attrs, rest
 
 
+#: :func:`_class_plan` of a class whose variables' kinds depend on the instance
+_PER_INSTANCE = object()
+_CLASS_CACHE = layer_registry.CLASS_CACHE
+
+
+@layer_registry.per_class
+def _class_plan(cls: type) -> Any:
+    """The ``{attribute: Known}`` every layer of class ``cls`` has, or
+    ``_PER_INSTANCE`` when a registration (looked up by variable name too)
+    or the variables' shapes decide."""
+    if issubclass(cls, _SHAPED) or layer_registry.lookup(cls) is not None:
+        return _PER_INSTANCE
+    return _class_known_vars(cls) or {}
+
+
 def _unique_key(key: str, used: set) -> str:
     """``key`` as a canonical name part (no dots), made unique among ``used``
     (two variables with one name: keep both), and added to it."""
@@ -435,12 +450,13 @@ def _own_slots(layer, pending: Optional[Deferred] = None, unbuilt: Optional[list
             unbuilt.append(layer)
         return slots
     cls = type(layer)
-    if issubclass(cls, _SHAPED) or layer_registry.lookup(cls) is not None:
+    known = _CLASS_CACHE.get((_class_plan, cls))
+    if known is None:
+        known = _class_plan(cls)
+    if known is _PER_INSTANCE:
         known = _registered_vars(layer, attrs)
         if known is None:
             known = _known_vars(layer, attrs) or {}
-    else:
-        known = _class_known_vars(cls) or {}
     keras_class = None
     for attr, var in attrs:
         transposed = False

@@ -271,6 +271,9 @@ class TorchAdapter(Adapter):
 
     # -- storage primitives ------------------------------------------------------
     def array_shape(self, state, ref) -> Optional[tuple]:
+        t = ref[0]._parameters.get(ref[1])
+        if type(t) is nn.Parameter:     # the common case, never lazy (shapes() asks every parameter)
+            return tuple(t.shape)
         t = _tensor(ref)
         return None if is_lazy(t) else tuple(t.shape)
 

@@ -174,6 +174,8 @@ def _leaf_shape(leaf) -> tuple:
 def _unique_keys(slots: list, paths: list) -> list:
     """Keep keys unique within a layer: a second ``bias`` (from another
     collection) becomes ``<collection>:bias``."""
+    if len(slots) < 2:
+        return slots
     seen = set()
     for s, path in zip(slots, paths):
         leaf = s.key or s.role
@@ -276,9 +278,12 @@ class LinenAdapter(FlaxAdapter):
         if materialized:
             for full, leaf in pytree.ordered_leaves(state.variables):
                 module_path = full[1:-1]
-                owned.setdefault(module_path, []).append((full, leaf))
-                for i in range(len(module_path)):
-                    subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
+                leaves = owned.get(module_path)
+                if leaves is None:
+                    leaves = owned[module_path] = []
+                    for i in range(len(module_path)):
+                        subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
+                leaves.append((full, leaf))
         known_paths = set(rec.modules)
         # feature orders are only needed for values: set at the first need
         # of a layout (names and shapes never need them)
