@@ -27,6 +27,7 @@ from . import tensors
 from .builders import BUILDERS
 
 _CLASS_CACHE = layer_registry.CLASS_CACHE
+_PARAMETER = nn.Parameter
 
 # canonical role of a torch attribute, per layer family (else the attribute name)
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
@@ -183,45 +184,60 @@ class TorchAdapter(Adapter):
         cls = type(module)
         kinds = _CLASS_CACHE
         node = LayerNode(key, kinds.get((_kind, cls)) or _kind(cls), module)
+        slots = node.params
         # what torch's state_dict holds: parameters, then persistent buffers
         parameters, children = module._parameters, module._modules
-        items = parameters.items()
+        for attr, t in parameters.items():
+            if t is None:
+                continue
+            role, fans_layout, declared = kinds.get((_kind_of_param, cls, attr, False)) or \
+                _kind_of_param(cls, attr, False)
+            if type(t) is _PARAMETER:      # the common case: a plain, materialised Parameter
+                slots.append(ParamSlot(role, native_prefix + attr, (module, attr), SAME, t.requires_grad, id(t),
+                                       None, False, attr, declared, fans_layout))
+            else:
+                slots.append(self._slot(module, attr, t, role, fans_layout, declared, native_prefix, False, lazy))
         if module._buffers:
             skip = module._non_persistent_buffers_set
-            items = list(items)
-            for a, t in module._buffers.items():
-                if t is not None:
-                    if a not in skip:
-                        items.append((a, t))
-                    elif is_lazy(t):
+            for attr, t in module._buffers.items():
+                if t is None:
+                    continue
+                if attr in skip:
+                    if is_lazy(t):
                         lazy.append(t)
+                    continue
+                role, fans_layout, declared = kinds.get((_kind_of_param, cls, attr, True)) or \
+                    _kind_of_param(cls, attr, True)
+                slots.append(self._slot(module, attr, t, role, fans_layout, declared, native_prefix, False, lazy))
         tied_t = ()
         if children.get("parametrizations") is not None:
             tied_t = [a for a in module.parametrizations if _is_tied_transposed(module, a)]
-            items = list(items) + [(a, module.parametrizations[a].original) for a in tied_t]
-        slots = node.params
-        for attr, t in items:
-            if t is None:
-                continue
-            is_buffer = attr not in parameters
-            role, fans_layout, declared = (kinds.get((_kind_of_param, cls, attr, is_buffer))
-                                           or _kind_of_param(cls, attr, is_buffer))
-            if is_lazy(t):
-                lazy.append(t)
-                hint = _shape_hint(module, attr)
-            else:
-                hint = None     # the shape is the tensor's own (hints are for lazy ones)
-            transposed = attr in tied_t
-            slots.append(ParamSlot(
-                role, native_prefix + ("parametrizations." + attr + ".original" if transposed else attr),
-                (module, attr), SAME, isinstance(t, nn.Parameter) and t.requires_grad, id(t), hint, transposed,
-                attr, declared, fans_layout))
+            for attr in tied_t:
+                t = module.parametrizations[attr].original
+                role, fans_layout, declared = _kind_of_param(cls, attr, True)
+                slots.append(self._slot(module, attr, t, role, fans_layout, declared, native_prefix, True, lazy))
         # _modules, not named_children(): a module used twice must appear at both keys
         for child_key, child in children.items():
             if child is not None and not (tied_t and child_key == "parametrizations"):
                 # (a transposed tie's parametrizations are shown as the tied parameter, above)
                 node.children.append(self._node(child, child_key, native_prefix + child_key + ".", lazy))
         return node
+
+    @staticmethod
+    def _slot(module: nn.Module, attr: str, t: torch.Tensor, role: str, fans_layout, declared: bool,
+              native_prefix: str, transposed: bool, lazy: list) -> ParamSlot:
+        """The slot of any tensor but a plain Parameter: a buffer, a lazy
+        parameter (its shape hint from the config), a transposed tie's
+        original."""
+        if is_lazy(t):
+            lazy.append(t)
+            hint = _shape_hint(module, attr)
+        else:
+            hint = None     # the shape is the tensor's own (hints are for lazy ones)
+        return ParamSlot(
+            role, native_prefix + ("parametrizations." + attr + ".original" if transposed else attr),
+            (module, attr), SAME, isinstance(t, nn.Parameter) and t.requires_grad, id(t), hint, transposed,
+            attr, declared, fans_layout)
 
     def is_materialized(self, state: nn.Module) -> bool:
         stack, seen = [state], set()
