@@ -61,6 +61,13 @@ def _kind(attr: str, spec: Union[str, ParamKind]) -> ParamKind:
 
 
 _REGISTRY: Dict[Union[type, str], Dict[str, ParamKind]] = {}
+#: answers that depend only on a layer's class and the registry (``lookup``,
+#: and the per-class facts adapters memoise with :func:`per_class`):
+#: emptied whenever the registry changes
+_PER_CLASS: Dict[tuple, object] = {}
+#: the same dict, for adapters that look facts up inline on a hot walk
+#: (``CLASS_CACHE.get(key)``, then :func:`per_class`'s function on a miss)
+CLASS_CACHE = _PER_CLASS
 
 
 def _key(cls: Union[type, str]) -> Union[type, str]:
@@ -85,19 +92,47 @@ def register_layer(cls: Union[type, str], **params: Union[str, ParamKind]) -> No
         raise ValueError("register_layer needs at least one parameter, e.g. weight='scale'")
     kinds = {attr: _kind(attr, spec) for attr, spec in params.items()}
     _REGISTRY[key] = kinds
+    _PER_CLASS.clear()
 
 
 def unregister_layer(cls: Union[type, str]) -> None:
     """Forget ``cls`` (tests, or a class registered by mistake)."""
     _REGISTRY.pop(_key(cls), None)
+    _PER_CLASS.clear()
 
 
 def lookup(obj_or_cls) -> Optional[Dict[str, ParamKind]]:
     """The registered parameter kinds of a layer (or its class): the first
-    class in its MRO that is registered, by object or by qualified name."""
+    class in its MRO that is registered, by object or by qualified name
+    (memoised per class until the registry changes)."""
     cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
+    key = (lookup, cls)
+    try:
+        return _PER_CLASS[key]
+    except KeyError:
+        pass
+    found = None
     for c in cls.__mro__:
         kinds = _REGISTRY.get(c) or _REGISTRY.get(f"{c.__module__}.{c.__qualname__}")
         if kinds is not None:
-            return kinds
-    return None
+            found = kinds
+            break
+    _PER_CLASS[key] = found
+    return found
+
+
+def per_class(fn):
+    """Memoise ``fn(cls, *args)``, a fact about a layer *class* that may
+    depend on the registry (a parameter's role and layout), until the
+    registry changes: a first look at a model of 500 Dense layers then
+    classifies one Dense, not 500."""
+    def memoised(cls, *args):
+        key = (memoised, cls) + args
+        try:
+            return _PER_CLASS[key]
+        except KeyError:
+            out = _PER_CLASS[key] = fn(cls, *args)
+            return out
+    memoised.__wrapped__ = fn
+    memoised.__doc__ = fn.__doc__
+    return memoised

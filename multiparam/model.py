@@ -40,29 +40,81 @@ class ModelIndex:
     ``Model.index()`` returns; package-internal)."""
 
     def __init__(self, model: "Model", root):
-        self.layers: Dict[str, Layer] = {}      #: every layer by canonical path ("" the root)
+        self.model = model
+        self.nodes: Dict[str, Any] = {}         #: every layer node by canonical path ("" the root)
         self.params: Dict[str, Param] = {}      #: every canonical name, aliases included
         self.unique: Dict[str, Param] = {}      #: each parameter once, by its first name
-        self.slots: Dict[str, tuple] = {}       #: every canonical name -> (slot, layer node)
+        self._layers: Optional[Dict[str, Layer]] = None
+        self._slots: Optional[Dict[str, tuple]] = None
+        nodes, params, unique = self.nodes, self.params, self.unique
         by_ident: Dict[Any, Param] = {}
+        late = []    # a name tied transposed before its parameter's first plain name
 
-        order = []   # (name, slot) in the framework's order
-
+        # one pass: the first untransposed name of each ident owns the Param,
+        # later names alias it (the first look at a model is this loop)
         def visit(node, path: str) -> None:
-            self.layers[path] = Layer(model, node, path)
+            nodes[path] = node
+            prefix = path + "." if path else ""
             for slot in node.params:
-                name = f"{path}.{slot.leaf}" if path else slot.leaf
-                self.slots[name] = (slot, node)
-                order.append((name, slot))
+                name = prefix + (slot.key or slot.role)
+                key = slot.ident
+                if key is None:
+                    key = id(slot)
+                param = by_ident.get(key)
+                if param is None:
+                    if slot.transposed:
+                        late.append(name)
+                        continue
+                    param = by_ident[key] = unique[name] = params[name] = Param(model, slot, name)
+                    continue
+                param.aliases = param.aliases + (name,)
+                params[name] = TransposedParam(param, name) if slot.transposed else param
             for child in node.children:
-                visit(child, f"{path}.{child.key}" if path else child.key)
+                visit(child, prefix + child.key)
 
         visit(root, "")
-        # the first untransposed name of each ident owns the Param; the rest alias it
+        if late:   # rare: redo the aliases in the framework's order
+            self._alias_in_order(model, by_ident)
+
+    @property
+    def layers(self) -> Dict[str, Layer]:
+        """Every layer handle by canonical path ("" the root), made at the
+        first look at a layer (listing parameters needs none)."""
+        layers = self._layers
+        if layers is None:
+            model = self.model
+            layers = self._layers = {path: Layer(model, node, path) for path, node in self.nodes.items()}
+        return layers
+
+    @property
+    def root(self) -> Layer:
+        return self.layers[""]
+
+    @property
+    def slots(self) -> Dict[str, tuple]:
+        """Every canonical name -> (slot, layer node), in the framework's
+        order (made when first asked: ties and init need it, listing not)."""
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = {}
+            for path, node in self.nodes.items():
+                prefix = path + "." if path else ""
+                for slot in node.params:
+                    slots[prefix + slot.leaf] = (slot, node)
+        return slots
+
+    def _alias_in_order(self, model: "Model", by_ident: dict) -> None:
+        """The index when a name tied transposed comes before its
+        parameter's first plain name: every name again, in order."""
+        order = [(name, slot) for name, (slot, _) in self.slots.items()]
         for name, slot in order:
             key = slot.ident if slot.ident is not None else id(slot)
             if key not in by_ident and not slot.transposed:
                 by_ident[key] = Param(model, slot, name)
+        self.params.clear()
+        self.unique.clear()
+        for param in by_ident.values():
+            param.aliases = (param.name,)
         for name, slot in order:
             key = slot.ident if slot.ident is not None else id(slot)
             param = by_ident[key]
@@ -72,7 +124,6 @@ class ModelIndex:
                 continue
             param.aliases = param.aliases + (name,)
             self.params[name] = TransposedParam(param, name) if slot.transposed else param
-        self.root = self.layers[""]
 
 
 class Model:

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import fastcopy
 from . import layout as _layout
+from .adapters.base import DENSE_IN_OUT, SAME, Composite
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
 from .transaction import WritePlan
@@ -49,7 +50,7 @@ class Param:
     def __init__(self, model: "Model", slot: "ParamSlot", name: str):
         self._model = model
         self._slot = slot
-        self._read = model.adapter.reader(slot.ref)   # the adapter's read, resolved once
+        self._read = None           # the adapter's read, resolved at the first value
         self.name = name            #: canonical name (the first one, for a tie)
         self.aliases = (name,)      #: every canonical name that reaches it
         self._view = None           # (adapter storage key, read-only canonical view)
@@ -102,17 +103,25 @@ class Param:
         model = self._model
         shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
         if shape is None:
-            return _layout.shape_to_native(self._slot.shape_hint, self._slot.layout)
+            return _layout.shape_to_native(self._slot.shape_hint, self._slot.shape_layout)
         return tuple(shape)
 
     @property
     def shape(self) -> Optional[tuple]:
         """Canonical (PyTorch) shape; None for dims not known yet."""
-        model = self._model
-        shape = model.adapter.native_shape(model.adapter_state, self._slot.ref)
+        model, slot = self._model, self._slot
+        ref, adapter = slot.ref, model.adapter
+        # a plain ref straight to the adapter's primitive (``shapes()`` asks every parameter)
+        shape = (adapter.native_shape if isinstance(ref, Composite) else adapter.array_shape)(
+            model.adapter_state, ref)
         if shape is None:
-            return self._slot.shape_hint
-        return _layout.shape_to_canonical(tuple(shape), self._slot.layout)
+            return slot.shape_hint
+        layout = slot.shape_layout
+        if layout is SAME or (layout is DENSE_IN_OUT and len(shape) != 2):
+            return tuple(shape)
+        if layout is DENSE_IN_OUT:
+            return (shape[1], shape[0])
+        return _layout.shape_to_canonical(tuple(shape), layout)
 
     @property
     def materialized(self) -> bool:
@@ -147,7 +156,10 @@ class Param:
         view = self._view
         if key is not None and view is not None and view[0] is key:
             return view[1]
-        out = _layout.to_canonical(self._read(state, ref), self._slot.layout)
+        read = self._read
+        if read is None:
+            read = self._read = adapter.reader(ref)
+        out = _layout.to_canonical(read(state, ref), self._slot.layout)
         if out.flags.writeable:
             out = out.view()
             out.flags.writeable = False

@@ -211,7 +211,26 @@ def flattened(native_shape: tuple) -> Regrouped:
     return Regrouped(tuple(native_shape), (tuple(range(len(native_shape))),))
 
 
-@dataclass
+class Deferred:
+    """Work a description leaves for the first time a value's layout is
+    needed: the feature orders of a model (a graph walk or a trace) are
+    only needed to read and write values, never to list names and shapes,
+    so ``describe`` hands them to the slots as one :class:`Deferred` that
+    the first ``slot.layout`` runs, once, for every slot of that
+    description.  A new description (``refresh()``, a tie, unknown
+    shapes, a changed ``description_key``) makes a new one."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], None]):
+        self.fn = fn
+
+    def run(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
+
+
 class ParamSlot:
     """One parameter (or non-trainable state array) of one layer.
 
@@ -239,6 +258,13 @@ class ParamSlot:
     ref:          adapter-private locator passed back to the hooks.
     layout:       one of ``LAYOUTS``, or a layout object that converts
                   itself (:class:`Permuted`, :class:`Regrouped`, :class:`UnknownOrder`).
+                  A description may defer its final value (``pending``,
+                  a :class:`Deferred`): the first read of ``layout`` runs
+                  it.  Until then the slot holds its *shape layout*: one
+                  that converts shapes exactly as the final one does
+                  (a feature order refines a base tag and keeps its shape
+                  rule), so ``shape_layout`` answers names and shapes
+                  without the deferred work.
     trainable:    False for BatchNorm running statistics and frozen weights.
     ident:        hashable identity of the underlying storage; slots with
                   equal ``ident`` are one parameter (a tie).
@@ -251,17 +277,50 @@ class ParamSlot:
                   canonical value transposed (``m.tie(..., transpose=True)``).
     """
 
-    role: str
-    native_name: str
-    ref: Any
-    layout: str = SAME
-    trainable: bool = True
-    ident: Hashable = None
-    shape_hint: Optional[tuple] = None
-    transposed: bool = False
-    key: Optional[str] = None
-    declared: bool = True
-    fans_layout: Optional[str] = None
+    __slots__ = ("role", "native_name", "ref", "_layout", "trainable", "ident", "shape_hint",
+                 "transposed", "key", "declared", "fans_layout", "pending")
+
+    def __init__(self, role: str, native_name: str, ref: Any, layout: Any = SAME, trainable: bool = True,
+                 ident: Hashable = None, shape_hint: Optional[tuple] = None, transposed: bool = False,
+                 key: Optional[str] = None, declared: bool = True, fans_layout: Optional[str] = None,
+                 pending: Optional[Deferred] = None):
+        # one plain store per field: a first look makes a slot per parameter
+        self.role = role
+        self.native_name = native_name
+        self.ref = ref
+        self._layout = layout
+        self.trainable = trainable
+        self.ident = ident
+        self.shape_hint = shape_hint
+        self.transposed = transposed
+        self.key = key
+        self.declared = declared
+        self.fans_layout = fans_layout
+        self.pending = pending
+
+    @property
+    def layout(self) -> Any:
+        """The layout values convert with (running the description's
+        deferred work first, once)."""
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            pending.run()
+        return self._layout
+
+    @layout.setter
+    def layout(self, value: Any) -> None:
+        self._layout = value
+
+    @property
+    def shape_layout(self) -> Any:
+        """The layout shapes convert with: :attr:`layout` without running
+        deferred work (which never changes how shapes convert)."""
+        return self._layout
+
+    def __repr__(self) -> str:
+        return (f"ParamSlot(role={self.role!r}, native_name={self.native_name!r}, key={self.key!r}, "
+                f"layout={self._layout!r}, trainable={self.trainable!r}, ident={self.ident!r})")
 
     @property
     def leaf(self) -> str:
@@ -269,7 +328,6 @@ class ParamSlot:
         return self.key or self.role
 
 
-@dataclass
 class LayerNode:
     """One layer (module, block, sub-model) of a native model.
 
@@ -282,13 +340,26 @@ class LayerNode:
     params:   the layer's own parameters, in the framework's order.
     children: child layers, in the framework's order.  The same native
               layer may appear under two keys (a layer reused twice).
+    materialized: on the root, whether every parameter's shape is known,
+              when ``describe`` found out on its walk (the handle then
+              asks :meth:`Adapter.is_materialized_tree` nothing); None:
+              not said.
     """
 
-    key: str
-    kind: str
-    native: Any
-    params: list = field(default_factory=list)
-    children: list = field(default_factory=list)
+    __slots__ = ("key", "kind", "native", "params", "children", "materialized")
+
+    def __init__(self, key: str, kind: str, native: Any, params: Optional[list] = None,
+                 children: Optional[list] = None, materialized: Optional[bool] = None):
+        self.key = key
+        self.kind = kind
+        self.native = native
+        self.params = [] if params is None else params
+        self.children = [] if children is None else children
+        self.materialized = materialized
+
+    def __repr__(self) -> str:
+        return (f"LayerNode(key={self.key!r}, kind={self.kind!r}, params={len(self.params)}, "
+                f"children={len(self.children)})")
 
     @property
     def native_type(self) -> str:
@@ -519,7 +590,10 @@ class Adapter:
 
     def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
         """``is_materialized`` given the tree ``describe`` just returned, for
-        adapters that would otherwise describe the model again."""
+        adapters that would otherwise describe the model again: the root's
+        ``materialized`` when ``describe`` set it."""
+        if root.materialized is not None:
+            return root.materialized
         return self.is_materialized(state)
 
     def storage_key(self, state: Any, ref: Any) -> Any:

@@ -81,13 +81,19 @@ def layer_family(module: Any, auto_name: Optional[str] = None) -> Optional[str]:
     a module object (a linen pytree-only subtree), guess from Flax's
     auto-name ``<ClassName>_<n>``."""
     if module is not None:
-        for classes, family in _FAMILIES:
-            if isinstance(module, classes):
-                return family
-        return None
+        return _class_family(type(module))
     if auto_name:
         cls, _, number = auto_name.rpartition("_")
         return _AUTO_NAME_FAMILIES.get(cls) if number.isdigit() else None
+    return None
+
+
+@layer_registry.per_class
+def _class_family(cls: type) -> Optional[str]:
+    """:func:`layer_family` of a module class (memoised)."""
+    for classes, family in _FAMILIES:
+        if issubclass(cls, classes):
+            return family
     return None
 
 
@@ -190,6 +196,28 @@ def leaf_kinds(module: Any, auto_name: Optional[str], leaves: List[Tuple[str, Op
                 kind.key = name
     return kinds
 
+
+def ordered_leaf_kinds(module: Any, auto_name: Optional[str],
+                       leaves: List[Tuple[str, Optional[tuple], bool]]) -> Tuple[List[int], List[LeafKind]]:
+    """``(order, kinds)``: :func:`leaf_kinds` and :func:`torch_order` of one
+    layer's leaves, memoised per module class and leaf names, ranks and
+    trainability (what they depend on, but for ``DenseGeneral`` layouts,
+    which need the shapes and the module's axes, and a module-less subtree):
+    500 Dense layers are classified once.  The kinds are shared: read
+    them, never change them."""
+    if module is None or _class_family(type(module)) == "DenseGeneral":
+        kinds = leaf_kinds(module, auto_name, leaves)
+        return torch_order(kinds), kinds
+    key = (ordered_leaf_kinds, type(module),
+           tuple((name, None if shape is None else len(shape), trainable) for name, shape, trainable in leaves))
+    found = _CLASS_CACHE.get(key)
+    if found is None:
+        kinds = leaf_kinds(module, auto_name, leaves)
+        found = _CLASS_CACHE[key] = (torch_order(kinds), kinds)
+    return found
+
+
+_CLASS_CACHE = layer_registry.CLASS_CACHE
 
 #: torch's order of a layer's state (``Linear``: weight, bias; ``BatchNorm``: then its statistics)
 _TORCH_ORDER = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}

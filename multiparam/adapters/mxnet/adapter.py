@@ -101,18 +101,18 @@ _GLUON_DEFAULT_BY_SUFFIX = (
 # -- walking blocks ----------------------------------------------------------
 def _unique_params(block: Block) -> list:
     """Every Parameter reachable from ``block`` once, in tree order."""
-    seen, out = set(), []
+    return list(_iter_unique_params(block, set()))
 
-    def walk(b):
-        for p in _own_params(b).values():
-            if id(p) not in seen:
-                seen.add(id(p))
-                out.append(p)
-        for child in b._children.values():
-            walk(child)
 
-    walk(block)
-    return out
+def _iter_unique_params(block: Block, seen: set):
+    """:func:`_unique_params` one at a time (a question about the first
+    stops the walk there)."""
+    for p in _own_params(block).values():
+        if id(p) not in seen:
+            seen.add(id(p))
+            yield p
+    for child in block._children.values():
+        yield from _iter_unique_params(child, seen)
 
 
 def _own_params(block: Block) -> dict:
@@ -125,8 +125,9 @@ def _own_params(block: Block) -> dict:
     their name with the block's prefix stripped, unless a child owns them.
     """
     own = dict(block._reg_params)
+    params = block.params
     known = {id(p) for p in own.values()}
-    extra = [p for p in block.params.values() if id(p) not in known]
+    extra = [p for p in params.values() if id(p) not in known]
     if extra:
         in_children = {id(p) for c in block._children.values() for p in _unique_params(c)}
         for p in extra:
@@ -144,6 +145,8 @@ def _gluon_shape(p: Parameter) -> Optional[tuple]:
     shape = p.shape
     if shape is None:
         return None
+    if shape and all(type(d) is int and d > 0 for d in shape):
+        return tuple(shape)
     return tuple(int(d) if d is not None and d > 0 else None for d in shape)
 
 
@@ -152,26 +155,33 @@ def _is_materialized(p: Parameter) -> bool:
 
 
 def _kind(block: Block) -> str:
-    if isinstance(block, (nn.Sequential, nn.HybridSequential)):
-        return "Sequential"
     if isinstance(block, nn.Activation) and getattr(block, "_act_type", None) == "relu":
         return "ReLU"
-    for cls, kind in _NEUTRAL_KINDS:
-        if isinstance(block, cls):
+    return _class_kind(type(block))
+
+
+@layer_registry.per_class
+def _class_kind(cls: type) -> str:
+    """:func:`_kind` of a block of class ``cls`` (but a ReLU ``Activation``,
+    whose ``act_type`` decides)."""
+    if issubclass(cls, (nn.Sequential, nn.HybridSequential)):
+        return "Sequential"
+    for base, kind in _NEUTRAL_KINDS:
+        if issubclass(cls, base):
             return kind
-    return type(block).__name__
+    return cls.__name__
 
 
-def _is_gluon_class(block: Block) -> bool:
-    return type(block).__module__.split(".", 1)[0] == "mxnet"
+def _is_gluon_class(cls: type) -> bool:
+    return cls.__module__.split(".", 1)[0] == "mxnet"
 
 
-def _rnn_key(block: Block, attr: str) -> Optional[str]:
+def _rnn_key(cls: type, attr: str) -> Optional[str]:
     """torch's name for a Gluon recurrent parameter, or None: ``nn.LSTM``'s
     ``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0`` for a layer,
     ``nn.LSTMCell``'s ``weight_ih`` for a cell.  The layouts and gate orders
     agree (LSTM i, f, c/g, o; GRU r, z, n), so only the name changes."""
-    if not isinstance(block, (rnn.rnn_layer._RNNLayer, rnn.RecurrentCell)):
+    if not issubclass(cls, (rnn.rnn_layer._RNNLayer, rnn.RecurrentCell)):
         return None
     match = _RNN_PARAM.match(attr)
     if match is None:
@@ -182,26 +192,28 @@ def _rnn_key(block: Block, attr: str) -> Optional[str]:
     return f"{key}_l{match['layer']}" + ("_reverse" if match["dir"] == "r" else "")
 
 
-def _param_kind(block: Block, attr: str) -> tuple:
+@layer_registry.per_class
+def _param_kind(cls: type, attr: str) -> tuple:
     """``(key, role, layout, declared)`` of the block's parameter ``attr``:
     the key is torch's attribute on the equivalent module (the last part of
     the canonical name, never Gluon's global name).  Registered layer
     classes first (``mp.register_layer``, by Gluon attribute name), then
     Gluon's own layers; a parameter of any other block keeps its attribute
-    name and is undeclared (init will not guess its fans)."""
-    kinds = layer_registry.lookup(block)
+    name and is undeclared (init will not guess its fans).  Memoised per
+    class until the registry changes."""
+    kinds = layer_registry.lookup(cls)
     if kinds is not None and attr in kinds:
         return attr, kinds[attr].role, kinds[attr].layout, True
-    if isinstance(block, _NORM_TYPES) and attr in _NORM_KEYS:
+    if issubclass(cls, _NORM_TYPES) and attr in _NORM_KEYS:
         return (*_NORM_KEYS[attr], SAME, True)
-    if isinstance(block, nn.Embedding) and attr == "weight":
+    if issubclass(cls, nn.Embedding) and attr == "weight":
         return "weight", "embedding", SAME, True
-    if isinstance(block, nn.PReLU) and attr == "alpha":
+    if issubclass(cls, nn.PReLU) and attr == "alpha":
         return "weight", "weight", SAME, True     # torch's nn.PReLU.weight
-    rnn_key = _rnn_key(block, attr)
+    rnn_key = _rnn_key(cls, attr)
     if rnn_key is not None:
         return rnn_key, rnn_key.split("_", 1)[0], SAME, True
-    return attr, attr, SAME, _is_gluon_class(block)
+    return attr, attr, SAME, _is_gluon_class(cls)
 
 
 def _drop_cached_graphs(block: Block) -> None:
@@ -344,33 +356,33 @@ class MxnetAdapter(Adapter):
         building, and without it no parameter can ever get a value.  Blocks
         the user initialised (even partly) are left alone.
         """
-        params = _unique_params(native)
-        if all(p._data is None and not p._deferred_init for p in params):
+        if all(p._data is None and not p._deferred_init for p in _iter_unique_params(native, set())):
             native.initialize()
         if sample_input is not None:
             self.call(native, Inputs.of(sample_input))
         return native
 
     def describe(self, state: Block) -> LayerNode:
-        return self._node("", state)
+        deferred: list = []
+        root = self._node("", state, deferred)
+        root.materialized = not deferred
+        return root
 
-    def _node(self, key: str, block: Block) -> LayerNode:
-        slots = []
+    def _node(self, key: str, block: Block, deferred: list) -> LayerNode:
+        """The block's node; ``deferred`` collects parameters whose data
+        Gluon has not made yet (what :meth:`is_materialized` asks)."""
+        slots, cls = [], type(block)
         for attr, p in _own_params(block).items():
-            leaf, role, layout, declared = _param_kind(block, attr)
-            slots.append(ParamSlot(
-                role=role, key=leaf, declared=declared,
-                # p.name carries Gluon's global counters (dense3_weight): shown, never used as a key
-                native_name=p.name,
-                ref=p,
-                # Gluon's own layers are (out, in) and (out, in/groups, *k) like torch
-                layout=layout,
-                trainable=p.grad_req != "null",
-                ident=id(p),
-                shape_hint=_gluon_shape(p),
-            ))
-        children = [self._node(str(k), c) for k, c in block._children.items()]
-        return LayerNode(key=key, kind=_kind(block), native=block, params=slots, children=children)
+            leaf, role, layout, declared = _param_kind(cls, attr)
+            if p._data is None:
+                deferred.append(p)
+            # p.name carries Gluon's global counters (dense3_weight): shown, never used as a key.
+            # Gluon's own layers are (out, in) and (out, in/groups, *k) like torch.  No shape
+            # hint: Gluon's own shape (unknown dims None) is what array_shape gives
+            slots.append(ParamSlot(role, p.name, p, layout, p.grad_req != "null", id(p), None, False, leaf,
+                                   declared))
+        children = [self._node(str(k), c, deferred) for k, c in block._children.items()]
+        return LayerNode(key, _kind(block), block, slots, children)
 
     def is_materialized(self, state: Block) -> bool:
         # _data stays None while the shape has unknown dims or init is deferred

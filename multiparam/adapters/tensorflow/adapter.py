@@ -21,7 +21,7 @@ from ... import dtypes, fastcopy
 from ... import initializers as I
 from ... import layout as _layout
 from ...errors import CapabilityError, NotMaterializedError
-from ..base import Adapter, Composite, Inputs, LayerNode, ParamSlot, SumShare, kept_shares
+from ..base import Adapter, Composite, Deferred, Inputs, LayerNode, ParamSlot, SumShare, kept_shares
 from . import tree
 from .builders import BUILDERS
 from .layers import Dense, StoragePolicy
@@ -79,16 +79,21 @@ class TensorflowAdapter(Adapter):
     # -- description -----------------------------------------------------------
     def describe(self, state: Any) -> LayerNode:
         """The layer tree (:mod:`.tree`), each variable indexing features in
-        the order it holds them (:mod:`.order`); reads attributes and Keras'
-        own graph only, never builds or calls."""
-        root = tree.node("", state)
-        apply_feature_orders(root, state)
+        the order it holds them (:mod:`.order`: Keras' graph followed once,
+        at the first need of a value's layout; names and shapes never need
+        it); reads attributes and Keras' own graph only, never builds or
+        calls."""
+        pending = Deferred(None)
+        root = tree.describe(state, pending)
+        pending.fn = lambda: apply_feature_orders(root, state)
         return root
 
     def is_materialized(self, state: Any, root: Optional[LayerNode] = None) -> bool:
         return tree.is_materialized(self.describe(state) if root is None else root)
 
     def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
+        if root.materialized is not None:
+            return root.materialized
         return tree.is_materialized(root)
 
     # -- forward -----------------------------------------------------------
@@ -162,7 +167,13 @@ class TensorflowAdapter(Adapter):
 
     def array_shape(self, state, ref) -> Optional[tuple]:
         v = ref.resolve()
-        return None if v is None else tuple(int(d) for d in v.shape)
+        if v is None:
+            return None
+        # Keras' own shape tuple (``shape`` wraps it in a tf.TensorShape per call)
+        shape = getattr(v, "_shape", None)
+        if type(shape) is tuple and None not in shape:
+            return shape
+        return tuple(int(d) for d in v.shape)
 
     def array_dtype(self, state, ref) -> Optional[np.dtype]:
         v = ref.resolve()

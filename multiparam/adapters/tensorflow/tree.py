@@ -49,8 +49,8 @@ from keras.src.models.functional import Functional  # no public alias in Keras 3
 from keras.src.utils.naming import to_snake_case    # how Keras derives auto-names
 
 from ... import layer_registry
-from ..base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Composite, LayerNode, ParamSlot, SumShare,
-                    flattened)
+from ..base import (CHANNELS_LAST_KERNEL, DENSE_IN_OUT, SAME, Composite, Deferred, LayerNode, ParamSlot,
+                    SumShare, flattened)
 from .layers import NamedSequential
 from .layouts import depthwise, einsum_kernel, einsum_specs
 
@@ -129,19 +129,29 @@ _NEUTRAL_KINDS = (
 
 def _kind(layer) -> str:
     """The neutral kind of a recognised Keras layer, else its class name."""
-    if isinstance(layer, (keras.Sequential, NamedSequential)):
+    if isinstance(layer, keras.layers.Activation):
+        return "ReLU" if _is_relu(layer) else type(layer).__name__
+    return _class_kind(type(layer))
+
+
+@layer_registry.per_class
+def _class_kind(cls: type) -> str:
+    """:func:`_kind` of a layer whose kind its class tells (any but an
+    ``Activation``, whose function decides)."""
+    if issubclass(cls, (keras.Sequential, NamedSequential)):
         return "Sequential"
-    if _is_relu(layer):
+    if issubclass(cls, keras.layers.ReLU):
         return "ReLU"
-    for cls, kind in _NEUTRAL_KINDS:
-        if isinstance(layer, cls) and not isinstance(layer, keras.layers.Conv2DTranspose):
+    for base, kind in _NEUTRAL_KINDS:
+        if issubclass(cls, base) and not issubclass(cls, keras.layers.Conv2DTranspose):
             return kind
-    return type(layer).__name__
+    return cls.__name__
 
 
-def _is_keras_class(layer) -> bool:
+@layer_registry.per_class
+def _is_keras_class(cls: type) -> bool:
     """A layer class Keras ships (or multiparam's own Keras layers)."""
-    module = type(layer).__module__
+    module = cls.__module__
     return module.startswith("keras.") or module.startswith(__package__)
 
 
@@ -189,37 +199,58 @@ def _einsum_vars(layer, shapes: dict) -> dict:
     return {"kernel": Known("weight", "weight", kernel), "bias": _BIAS}
 
 
-def _known_vars(layer, shapes: dict) -> Optional[dict]:
+#: layers whose variables' layouts depend on their shapes (they regroup axes)
+_SHAPED = (keras.layers.EinsumDense,) + DEPTHWISE + SEPARABLE
+
+
+def _known_vars(layer, attrs: list) -> Optional[dict]:
     """``{Keras attribute without its underscore: Known}`` for the Keras
-    layers multiparam knows, else None.  ``shapes`` holds the built
+    layers multiparam knows, else None, given the layer's ``[(attribute,
+    Variable)]``: by class (memoised) unless the layouts depend on the
     variables' shapes (layouts that regroup axes carry them)."""
-    if isinstance(layer, keras.layers.EinsumDense):
+    cls = type(layer)
+    if not issubclass(cls, _SHAPED):
+        return _class_known_vars(cls)
+    return _shaped_known_vars(cls, layer, {a.lstrip("_"): tuple(int(d) for d in v.shape) for a, v in attrs})
+
+
+@layer_registry.per_class
+def _class_known_vars(cls: type) -> Optional[dict]:
+    """:func:`_known_vars` of a layer class whose layouts its class tells."""
+    return _shaped_known_vars(cls, None, {})
+
+
+def _shaped_known_vars(cls: type, layer, shapes: dict) -> Optional[dict]:
+    """:func:`_known_vars` of a layer of class ``cls`` given its built
+    variables' shapes (``layer`` is needed only for the classes in
+    ``_SHAPED``)."""
+    if issubclass(cls, keras.layers.EinsumDense):
         return _einsum_vars(layer, shapes)
-    if isinstance(layer, keras.layers.Dense):
+    if issubclass(cls, keras.layers.Dense):
         return _DENSE
-    if isinstance(layer, CONV + CONV_T):
+    if issubclass(cls, CONV + CONV_T):
         return _CONV_VARS
-    if isinstance(layer, DEPTHWISE):
+    if issubclass(cls, DEPTHWISE):
         # torch's Conv2d(in, in * multiplier, groups=in)
         shape = shapes.get("kernel")
         return {"kernel": Known("weight", "weight", SAME if shape is None else depthwise(shape)),
                 "bias": _BIAS}
-    if isinstance(layer, SEPARABLE):
+    if issubclass(cls, SEPARABLE):
         # a depthwise conv, then a 1x1 conv: torch has no one module for it
         shape = shapes.get("depthwise_kernel")
         return {"depthwise_kernel": Known("depthwise_weight", "weight",
                                           SAME if shape is None else depthwise(shape)),
                 "pointwise_kernel": Known("pointwise_weight", "weight", CHANNELS_LAST_KERNEL),
                 "bias": _BIAS}
-    if isinstance(layer, keras.layers.BatchNormalization):
+    if issubclass(cls, keras.layers.BatchNormalization):
         return _BATCH_NORM
-    if isinstance(layer, NORM):
+    if issubclass(cls, NORM):
         return _NORM_VARS
-    if isinstance(layer, keras.layers.RMSNormalization):
+    if issubclass(cls, keras.layers.RMSNormalization):
         return {"scale": Known("weight", "scale")}
-    if isinstance(layer, keras.layers.Embedding):
+    if issubclass(cls, keras.layers.Embedding):
         return {"embeddings": Known("weight", "embedding")}
-    if isinstance(layer, keras.layers.Normalization):
+    if issubclass(cls, keras.layers.Normalization):
         return _NORMALIZATION
     return None
 
@@ -250,7 +281,7 @@ def _registered_vars(layer, attrs: list) -> Optional[dict]:
 
 
 # -- slots -----------------------------------------------------------------------
-def _lstm_slots(layer) -> list:
+def _lstm_slots(layer, pending: Optional[Deferred] = None) -> list:
     """Canonical (torch) slots of a ``keras.layers.LSTM``: its cell's
     ``kernel (in, 4H)`` and ``recurrent_kernel (H, 4H)`` are torch's
     ``weight_ih_l0``/``weight_hh_l0`` transposed (Keras' gate order i, f, c,
@@ -268,7 +299,7 @@ def _lstm_slots(layer) -> list:
                                native_name=var.path if var is not None else ref.label(),
                                ref=ref, layout=DENSE_IN_OUT, trainable=True,
                                ident=id(var) if var is not None else ("unbuilt", id(cell), attr),
-                               shape_hint=hint))
+                               shape_hint=hint, pending=pending))
     if cell.use_bias:
         bias = VariableRef(cell, "bias")
         var = bias.resolve()
@@ -277,7 +308,7 @@ def _lstm_slots(layer) -> list:
                 role="bias", key=key, native_name=f"{bias.label() if var is None else var.path}[{key}]",
                 ref=SumShare(bias, owner=cell, key="bias", which=which), layout=SAME,
                 trainable=True, ident=(key, id(var) if var is not None else id(cell)),
-                shape_hint=(4 * units,)))
+                shape_hint=(4 * units,), pending=pending))
     return slots
 
 
@@ -330,52 +361,133 @@ def _is_auto_variable_name(name: str) -> bool:
     return name == "variable" or (name.startswith("variable_") and name[9:].isdigit())
 
 
-def _own_slots(layer) -> list:
-    """The layer's own parameters (not its sub-layers'), in Keras' order."""
+#: layer class -> the sets of attributes that held its instances' Variables,
+#: each in its instance dict's order (see :func:`_variable_attrs`)
+_VARIABLE_ATTRS: dict = {}
+
+
+def _variable_attrs(layer) -> tuple:
+    """``([(attribute, Variable)], [Variable no attribute holds])`` of a
+    layer: its instance dict's Variables in its order, then the Variables
+    Keras tracks for it that no attribute names (kept in a list or dict by
+    a custom layer).
+
+    A Keras layer tracks every Variable assigned to one of its attributes
+    (``_trainable_variables``, ``_non_trainable_variables``: what its own
+    ``weights`` lists), so the attribute sets other instances of its class
+    had are tried first (in their dict order): one that holds exactly the
+    tracked Variables is the answer.  Only otherwise is the whole instance
+    dict (some 60 attributes for a Dense) searched, and the class learns
+    the new set."""
+    d = vars(layer)
+    tracked = layer._trainable_variables + layer._non_trainable_variables
+    seen = _VARIABLE_ATTRS.get(type(layer))
+    if seen is not None:
+        n = len(tracked)
+        for names in seen:
+            if len(names) != n:
+                continue
+            attrs = [(a, v) for a in names if isinstance(v := d.get(a), keras.Variable)]
+            if len(attrs) != n:
+                continue
+            if all(v is t for (_, v), t in zip(attrs, tracked)):
+                return attrs, ()      # the usual case: the tracked Variables, in attribute order
+            ids = {id(v) for _, v in attrs}
+            if all(id(v) in ids for v in tracked):
+                return attrs, ()
+    attrs = [(a, v) for a, v in d.items() if isinstance(v, keras.Variable)]
+    names = tuple(a for a, _ in attrs)
+    _VARIABLE_ATTRS[type(layer)] = [names] + [other for other in seen or () if other != names][:3]
+    found, rest = {id(v) for _, v in attrs}, []
+    for v in tracked:
+        if id(v) not in found:
+            found.add(id(v))
+            rest.append(v)
+    return attrs, rest
+
+
+#: :func:`_class_plan` of a class whose variables' kinds depend on the instance
+_PER_INSTANCE = object()
+_CLASS_CACHE = layer_registry.CLASS_CACHE
+
+
+@layer_registry.per_class
+def _class_plan(cls: type) -> Any:
+    """The ``{attribute: Known}`` every layer of class ``cls`` has, or
+    ``_PER_INSTANCE`` when a registration (looked up by variable name too)
+    or the variables' shapes decide."""
+    if issubclass(cls, _SHAPED) or layer_registry.lookup(cls) is not None:
+        return _PER_INSTANCE
+    return _class_known_vars(cls) or {}
+
+
+def _unique_key(key: str, used: set) -> str:
+    """``key`` as a canonical name part (no dots), made unique among ``used``
+    (two variables with one name: keep both), and added to it."""
+    key = key.replace(".", "_")
+    base, n = key, 1
+    while key in used:
+        key, n = f"{base}_{n}", n + 1
+    used.add(key)
+    return key
+
+
+def _own_slots(layer, pending: Optional[Deferred] = None, unbuilt: Optional[list] = None) -> list:
+    """The layer's own parameters (not its sub-layers'), in Keras' order.
+    ``pending``: the description's deferred feature orders (given to every
+    slot); ``unbuilt`` collects the layer when its variables do not exist
+    yet."""
     slots, used = [], set()
-
-    def add(key, role, ref, var, layout, declared):
-        key = key.replace(".", "_")
-        base, n = key, 1
-        while key in used:  # two variables with one name: keep both
-            key, n = f"{base}_{n}", n + 1
-        used.add(key)
-        slots.append(ParamSlot(role=role, key=key, native_name=var.path, ref=ref, layout=layout,
-                               trainable=bool(var.trainable), ident=id(var), declared=declared))
-
-    attrs = [(a, v) for a, v in vars(layer).items() if isinstance(v, keras.Variable)]
+    attrs, rest = _variable_attrs(layer)
     if not attrs and not layer.built:
         for attr, key, role, layout, hint, trainable in _unbuilt_slots(layer):
             ref = VariableRef(layer, attr)
             used.add(key)
             slots.append(ParamSlot(role=role, key=key, native_name=ref.label(), ref=ref, layout=layout,
                                    trainable=trainable, ident=("unbuilt", id(layer), attr),
-                                   shape_hint=hint))
+                                   shape_hint=hint, pending=pending))
+        if slots and unbuilt is not None:
+            unbuilt.append(layer)
         return slots
-    keras_class = _is_keras_class(layer)
-    known = _registered_vars(layer, attrs)
+    cls = type(layer)
+    known = _CLASS_CACHE.get((_class_plan, cls))
     if known is None:
-        known = _known_vars(layer, {a.lstrip("_"): tuple(int(d) for d in v.shape) for a, v in attrs}) or {}
-    found = set()
+        known = _class_plan(cls)
+    if known is _PER_INSTANCE:
+        known = _registered_vars(layer, attrs)
+        if known is None:
+            known = _known_vars(layer, attrs) or {}
+    keras_class = None
     for attr, var in attrs:
-        found.add(id(var))
+        transposed = False
         if attr == "_tied_kernel_t":       # multiparam's Dense, tied transposed
-            add("weight", "weight", VariableRef(layer, attr), var, DENSE_IN_OUT, True)
-            slots[-1].transposed = bool(layer._tied_canonical_t)
-            continue
-        k = known.get(attr.lstrip("_"))
-        if k is None:
-            # the variable's own name; its attribute when Keras named it
-            name = attr.lstrip("_") if _is_auto_variable_name(var.name) else var.name
-            add(name, name, VariableRef(layer, attr), var, SAME, keras_class)
+            key, role, layout, declared = "weight", "weight", DENSE_IN_OUT, True
+            transposed = bool(layer._tied_canonical_t)
         else:
-            add(k.key, k.role, VariableRef(layer, attr), var, k.layout, k.declared)
+            k = known.get(attr.lstrip("_"))
+            if k is None:
+                # the variable's own name; its attribute when Keras named it
+                key = role = attr.lstrip("_") if _is_auto_variable_name(var.name) else var.name
+                layout = SAME
+                if keras_class is None:
+                    keras_class = _is_keras_class(type(layer))
+                declared = keras_class
+            else:
+                key, role, layout, declared = k.key, k.role, k.layout, k.declared
+        if key in used or "." in key:
+            key = _unique_key(key, used)
+        else:
+            used.add(key)
+        slots.append(ParamSlot(role, var.path, VariableRef(layer, attr), layout, bool(var.trainable), id(var),
+                               None, transposed, key, declared, None, pending))
     # variables no attribute names (kept in a list or dict by a custom layer)
-    for var in list(layer._trainable_variables) + list(layer._non_trainable_variables):
-        if id(var) not in found:
-            found.add(id(var))
-            name = "variable" if _is_auto_variable_name(var.name) else var.name
-            add(name, name, VariableRef(layer, None, var), var, SAME, keras_class)
+    for var in rest:
+        key = role = "variable" if _is_auto_variable_name(var.name) else var.name
+        key = _unique_key(key, used)
+        if keras_class is None:
+            keras_class = _is_keras_class(type(layer))
+        slots.append(ParamSlot(role, var.path, VariableRef(layer, None, var), SAME, bool(var.trainable),
+                               id(var), None, False, key, keras_class, None, pending))
     return slots
 
 
@@ -475,18 +587,36 @@ def _children(layer) -> list:
     return _attr_children(layer)
 
 
-def node(key: str, layer) -> LayerNode:
+def describe(model, pending: Optional[Deferred] = None) -> LayerNode:
+    """The tree of ``model`` (see :func:`node`), its root saying whether
+    every variable exists (``LayerNode.materialized``, found on the walk)."""
+    unbuilt: list = []
+    root = node("", model, pending, unbuilt)
+    root.materialized = not unbuilt
+    return root
+
+
+def node(key: str, layer, pending: Optional[Deferred] = None, unbuilt: Optional[list] = None) -> LayerNode:
     """The node of ``layer`` (or of a :class:`LayerContainer`) under
     ``key``, with its own slots and, recursively, its children.  Reads
-    attributes only: never builds or calls a layer."""
+    attributes only: never builds or calls a layer.  ``pending`` is given
+    to every slot (the description's deferred feature orders);
+    ``unbuilt`` collects what :func:`is_materialized` would find unbuilt."""
     if isinstance(layer, LayerContainer):
-        return LayerNode(key=key, kind=layer.kind, native=layer.native,
-                         children=[node(k, v) for k, v in layer.items])
+        return LayerNode(key, layer.kind, layer.native, None,
+                         [node(k, v, pending, unbuilt) for k, v in layer.items])
     if isinstance(layer, keras.layers.LSTM):
         # the cell's arrays, in torch's names and layout; the cell is not a child
-        return LayerNode(key=key, kind="LSTM", native=layer, params=_lstm_slots(layer))
-    out = LayerNode(key=key, kind=_kind(layer), native=layer, params=_own_slots(layer))
-    out.children = [node(k, v) for k, v in _children(layer)]
+        out = LayerNode(key, "LSTM", layer, _lstm_slots(layer, pending))
+        if unbuilt is not None and not is_materialized(out):
+            unbuilt.append(layer)
+        return out
+    out = LayerNode(key, _kind(layer), layer, _own_slots(layer, pending, unbuilt))
+    children = _children(layer)
+    if children:
+        out.children = [node(k, v, pending, unbuilt) for k, v in children]
+    elif unbuilt is not None and not layer.built and not getattr(type(layer).build, "_is_default", False):
+        unbuilt.append(layer)
     return out
 
 

@@ -26,6 +26,9 @@ from ..base import DENSE_IN_OUT, SAME, Adapter, Inputs, LayerNode, ParamSlot
 from . import tensors
 from .builders import BUILDERS
 
+_CLASS_CACHE = layer_registry.CLASS_CACHE
+_PARAMETER = nn.Parameter
+
 # canonical role of a torch attribute, per layer family (else the attribute name)
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 _KINDS = (
@@ -47,33 +50,38 @@ def _is_tied_transposed(module: nn.Module, attr: str) -> bool:
 
 
 
-def _kind(module: nn.Module) -> str:
-    for cls, kind in _KINDS:
-        if isinstance(module, cls):
+@layer_registry.per_class
+def _kind(cls: type) -> str:
+    """The neutral kind of a torch module class, else its class name."""
+    for base, kind in _KINDS:
+        if issubclass(cls, base):
             return kind
-    return type(module).__name__
+    return cls.__name__
 
 
-def _kind_of_param(module: nn.Module, attr: str, is_buffer: bool):
-    """(role, fans layout, declared) of ``module.<attr>``: registered layer
-    classes first (``mp.register_layer``; Hugging Face's ``Conv1D`` and
-    RMSNorms are registered below), then torch's own layers, else the
-    attribute's own name, undeclared unless the class is torch's.  A torch
-    model's canonical layout is its own storage (its ``state_dict``), so a
-    registered layout only tells fans and portable draws how to read it."""
-    kinds = layer_registry.lookup(module)
+@layer_registry.per_class
+def _kind_of_param(cls: type, attr: str, is_buffer: bool):
+    """(role, fans layout, declared) of attribute ``attr`` of a module of
+    class ``cls``: registered layer classes first (``mp.register_layer``;
+    Hugging Face's ``Conv1D`` and RMSNorms are registered below), then
+    torch's own layers, else the attribute's own name, undeclared unless the
+    class is torch's.  A torch model's canonical layout is its own storage
+    (its ``state_dict``), so a registered layout only tells fans and
+    portable draws how to read it.  Memoised per class until the registry
+    changes."""
+    kinds = layer_registry.lookup(cls)
     if kinds is not None and attr in kinds:
         layout = kinds[attr].layout
         return kinds[attr].role, (None if layout == SAME else layout), True
-    if isinstance(module, _NORM_TYPES) and attr == "weight":
+    if issubclass(cls, _NORM_TYPES) and attr == "weight":
         return "scale", None, True
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and attr == "weight":
+    if issubclass(cls, (nn.Embedding, nn.EmbeddingBag)) and attr == "weight":
         return "embedding", None, True
-    if isinstance(module, nn.modules.rnn.RNNBase):
+    if issubclass(cls, nn.modules.rnn.RNNBase):
         return ("weight" if attr.startswith("weight") else "bias"), None, True
     if attr == "num_batches_tracked":
         return "counter", None, True
-    declared = type(module).__module__.startswith("torch.") or is_buffer
+    declared = cls.__module__.startswith("torch.") or is_buffer
     return attr, None, declared
 
 
@@ -131,11 +139,13 @@ class _Transpose(nn.Module):
 
 def _tensor(ref) -> torch.Tensor:
     module, attr = ref
-    if attr not in module._parameters and _is_tied_transposed(module, attr):
+    parameters = module._parameters
+    t = parameters.get(attr)
+    if t is not None:
+        return t
+    if attr not in parameters and _is_tied_transposed(module, attr):
         return module.parametrizations[attr].original
-    t = module._parameters.get(attr)
-    if t is None:
-        t = module._buffers.get(attr)
+    t = module._buffers.get(attr)
     if t is None:
         raise LookupError(f"{type(module).__name__} has no parameter {attr!r} any more; "
                           "call m.refresh() after changing the model")
@@ -168,35 +178,69 @@ class TorchAdapter(Adapter):
 
     # -- description -----------------------------------------------------------
     def describe(self, state: nn.Module) -> LayerNode:
-        return self._node(state, "", "")
+        lazy = []
+        root = self._node(state, "", "", lazy)
+        root.materialized = not lazy
+        return root
 
-    def _node(self, module: nn.Module, key: str, native_prefix: str) -> LayerNode:
-        node = LayerNode(key=key, kind=_kind(module), native=module)
+    def _node(self, module: nn.Module, key: str, native_prefix: str, lazy: list) -> LayerNode:
+        cls = type(module)
+        kinds = _CLASS_CACHE
+        node = LayerNode(key, kinds.get((_kind, cls)) or _kind(cls), module)
+        slots = node.params
         # what torch's state_dict holds: parameters, then persistent buffers
-        items = [(a, t) for a, t in module._parameters.items() if t is not None]
-        items += [(a, t) for a, t in module._buffers.items()
-                  if t is not None and a not in module._non_persistent_buffers_set]
-        plist = getattr(module, "parametrizations", None) if module._modules.get("parametrizations") else None
-        tied_t = [a for a in (plist or {}) if _is_tied_transposed(module, a)]
-        items += [(a, module.parametrizations[a].original) for a in tied_t]
-        for attr, t in items:
-            role, fans_layout, declared = _kind_of_param(module, attr, attr not in module._parameters)
-            node.params.append(ParamSlot(
-                role=role, key=attr, fans_layout=fans_layout, declared=declared,
-                native_name=native_prefix + (f"parametrizations.{attr}.original" if attr in tied_t else attr),
-                ref=(module, attr),
-                trainable=isinstance(t, nn.Parameter) and t.requires_grad,
-                ident=id(t),
-                shape_hint=_shape_hint(module, attr) if is_lazy(t) else tuple(t.shape),
-                transposed=attr in tied_t,
-            ))
+        parameters, children = module._parameters, module._modules
+        for attr, t in parameters.items():
+            if t is None:
+                continue
+            role, fans_layout, declared = kinds.get((_kind_of_param, cls, attr, False)) or \
+                _kind_of_param(cls, attr, False)
+            if type(t) is _PARAMETER:      # the common case: a plain, materialised Parameter
+                slots.append(ParamSlot(role, native_prefix + attr, (module, attr), SAME, t.requires_grad, id(t),
+                                       None, False, attr, declared, fans_layout))
+            else:
+                slots.append(self._slot(module, attr, t, role, fans_layout, declared, native_prefix, False, lazy))
+        if module._buffers:
+            skip = module._non_persistent_buffers_set
+            for attr, t in module._buffers.items():
+                if t is None:
+                    continue
+                if attr in skip:
+                    if is_lazy(t):
+                        lazy.append(t)
+                    continue
+                role, fans_layout, declared = kinds.get((_kind_of_param, cls, attr, True)) or \
+                    _kind_of_param(cls, attr, True)
+                slots.append(self._slot(module, attr, t, role, fans_layout, declared, native_prefix, False, lazy))
+        tied_t = ()
+        if children.get("parametrizations") is not None:
+            tied_t = [a for a in module.parametrizations if _is_tied_transposed(module, a)]
+            for attr in tied_t:
+                t = module.parametrizations[attr].original
+                role, fans_layout, declared = _kind_of_param(cls, attr, True)
+                slots.append(self._slot(module, attr, t, role, fans_layout, declared, native_prefix, True, lazy))
         # _modules, not named_children(): a module used twice must appear at both keys
-        for child_key, child in module._modules.items():
-            if child_key == "parametrizations" and tied_t:
-                continue   # shown as the tied parameter itself, above
-            if child is not None:
-                node.children.append(self._node(child, child_key, f"{native_prefix}{child_key}."))
+        for child_key, child in children.items():
+            if child is not None and not (tied_t and child_key == "parametrizations"):
+                # (a transposed tie's parametrizations are shown as the tied parameter, above)
+                node.children.append(self._node(child, child_key, native_prefix + child_key + ".", lazy))
         return node
+
+    @staticmethod
+    def _slot(module: nn.Module, attr: str, t: torch.Tensor, role: str, fans_layout, declared: bool,
+              native_prefix: str, transposed: bool, lazy: list) -> ParamSlot:
+        """The slot of any tensor but a plain Parameter: a buffer, a lazy
+        parameter (its shape hint from the config), a transposed tie's
+        original."""
+        if is_lazy(t):
+            lazy.append(t)
+            hint = _shape_hint(module, attr)
+        else:
+            hint = None     # the shape is the tensor's own (hints are for lazy ones)
+        return ParamSlot(
+            role, native_prefix + ("parametrizations." + attr + ".original" if transposed else attr),
+            (module, attr), SAME, isinstance(t, nn.Parameter) and t.requires_grad, id(t), hint, transposed,
+            attr, declared, fans_layout)
 
     def is_materialized(self, state: nn.Module) -> bool:
         stack, seen = [state], set()
@@ -246,6 +290,9 @@ class TorchAdapter(Adapter):
 
     # -- storage primitives ------------------------------------------------------
     def array_shape(self, state, ref) -> Optional[tuple]:
+        t = ref[0]._parameters.get(ref[1])
+        if type(t) is nn.Parameter:     # the common case, never lazy (shapes() asks every parameter)
+            return tuple(t.shape)
         t = _tensor(ref)
         return None if is_lazy(t) else tuple(t.shape)
 

@@ -26,15 +26,16 @@ from flax import linen as nn
 from flax import nnx
 from flax.errors import ModifyScopeVariableError
 
+from .... import layer_registry
 from .... import layout as _layout
 from ....errors import CapabilityError, NotMaterializedError
-from ...base import Composite, Inputs, LayerNode, ParamSlot, kept_shares
+from ...base import Composite, Deferred, Inputs, LayerNode, ParamSlot, kept_shares
 from ..builders import BUILDERS
 from ..calls import AbstractInputs, default_float, floating_dtype, jax_inputs, with_mode
 from ..common import FlaxAdapter, cast_leaf
 from ..layers import IN_FEATURES_ATTR, SEQUENTIAL_TYPES
 from ..layers import flatten
-from ..leaves import function_kind, layer_family, leaf_kinds, torch_order
+from ..leaves import function_kind, layer_family, leaf_kinds, ordered_leaf_kinds
 from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
@@ -111,13 +112,20 @@ def _kind(module, name: Optional[str]) -> str:
     if module is None:  # only in the pytree: Flax's auto-name tells the class
         cls, _, num = (name or "").rpartition("_")
         return "Dense" if cls == "Dense" else (cls if cls and num.isdigit() else "Module")
-    if isinstance(module, SEQUENTIAL_TYPES):
-        return "Sequential"
-    if isinstance(module, nn.Dense):
-        return "Dense"
-    if is_lstm(module):
+    if isinstance(module, nn.RNN) and is_lstm(module):
         return "LSTM"
-    return _NEUTRAL_KINDS.get(type(module), type(module).__name__)
+    return _class_kind(type(module))
+
+
+@layer_registry.per_class
+def _class_kind(cls: type) -> str:
+    """:func:`_kind` of a module of class ``cls`` (but an LSTM's ``nn.RNN``,
+    whose cell decides)."""
+    if issubclass(cls, SEQUENTIAL_TYPES):
+        return "Sequential"
+    if issubclass(cls, nn.Dense):
+        return "Dense"
+    return _NEUTRAL_KINDS.get(cls, cls.__name__)
 
 
 def _config_leaves(module) -> list:
@@ -157,14 +165,23 @@ def _may_flatten_maps(rec: CallRecord, owned: dict) -> bool:
     return any(what == "fn" and fn is flatten for children in rec.seq.values() for _, (what, fn) in children)
 
 
+def _leaf_shape(leaf) -> tuple:
+    """A pytree leaf's shape (a JAX array's own; ``np.shape`` otherwise)."""
+    shape = getattr(leaf, "shape", None)
+    return tuple(shape) if shape is not None else np.shape(leaf)
+
+
 def _unique_keys(slots: list, paths: list) -> list:
     """Keep keys unique within a layer: a second ``bias`` (from another
     collection) becomes ``<collection>:bias``."""
+    if len(slots) < 2:
+        return slots
     seen = set()
     for s, path in zip(slots, paths):
-        if s.leaf in seen:
-            s.key = f"{path[0]}:{s.leaf}"
-        seen.add(s.leaf)
+        leaf = s.key or s.role
+        if leaf in seen:
+            s.key = leaf = f"{path[0]}:{leaf}"
+        seen.add(leaf)
     return slots
 
 
@@ -261,31 +278,39 @@ class LinenAdapter(FlaxAdapter):
         if materialized:
             for full, leaf in pytree.ordered_leaves(state.variables):
                 module_path = full[1:-1]
-                owned.setdefault(module_path, []).append((full, leaf))
-                for i in range(len(module_path)):
-                    subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
+                leaves = owned.get(module_path)
+                if leaves is None:
+                    leaves = owned[module_path] = []
+                    for i in range(len(module_path)):
+                        subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
+                leaves.append((full, leaf))
         known_paths = set(rec.modules)
-        spatial = rec.orders is None and _may_flatten_maps(rec, owned)
+        # feature orders are only needed for values: set at the first need
+        # of a layout (names and shapes never need them)
+        pending, featured = Deferred(None), []   # featured: (slot, full path, leaf, family)
 
         def slots_for(path, module, name):
             if module is not None and is_lstm(module):
                 return lstm_slots(state, path, module, materialized)
             if materialized:
                 leaves = owned.get(path, [])
-                kinds = leaf_kinds(module, name, [(full[-1], np.shape(leaf), full[0] == "params")
-                                                  for full, leaf in leaves])
-                order = torch_order(kinds)
-                leaves, kinds = [leaves[i] for i in order], [kinds[i] for i in order]
-                out = []
-                for (full, leaf), kind in zip(leaves, kinds):
-                    layout = feature_layout(rec.orders, full, kind.layout, np.shape(leaf),
-                                            "/".join(full), family=layer_family(module, name),
-                                            spatial=spatial)
-                    src, transposed = state.ties.get(full, (full, False))
-                    transposed = state.ties_canonical_t.get(full, transposed)
-                    out.append(ParamSlot(kind.role, "/".join(full), full, layout, kind.trainable, src,
-                                         transposed=transposed, key=kind.key, declared=kind.declared))
-                return _unique_keys(out, [full for full, _ in leaves])
+                order, kinds = ordered_leaf_kinds(module, name, [(full[-1], _leaf_shape(leaf), full[0] == "params")
+                                                                 for full, leaf in leaves])
+                family = layer_family(module, name)
+                out, paths = [], []
+                ties, ties_t = state.ties, state.ties_canonical_t
+                for i in order:
+                    full, leaf = leaves[i]
+                    kind = kinds[i]
+                    src, transposed = ties.get(full, (full, False)) if ties else (full, False)
+                    if ties_t:
+                        transposed = ties_t.get(full, transposed)
+                    slot = ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, src, None,
+                                     transposed, kind.key, kind.declared, None, pending)
+                    featured.append((slot, full, leaf, family))
+                    out.append(slot)
+                    paths.append(full)
+                return _unique_keys(out, paths)
             if module is None:
                 return []
             config = _config_leaves(module)
@@ -329,7 +354,16 @@ class LinenAdapter(FlaxAdapter):
                     done.add(child)
             return n
 
-        return node((), "", frozenset())
+        root = node((), "", frozenset())
+
+        def feature_orders():
+            spatial = rec.orders is None and _may_flatten_maps(rec, owned)
+            for slot, full, leaf, family in featured:
+                slot.layout = feature_layout(rec.orders, full, slot.shape_layout, np.shape(leaf), "/".join(full),
+                                             family=family, spatial=spatial)
+
+        pending.fn = feature_orders
+        return root
 
     # -- forward -------------------------------------------------------------
     def _run(self, state: LinenState, variables, inputs: Inputs, train: Optional[bool],

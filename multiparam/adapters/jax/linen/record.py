@@ -27,6 +27,7 @@ import jax
 from flax import linen as nn
 from flax.core import FrozenDict
 
+from .... import layer_registry
 from ..layers import SEQUENTIAL_TYPES, child_keys
 from ..order import trace_orders
 from .pytree import key_name
@@ -78,6 +79,19 @@ def _suffixed(val) -> list:
     return [("_" + "_".join(k), v) for k, v in sorted(flat, key=lambda kv: kv[0])]
 
 
+#: value type -> whether a field of that type may hold submodules (a
+#: module, or a list, tuple or dict of them); by type, so an ABC's
+#: ``isinstance`` runs once per type
+_MAY_HOLD_MODULES: dict = {}
+
+
+@layer_registry.per_class
+def _init_fields(cls: type) -> tuple:
+    """The dataclass fields of a module class that may hold submodules:
+    its ``__init__`` fields but ``parent`` and ``name`` (memoised)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("parent", "name") and f.init)
+
+
 def static_record(root: nn.Module) -> CallRecord:
     """The submodule tree from the unbound modules' dataclass fields,
     naming children exactly as Flax adopts them (so the paths predicted
@@ -90,17 +104,18 @@ def static_record(root: nn.Module) -> CallRecord:
     def walk(module, path):
         rec.modules[path] = module
         preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
-        for f in dataclasses.fields(module):
-            if f.name in ("parent", "name") or not f.init:
-                continue
-            val = getattr(module, f.name)
-            if not isinstance(val, (nn.Module, list, tuple, dict, FrozenDict)):
+        for field_name in _init_fields(type(module)):
+            val = getattr(module, field_name)
+            holds = _MAY_HOLD_MODULES.get(type(val))
+            if holds is None:
+                holds = _MAY_HOLD_MODULES[type(val)] = isinstance(val, (nn.Module, list, tuple, dict, FrozenDict))
+            if not holds:
                 continue  # features=16, kernel_init=...: no submodule
             for suffix, sub in _suffixed(val):
                 if not isinstance(sub, nn.Module) or id(sub) in adopted:
                     continue
                 own = object.__getattribute__(sub, "name")
-                name = own if (preserve and own) else f"{f.name}{suffix}"
+                name = own if (preserve and own) else f"{field_name}{suffix}"
                 adopted[id(sub)] = path + (name,)
                 rec.add_call(path, path + (name,))
                 walk(sub, path + (name,))
