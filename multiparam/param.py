@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Optional
 import numpy as np
 
 from . import layout as _layout
+from . import sharding as _sharding
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
 from .transaction import WritePlan
@@ -130,6 +131,28 @@ class Param:
         self._require_value()
         return int(np.prod(self.shape, dtype=np.int64))
 
+    # -- sharding (multiparam.sharding) ---------------------------------------
+    @property
+    def sharding(self) -> Optional["_sharding.Sharding"]:
+        """How the parameter is split over a device mesh (canonical axes):
+        ``Shard(dim=0 over 'fsdp'=4)``; None when one device holds it.
+        ``CapabilityError`` on a backend that cannot shard."""
+        return _sharding.param_sharding(self)
+
+    @property
+    def is_sharded(self) -> bool:
+        """True when some dim is split over devices (False on a backend
+        that cannot shard)."""
+        return _sharding.param_is_sharded(self)
+
+    def shards(self):
+        """``(global index, read-only NumPy block)`` for each block of the
+        canonical array this process holds, without gathering: the global
+        index is a tuple of ``slice(start, stop)``.  An unsharded parameter
+        is one block, its value.  ``CapabilityError`` on a backend that
+        cannot shard."""
+        return _sharding.param_shards(self)
+
     # -- values ---------------------------------------------------------------
     def _require_value(self) -> None:
         if not self.materialized:
@@ -137,7 +160,10 @@ class Param:
 
     @property
     def value(self) -> np.ndarray:
-        """Read-only canonical-layout NumPy array."""
+        """Read-only canonical-layout NumPy array.  A sharded parameter is
+        gathered whole into this process (a collective under
+        ``torch.distributed``: every rank reads it); ``MULTIPARAM_MAX_GATHER``
+        bounds that, and ``shards()`` reads without gathering."""
         model = self._model
         if not model.materialized:  # a materialised model stays so until refresh()
             self._require_value()
@@ -212,6 +238,9 @@ class Param:
         has checked and cast (package-internal: write through ``set`` or a
         WritePlan, which check first)."""
         self._view = None  # do not keep the old storage alive
+        if _sharding.wants_blocks(self, canonical):   # each shard its own block, sharding kept
+            _sharding.write_param(self, canonical)
+            return
         native = _layout.to_native(canonical, self._slot.layout)
         prepared = _contiguous(native)
         if prepared is native or np.may_share_memory(prepared, canonical):
