@@ -32,6 +32,7 @@ import numpy as np
 
 from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, open_checkpoint,
                          write_checkpoint)
+from . import sharded_io
 from .model import Model, wrap
 from .state import IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
 from .version import __version__
@@ -94,8 +95,16 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
     PyTorch's ``state_dict`` keys, so a torch model's file loads with
     ``model.load_state_dict(safetensors.torch.load_file(path), strict=False)``
     (the missing keys are only the aliases of tied parameters, stored once).
-    Returns the file (or the index) written."""
+    Returns the file (or the index) written.
+
+    A model with a sharded parameter is saved sharded instead
+    (``multiparam.sharded_io``): every process calls ``save`` with the same
+    ``path``, a folder, and writes only the shards it owns, never gathering;
+    the index ``model.shards.json`` records each tensor's global shape and
+    the slices each file holds."""
     model = _as_model(model)
+    if sharded_io.is_sharded_model(model):
+        return sharded_io.save(model, path)
     views = state_views(model)        # read-only views: written out, never copied first
     written = save_state(views, path, backend=views.backend, ties=views.ties,
                          max_shard_size=max_shard_size)
@@ -181,8 +190,14 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
     the file has it) checked and every entry matched against the model
     before anything is written; tensors are memory-mapped and copied into
     the model one at a time.  Returns ``IncompatibleKeys`` as torch's
-    ``load_state_dict`` does."""
+    ``load_state_dict`` does.
+
+    A sharded checkpoint (a folder with ``model.shards.json``, from a
+    sharded ``save``) loads into any mesh, world size or an unsharded
+    model: each parameter reads only the slices its own shards need."""
     model = _as_model(model)
+    if sharded_io.is_sharded_checkpoint(path):
+        return load_state_dict(model, sharded_io.open_sharded(path), strict=strict)
     return load_state_dict(model, read_state(path, verify=verify), strict=strict)
 
 

@@ -27,7 +27,7 @@ def as_numpy(value: Any) -> np.ndarray:
     list, scalar) as a NumPy array, importing no framework: a value of a
     backend's class is converted by that backend's adapter
     (``Adapter.to_numpy``), anything else by ``np.asarray``."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, _sharding.Blocks)):   # Blocks: read block by block later
         return value
     backend = backend_of_type(type(value))
     if backend is not None:

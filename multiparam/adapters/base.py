@@ -724,6 +724,10 @@ class Adapter:
         """How many processes share the mesh (torch's world size)."""
         return 1
 
+    def barrier(self) -> None:
+        """Wait until every process of the mesh reaches this point (a
+        sharded save: the files exist before anyone loads them)."""
+
     def array_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
         """The framework's own accumulated gradient of one native array,
         or None (the default: JAX and Keras keep none)."""

@@ -138,3 +138,45 @@ JAX_CASES = {f"{flavour}-{mesh}": (builder, mesh) for flavour, builder in
 def jax_case(label: str) -> Case:
     builder, mesh = JAX_CASES[label]
     return builder(mesh)
+
+
+# -- the MLP built from one mp.nn spec, for moving checkpoints between frameworks ---------------
+def jax_named_case(mesh_key: str):
+    """The spec's MLP on the jax backend (torch's names: ``0.weight`` ...),
+    its variables then placed over the mesh as a user would
+    (``jax.device_put`` with a NamedSharding per leaf, every dim the mesh
+    divides split).  Returns ``(handle, forward(x) as NumPy)``."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    import multiparam as mp
+    mesh, names = _mesh(mesh_key)
+    m = mp.wrap(mp.nn.Sequential(*spec_layers(), backend="jax"))
+    sizes = dict(zip(names, MESHES[mesh_key][0]))
+    axes = list(names) if len(names) > 1 else [names[0], None]
+
+    def place(leaf):
+        parts = []
+        for d, n in enumerate(leaf.shape):
+            a = axes[d] if d < len(axes) else None
+            parts.append(a if a is not None and n % sizes[a] == 0 else None)
+        return jax.device_put(leaf, NamedSharding(mesh, P(*parts)))
+
+    m.flax.variables = jax.tree.map(place, m.flax.variables)
+    return m, lambda x: np.asarray(m(x))
+
+
+def spec_layers():
+    import multiparam as mp
+    return [mp.nn.Dense(HIDDEN, in_features=IN), mp.nn.ReLU(), mp.nn.Dense(OUT)]
+
+
+#: backends whose unsharded models of the spec load the sharded checkpoints
+PLAIN_BACKENDS = ("torch", "tensorflow")
+
+
+def plain_case(label: str):
+    """``(handle, forward(x) as NumPy)`` of the spec's MLP on one device."""
+    import multiparam as mp
+    m = mp.wrap(mp.nn.Sequential(*spec_layers(), backend=label), sample_input=X)
+    return m, lambda x: m.adapter.to_numpy(m(x))

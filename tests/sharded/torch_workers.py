@@ -189,17 +189,46 @@ def scenario_handles(out: Path, rank: int, world: int, kind: str) -> dict:
     return report
 
 
+def scenario_save_fsdp(out: Path, rank: int, world: int, path: str) -> dict:
+    """FSDP2 saves its shards (portable init, seed 11); rank 0 keeps torch's own gather as truth."""
+    import multiparam as mp
+    net = sharded_mlp("fsdp", world)
+    m = mp.wrap(net).init(mp.init.normal(0, 0.5), seed=11)
+    m.init(mp.init.normal(0, 0.5), where=r".*bias", seed=12)
+    truth = {n: full(t) for n, t in net.named_parameters()}
+    mp.save(m, path)
+    if rank == 0:
+        np.savez(out / "truth.npz", **truth)
+    mine = Path(path) / f"shards-{rank + 1:05d}-of-{world:05d}.safetensors"
+    from multiparam.checkpoint import read_header
+    entries = read_header(mine)[0]
+    return {"saved_bytes": [True, sum(e.nbytes for e in entries.values())]}
+
+
+def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str) -> dict:
+    """Tensor parallelism loads a checkpoint another mesh saved: values and placements."""
+    import multiparam as mp
+    net = sharded_mlp("tp", world)
+    placements = {n: t.placements for n, t in net.named_parameters()}
+    mp.load(mp.wrap(net), path)
+    want = np.load(expected)
+    values = all(np.array_equal(full(t), want[n]) for n, t in net.named_parameters())
+    same = all(t.placements == placements[n] for n, t in net.named_parameters())
+    return {"values": [values, ""], "placements": [same, ""]}
+
+
 SCENARIOS = {"fsdp": lambda out, r, w: scenario_handles(out, r, w, "fsdp"),
-             "tp": lambda out, r, w: scenario_handles(out, r, w, "tp")}
+             "tp": lambda out, r, w: scenario_handles(out, r, w, "tp"),
+             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp}
 
 
 def main(argv) -> None:
     import torch.distributed as dist
-    scenario, out = argv[0], Path(argv[1])
+    scenario, out, args = argv[0], Path(argv[1]), json.loads(argv[2]) if len(argv) > 2 else {}
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     try:
-        report = SCENARIOS[scenario](out, rank, world)
+        report = SCENARIOS[scenario](out, rank, world, **args)
         (out / f"{scenario}.rank{rank}.json").write_text(json.dumps(report))
     finally:
         dist.destroy_process_group()

@@ -339,6 +339,10 @@ class TorchAdapter(Adapter):
     def process_count(self) -> int:
         return _dtensors().process_count() if _dtensors() is not None else 1
 
+    def barrier(self) -> None:
+        if _dtensors() is not None and _dtensors().process_count() > 1:
+            _dtensors().dist.barrier()
+
     def array_grad(self, state, ref) -> Optional[np.ndarray]:
         g = _tensor(ref).grad
         return None if g is None else tensors.to_numpy(g)
