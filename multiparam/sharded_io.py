@@ -29,7 +29,8 @@ import numpy as np
 
 from . import dtypes
 from .checkpoint import FileFormatError, PlannedTensor, _temp_beside, read_header, write_checkpoint
-from .sharding import Blocks, ShardingError, check_cover, format_index, index_shape, whole
+from .sharding import (Blocks, ShardingError, _canonical_axes, check_cover, format_index, index_shape,
+                       permute_index, whole)
 from .state import StateDict
 
 INDEX = "model.shards.json"
@@ -62,7 +63,6 @@ def is_sharded_checkpoint(path: Union[str, os.PathLike]) -> bool:
 def _owned_blocks(model, p) -> Tuple[list, list]:
     """(every block of ``p`` with its owning process, this process's own
     (index, block) rows), canonical."""
-    from .sharding import _canonical_axes, permute_index
     adapter, state = model.adapter, model.adapter_state
     if not p.is_sharded:
         shape = tuple(p.shape)
