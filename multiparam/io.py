@@ -37,6 +37,7 @@ import xxhash
 from . import progress as _progress
 from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, TensorChecksum, open_checkpoint,
                          write_checkpoint)
+from . import sharded_io
 from .model import Model, wrap
 from .state import DeferredArray, IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
 from .version import __version__
@@ -116,8 +117,16 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
     Tensors stream from the parameters' own memory to the file (no copy of
     the model is made), with a checksum each and one fsync per file; a
     progress bar appears when it runs for over a second in a terminal
-    (``progress=False``: never).  Returns the file (or the index) written."""
+    (``progress=False``: never).  Returns the file (or the index) written.
+
+    A model with a sharded parameter is saved sharded instead
+    (``multiparam.sharded_io``): every process calls ``save`` with the same
+    ``path``, a folder, and writes only the shards it owns, never gathering;
+    the index ``model.shards.json`` records each tensor's global shape and
+    the slices each file holds."""
     model = _as_model(model)
+    if sharded_io.is_sharded_model(model):
+        return sharded_io.save(model, path)
     views = state_views(model)        # read-only views: written out, never copied first
     written = save_state(views, path, backend=views.backend, ties=views.ties,
                          max_shard_size=max_shard_size, progress=progress)
@@ -219,8 +228,14 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
     one tensor, and a file larger than free memory loads.  ``verify=False``
     skips the checksums (the headers are still checked).  A progress bar
     appears when it runs for over a second in a terminal (``progress=False``:
-    never)."""
+    never).
+
+    A sharded checkpoint (a folder with ``model.shards.json``, from a
+    sharded ``save``) loads into any mesh, world size or an unsharded
+    model: each parameter reads only the slices its own shards need."""
     model = _as_model(model)
+    if sharded_io.is_sharded_checkpoint(path):
+        return load_state_dict(model, sharded_io.open_sharded(path), strict=strict, progress=progress)
     ck = open_checkpoint(path)
     ties, backend = _multiparam_metadata(ck)
     if verify:

@@ -14,6 +14,7 @@ import numpy as np
 from . import fastcopy
 from . import layout as _layout
 from .adapters.base import DENSE_IN_OUT, SAME, Composite
+from . import sharding as _sharding
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
 from .transaction import WritePlan
@@ -28,7 +29,7 @@ def as_numpy(value: Any) -> np.ndarray:
     list, scalar) as a NumPy array, importing no framework: a value of a
     backend's class is converted by that backend's adapter
     (``Adapter.to_numpy``), anything else by ``np.asarray``."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, _sharding.Blocks)):   # Blocks: read block by block later
         return value
     backend = backend_of_type(type(value))
     if backend is not None:
@@ -140,6 +141,28 @@ class Param:
         self._require_value()
         return int(np.prod(self.shape, dtype=np.int64))
 
+    # -- sharding (multiparam.sharding) ---------------------------------------
+    @property
+    def sharding(self) -> Optional["_sharding.Sharding"]:
+        """How the parameter is split over a device mesh (canonical axes):
+        ``Shard(dim=0 over 'fsdp'=4)``; None when one device holds it.
+        ``CapabilityError`` on a backend that cannot shard."""
+        return _sharding.param_sharding(self)
+
+    @property
+    def is_sharded(self) -> bool:
+        """True when some dim is split over devices (False on a backend
+        that cannot shard)."""
+        return _sharding.param_is_sharded(self)
+
+    def shards(self):
+        """``(global index, read-only NumPy block)`` for each block of the
+        canonical array this process holds, without gathering: the global
+        index is a tuple of ``slice(start, stop)``.  An unsharded parameter
+        is one block, its value.  ``CapabilityError`` on a backend that
+        cannot shard."""
+        return _sharding.param_shards(self)
+
     # -- values ---------------------------------------------------------------
     def _require_value(self) -> None:
         if not self.materialized:
@@ -147,7 +170,10 @@ class Param:
 
     @property
     def value(self) -> np.ndarray:
-        """Read-only canonical-layout NumPy array."""
+        """Read-only canonical-layout NumPy array.  A sharded parameter is
+        gathered whole into this process (a collective under
+        ``torch.distributed``: every rank reads it); ``MULTIPARAM_MAX_GATHER``
+        bounds that, and ``shards()`` reads without gathering."""
         model = self._model
         if not model.materialized:  # a materialised model stays so until refresh()
             self._require_value()
@@ -227,6 +253,9 @@ class Param:
         ``canonical`` (a tensor just read from a file), so the framework may
         keep its memory instead of copying it."""
         self._view = None  # do not keep the old storage alive
+        if _sharding.wants_blocks(self, canonical):   # each shard its own block, sharding kept
+            _sharding.write_param(self, canonical)
+            return
         native = _layout.to_native(canonical, self._slot.layout)
         prepared = fastcopy.contiguous(native)
         if not owned and (prepared is native or np.may_share_memory(prepared, canonical)):

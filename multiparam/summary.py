@@ -7,12 +7,16 @@ from typing import List
 from .errors import NotMaterializedError
 from .param import format_shape
 
-COLUMNS = ("name", "native name", "shape", "native shape", "dtype", "trainable", "tied with")
+COLUMNS = ("name", "native name", "shape", "native shape", "dtype", "trainable", "tied with", "sharding")
+#: columns shown only when some row has something in them
+_OPTIONAL = ("tied with", "sharding")
 
 
 class Summary:
     """Rows of (canonical name, native name, shape, native shape, dtype,
-    trainable, tied with); ``str()`` is a text table, ``_repr_html_`` HTML."""
+    trainable, tied with, sharding); ``str()`` is a text table,
+    ``_repr_html_`` HTML.  The sharding column (``Shard(dim=0 over
+    'fsdp'=4)``) shows for a model with a sharded parameter."""
 
     def __init__(self, model):
         self.backend = model.backend
@@ -24,6 +28,7 @@ class Summary:
                 str(p.dtype) if p.dtype is not None else "?",
                 "yes" if p.trainable else "no",
                 ", ".join(p.aliases[1:]),
+                repr(p.sharding) if p.is_sharded else "",
             ))
         try:
             self.total = f"{model.num_parameters():,}"
@@ -31,7 +36,7 @@ class Summary:
             self.total = "unknown until the first forward"
 
     def _columns(self):
-        keep = [i for i, c in enumerate(COLUMNS) if c != "tied with" or any(r[i] for r in self.rows)]
+        keep = [i for i, c in enumerate(COLUMNS) if c not in _OPTIONAL or any(r[i] for r in self.rows)]
         return keep
 
     def __str__(self) -> str:

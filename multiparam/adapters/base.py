@@ -41,6 +41,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 import numpy as np
 
 from .. import dtypes
+from .. import sharding as _sharding
 from ..errors import CapabilityError, MultiparamError
 
 # Layout tags: how a native array differs from the canonical (PyTorch) layout.
@@ -736,6 +737,85 @@ class Adapter:
     def array_object(self, state: Any, ref: Any) -> Any:
         """The framework's own object for one native array."""
         raise NotImplementedError
+
+    # -- sharded arrays (JAX NamedSharding, torch DTensor): templates ----------
+    # A backend that holds sharded arrays implements the four primitives
+    # after these; the templates check the ``sharding`` capability (a
+    # backend that cannot shard declares it False with the reason) and keep
+    # composites (several native arrays) unsharded.
+    def sharding(self, state: Any, ref: Any) -> Optional["_sharding.Sharding"]:
+        """The parameter's :class:`~multiparam.sharding.Sharding` in native
+        axes, or None when one device holds it."""
+        self.require_sharding("describe a sharded parameter")
+        if isinstance(ref, Composite):
+            if any(self.sharding(state, part) is not None for part in ref.parts):
+                raise CapabilityError(self.name, "shard a parameter the framework stores as several "
+                                      "arrays", "read its value (gathered) instead")
+            return None
+        return self.array_sharding(state, ref)
+
+    def shards(self, state: Any, ref: Any) -> list:
+        """``[(global native index, NumPy block)]`` this process holds, each
+        block once (see :meth:`local_shards`); the whole array when it is
+        not sharded."""
+        if self.sharding(state, ref) is None:
+            return [(_sharding.whole(self.native_shape(state, ref)), np.asarray(self.read(state, ref)))]
+        return self.local_shards(state, ref)
+
+    def write_blocks(self, state: Any, ref: Any, block: Callable[[tuple], np.ndarray]) -> None:
+        """Write the parameter from ``block(global native index)``, asking
+        only for the blocks this process's shards hold, keeping the native
+        sharding (see :meth:`write_shards`); an unsharded parameter asks for
+        the whole array and is written with :meth:`write`."""
+        if self.capability("sharding").supported and self.sharding(state, ref) is not None:
+            self.write_shards(state, ref, block)
+            return
+        self.write(state, ref, np.ascontiguousarray(block(_sharding.whole(self.native_shape(state, ref)))))
+
+    def require_sharding(self, what: str) -> None:
+        """``CapabilityError`` with the backend's reason when it cannot hold
+        sharded parameters."""
+        cap = self.capability("sharding")
+        if not cap.supported:
+            raise CapabilityError(self.name, what, cap.reason)
+
+    # -- sharded arrays: primitives (one native array each) ------------------------
+    def array_sharding(self, state: Any, ref: Any) -> Optional["_sharding.Sharding"]:
+        """One native array's sharding (native axes), or None when a single
+        device holds it.  Default: never sharded."""
+        return None
+
+    def local_shards(self, state: Any, ref: Any) -> list:
+        """``[(global native index, NumPy block)]`` of one sharded native
+        array: the blocks this process holds, each distinct block once,
+        without gathering."""
+        return [(_sharding.whole(self.array_shape(state, ref)), self.read_array(state, ref))]
+
+    def write_shards(self, state: Any, ref: Any, block: Callable[[tuple], np.ndarray]) -> None:
+        """Write one sharded native array in place, shard by shard, from
+        ``block(global native index) -> NumPy array`` (asked once per
+        distinct block this process holds), so the framework's object keeps
+        its sharding and type (the same ``DTensor`` placements, a
+        ``jax.Array`` with the same ``NamedSharding``)."""
+        self.write_array(state, ref, np.ascontiguousarray(block(_sharding.whole(self.array_shape(state, ref)))))
+
+    def shard_owners(self, state: Any, ref: Any) -> list:
+        """``[(global native index, process index)]``: every distinct block
+        of one native array across all processes, with the lowest process
+        that holds it (a sharded save writes each block once, from there)."""
+        return [(_sharding.whole(self.array_shape(state, ref)), 0)]
+
+    def process_index(self) -> int:
+        """This process's index among the processes that share the mesh."""
+        return 0
+
+    def process_count(self) -> int:
+        """How many processes share the mesh (torch's world size)."""
+        return 1
+
+    def barrier(self) -> None:
+        """Wait until every process of the mesh reaches this point (a
+        sharded save: the files exist before anyone loads them)."""
 
     def array_grad(self, state: Any, ref: Any) -> Optional[np.ndarray]:
         """The framework's own accumulated gradient of one native array,

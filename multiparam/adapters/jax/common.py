@@ -17,6 +17,7 @@ from flax import nnx
 from ... import dtypes, fastcopy
 from ... import initializers as I
 from ..base import Adapter, Capability, Composite
+from . import sharding as _sharding
 from .extension import FlaxExtension
 from .leaves import layer_family
 
@@ -105,7 +106,10 @@ class FlaxAdapter(Adapter):
         raise NotImplementedError
 
     def read_array(self, state, ref) -> np.ndarray:
-        return np.asarray(self.jax_array(state, ref))   # zero-copy on CPU
+        array = self.jax_array(state, ref)
+        if _sharding.is_sharded_array(array):     # a gather: bounded by MULTIPARAM_MAX_GATHER
+            return _sharding.gathered(array, f"the array at {ref}")
+        return np.asarray(array)   # zero-copy on CPU
 
     def array_shape(self, state, ref) -> Optional[tuple]:
         return tuple(np.shape(self.jax_array(state, ref)))
@@ -121,7 +125,32 @@ class FlaxAdapter(Adapter):
 
     def write_array(self, state, ref, value) -> None:
         # JAX arrays are immutable: writing is replacing the array
-        self.replace_array(state, ref, private_array(value, self.jax_array(state, ref).dtype))
+        current = self.jax_array(state, ref)
+        if _sharding.is_sharded_array(current):
+            whole = np.asarray(value)
+            self.write_shards(state, ref, lambda index: whole[index])
+            return
+        self.replace_array(state, ref, private_array(value, current.dtype))
+
+    # -- sharded arrays (multiparam.sharding; the base's templates use these) ----
+    def array_sharding(self, state, ref):
+        return _sharding.describe(self.jax_array(state, ref))
+
+    def local_shards(self, state, ref) -> list:
+        return _sharding.local_shards(self.jax_array(state, ref))
+
+    def write_shards(self, state, ref, block) -> None:
+        # a new array with the same sharding, each device's block from ``block``
+        self.replace_array(state, ref, _sharding.rebuilt(self.jax_array(state, ref), block))
+
+    def shard_owners(self, state, ref) -> list:
+        return _sharding.owners(self.jax_array(state, ref))
+
+    def process_index(self) -> int:
+        return jax.process_index()
+
+    def process_count(self) -> int:
+        return jax.process_count()
 
     def array_object(self, state, ref) -> Any:
         return self.jax_array(state, ref)
@@ -129,7 +158,12 @@ class FlaxAdapter(Adapter):
     def storage_key(self, state, ref) -> Any:
         # JAX arrays are immutable: the same array object is the same values
         # (a composite is joined from several arrays: no key)
-        return None if isinstance(ref, Composite) else self.jax_array(state, ref)
+        # (a composite is joined from several arrays: no key); a sharded
+        # array's gathered copy is not kept (it may be large), so no key
+        if isinstance(ref, Composite):
+            return None
+        array = self.jax_array(state, ref)
+        return None if _sharding.is_sharded_array(array) else array
 
     # -- the loss ops --------------------------------------------------------
     def is_floating_array(self, x) -> bool:

@@ -341,6 +341,9 @@ class MxnetAdapter(Adapter):
             False, "a Gluon layer passes its own Parameter's data to its operator, and a "
                    "Parameter cannot be the transpose of another"),
         **{f"dtype:{name}": Capability(False, reason) for name, reason in _UNHOLDABLE.items()},
+        "sharding": Capability(
+            False, "MXNet's KVStore aggregates gradients of whole Parameters kept on every "
+                   "device; it has no sharded-parameter model (no global array split over a mesh)"),
     }
 
     # -- recognising and preparing models ---------------------------------

@@ -21,7 +21,7 @@ from ... import dtypes, fastcopy
 from ... import initializers as I
 from ... import layout as _layout
 from ...errors import CapabilityError, NotMaterializedError
-from ..base import Adapter, Composite, Deferred, Inputs, LayerNode, ParamSlot, SumShare, kept_shares
+from ..base import Adapter, Capability, Composite, Deferred, Inputs, LayerNode, ParamSlot, SumShare, kept_shares
 from . import tree
 from .builders import BUILDERS
 from .layers import Dense, StoragePolicy
@@ -61,7 +61,12 @@ class TensorflowAdapter(Adapter):
     name = "tensorflow"
     # transposed ties: supported for the Dense layers multiparam builds (its
     # Dense subclass); ``tie`` raises CapabilityError for a plain keras Dense
-    capabilities: dict = {}
+    capabilities: dict = {
+        "sharding": Capability(
+            False, "Keras 3's distribution API (keras.distribution, DataParallel/ModelParallel "
+                   "layouts) exists only on its JAX backend; this adapter runs Keras on TensorFlow, "
+                   "whose variables are whole on one device"),
+    }
     channels_last = True    # Keras' default data_format: NHWC images
     builders = BUILDERS
 

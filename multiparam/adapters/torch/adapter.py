@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import warnings
 from typing import Any, Optional
 
@@ -137,6 +138,33 @@ class _Transpose(nn.Module):
         return x.T
 
 
+def _dtensors():
+    """``multiparam.adapters.torch.sharding`` once ``torch.distributed.tensor``
+    is imported, else None: no tensor can be a DTensor before its module
+    is, so an unsharded model never pays for importing it."""
+    if "torch.distributed.tensor" not in sys.modules:
+        return None
+    from . import sharding
+    return sharding
+
+
+def _dtensor(t) -> Any:
+    """The sharding helpers when ``t`` is a DTensor, else None."""
+    found = _dtensors()
+    return found if found is not None and found.is_dtensor(t) else None
+
+
+def _settled(state: nn.Module, ref) -> torch.Tensor:
+    """The tensor at ``ref`` once every FSDP2 module is resharded: a plain
+    tensor there may be FSDP's all-gathered copy, which a write would miss
+    and which ``.numpy()`` would pin (FSDP then cannot free it)."""
+    t = _tensor(ref)
+    found = _dtensors()
+    if found is not None and not found.is_dtensor(t) and found.settle(state):
+        t = _tensor(ref)
+    return t
+
+
 def _tensor(ref) -> torch.Tensor:
     module, attr = ref
     parameters = module._parameters
@@ -170,6 +198,8 @@ class TorchAdapter(Adapter):
     def prepare(self, native: nn.Module, sample_input: Any = None, **options) -> nn.Module:
         if options:
             raise TypeError(f"unexpected options for a torch model: {sorted(options)}")
+        if _dtensors() is not None:
+            _dtensors().settle(native)    # FSDP2 modules a forward left unsharded
         if sample_input is not None:
             # eval mode: materialising shapes must not move BatchNorm statistics
             with torch.no_grad(), _mode(native, False):
@@ -308,15 +338,24 @@ class TorchAdapter(Adapter):
         # The ndarray is a fresh object, so mark it read-only here and the
         # handle need not make a read-only view of it; .cpu() only off the
         # CPU (it costs ~1 us even on CPU).
-        t = _tensor(ref).detach()
+        t = (_tensor(ref) if "torch.distributed.tensor" not in sys.modules else _settled(state, ref)).detach()
         try:    # the hot read path: a CPU tensor of a dtype NumPy has
             a = t.numpy()
-        except TypeError:   # bfloat16/float8 (as their bits), or off the CPU
+        except (TypeError, RuntimeError):   # bfloat16/float8 (as their bits), off the CPU, a DTensor
+            dtensor = _dtensor(t)
+            if dtensor is not None:     # a gather (collective), bounded by MULTIPARAM_MAX_GATHER
+                return dtensor.gathered(t, f"{type(ref[0]).__name__}.{ref[1]}")
             a = tensors.to_numpy(t)
         a.setflags(write=False)
         return a
 
     def write_array(self, state, ref, value) -> None:
+        if _dtensors() is not None:
+            t = _settled(state, ref)
+            if _dtensor(t) is not None:   # each rank writes its own block: placements kept
+                whole = tensors.to_numpy(value) if isinstance(value, torch.Tensor) else value
+                self.write_shards(state, ref, lambda index: whole[index])
+                return
         t = _tensor(ref)
         with torch.no_grad(), warnings.catch_warnings():  # an in-place edit, as torch's .data idiom
             # a read-only (borrowed) array is only read here: copy_ copies it
@@ -339,6 +378,34 @@ class TorchAdapter(Adapter):
 
     def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)
+
+    # -- sharded arrays (DTensor; multiparam.sharding, the base's templates) -----
+    def array_sharding(self, state, ref):
+        found = _dtensors()
+        if found is None:
+            return None
+        t = _settled(state, ref)
+        return found.describe(t) if found.is_dtensor(t) else None
+
+    def local_shards(self, state, ref) -> list:
+        return _dtensors().local_shards(_tensor(ref))
+
+    def write_shards(self, state, ref, block) -> None:
+        _dtensors().write_local(_tensor(ref), block)
+
+    def shard_owners(self, state, ref) -> list:
+        t = _tensor(ref)
+        return _dtensor(t).owners(t) if _dtensor(t) is not None else super().shard_owners(state, ref)
+
+    def process_index(self) -> int:
+        return _dtensors().process_index() if _dtensors() is not None else 0
+
+    def process_count(self) -> int:
+        return _dtensors().process_count() if _dtensors() is not None else 1
+
+    def barrier(self) -> None:
+        if _dtensors() is not None and _dtensors().process_count() > 1:
+            _dtensors().dist.barrier()
 
     def array_grad(self, state, ref) -> Optional[np.ndarray]:
         g = _tensor(ref).grad

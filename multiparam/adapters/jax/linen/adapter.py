@@ -40,6 +40,7 @@ from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
 from ..order import feature_layout
+from ..sharding import rebox, unbox
 from .record import CallRecord, static_record, traced_record
 
 
@@ -76,6 +77,9 @@ class LinenState:
     mutable: Any = dataclasses.field(default=False, repr=False)
     #: training calls made without ``rngs``: each gets the next dropout key
     train_calls: int = dataclasses.field(default=0, repr=False)
+    #: leaf path -> the Flax box (``nn.Partitioned``) the user's pytree had
+    #: there; ``variables`` holds the arrays, ``m.flax.variables`` the boxes
+    boxes: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def next_dropout_key(self) -> jax.Array:
         """A fresh dropout key for a training call given no ``rngs`` (torch
@@ -220,7 +224,7 @@ class LinenAdapter(FlaxAdapter):
         if inputs is not None:
             state.sample = AbstractInputs(inputs)
         if variables is not None:
-            state.variables = variables
+            state.variables, state.boxes = unbox(variables)   # nn.with_partitioning's boxes
         elif inputs is not None:
             state.variables = self._init(state, inputs)
         return state
@@ -537,12 +541,14 @@ class LinenAdapter(FlaxAdapter):
         state.variables = self._expand(state, state.variables)
 
     def native_variables(self, state: LinenState) -> Any:
-        """The variables pytree (every tied path filled)."""
-        return state.variables
+        """The variables pytree (every tied path filled; partitioning boxes
+        as the user gave them)."""
+        return rebox(state.variables, state.boxes)
 
     def set_native_variables(self, state: LinenState, variables: Any) -> None:
         """Replace the handle's pytree (same structure and shapes), e.g. after
         an optax step on ``expand_variables(new_unique)``."""
+        variables, boxes = unbox(variables)
         old = jax.tree_util.tree_structure(state.variables)
         new = jax.tree_util.tree_structure(variables)
         if old != new:
@@ -551,6 +557,7 @@ class LinenAdapter(FlaxAdapter):
             if np.shape(a) != np.shape(b):
                 raise ValueError(f"a leaf of shape {np.shape(b)} where the model has {np.shape(a)}")
         state.variables = self._expand(state, variables)
+        state.boxes = boxes or state.boxes
 
     def unique_variables(self, state: LinenState) -> Any:
         """The variables with each tied path (``m.tie``) removed: the pytree

@@ -1,0 +1,238 @@
+"""torch.distributed workers for the sharded suite: ``launch`` starts
+``world`` processes of this module (torchrun's environment: RANK,
+WORLD_SIZE, MASTER_ADDR, MASTER_PORT) on the gloo backend, each with a
+timeout, and returns what each rank reported.
+
+A worker runs every check of one *scenario* on a sharded model and reports
+``{check: [ok, detail]}``: truth is torch's own (``DTensor.full_tensor()``,
+``placements``) and NumPy.  The tests (``test_distributed.py``) assert on
+the reports, one check per test."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+WORLD = 2
+#: seconds a whole launch may take (a rank left alone in a collective waits for gloo's timeout)
+LAUNCH_TIMEOUT = 300
+IN, HIDDEN, OUT = 8, 16, 4
+X = np.random.default_rng(0).standard_normal((2, IN)).astype(np.float32)
+WRITES = ("set", "setitem", "init", "load_state_dict", "load", "transfer")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(scenario: str, out: Path, world: int = WORLD, **args) -> list:
+    """Run ``scenario`` on ``world`` ranks; the reports, by rank."""
+    out.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    repo = str(Path(__file__).resolve().parents[2])
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.sharded.torch_workers", scenario, str(out), json.dumps(args)],
+            env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=LAUNCH_TIMEOUT)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for rank, p in enumerate(procs):
+        if p.returncode != 0:
+            raise RuntimeError(f"rank {rank} of {scenario!r} failed ({p.returncode}):\n{logs[rank][-4000:]}")
+    return [json.loads((out / f"{scenario}.rank{r}.json").read_text()) for r in range(world)]
+
+
+# -- the sharded models ------------------------------------------------------------------------
+def mlp():
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT))
+
+
+def sharded_mlp(kind: str, world: int):
+    """An MLP under FSDP2 (``fully_shard``, mesh axis 'fsdp') or tensor
+    parallelism (Colwise then Rowwise, mesh axis 'tp')."""
+    from torch.distributed.device_mesh import init_device_mesh
+    net = mlp()
+    if kind == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+        fully_shard(net, mesh=init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",)))
+    elif kind == "tp":
+        from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+        parallelize_module(net, init_device_mesh("cpu", (world,), mesh_dim_names=("tp",)),
+                           {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    else:
+        raise ValueError(kind)
+    return net
+
+
+def full(t) -> np.ndarray:
+    """torch's own gather of a DTensor (a plain tensor as it is)."""
+    t = t.full_tensor() if hasattr(t, "full_tensor") else t
+    return t.detach().numpy()
+
+
+def numpy_mlp(values: dict, x: np.ndarray) -> np.ndarray:
+    return np.maximum(x @ values["0.weight"].T + values["0.bias"], 0) @ values["2.weight"].T + values["2.bias"]
+
+
+def forward(net, x) -> np.ndarray:
+    import torch
+    with torch.no_grad():
+        return full(net(torch.as_tensor(x)))
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+def scenario_handles(out: Path, rank: int, world: int, kind: str) -> dict:
+    """What a handle sees of a sharded model, and every write."""
+    import torch
+    import multiparam as mp
+    from multiparam.io import save_state
+    from multiparam.sharding import GatherError
+    report = {}
+
+    def check(name, fn):
+        try:
+            ok = fn()
+            report[name] = [bool(ok), "" if ok else "check returned False"]
+        except Exception:
+            report[name] = [False, traceback.format_exc()]
+
+    net = sharded_mlp(kind, world)
+    net(torch.as_tensor(X))      # FSDP2 leaves the root unsharded after a forward: the handle reshards
+    m = mp.wrap(net)
+    natives = dict(net.named_parameters())
+    for name, p in m.named_parameters().items():
+        t = natives[name]
+        check(f"see:{name}:shape", lambda: p.shape == tuple(t.shape))
+        check(f"see:{name}:value", lambda: np.array_equal(p.value, full(t)))
+        check(f"see:{name}:shards", lambda: all(np.array_equal(b, full(t)[i]) for i, b in p.shards())
+              and sum(b.size for _, b in p.shards()) == t.to_local().numel())
+        check(f"see:{name}:sharding", lambda: p.is_sharded == any(type(pl).__name__ == "Shard"
+                                                                 for pl in t.placements))
+    check("see:summary", lambda: "sharding" in str(m.summary()) and f"over '{kind}'=2" in str(m.summary()))
+
+    def gather_refused():
+        os.environ["MULTIPARAM_MAX_GATHER"] = "16"
+        try:
+            m["0.weight"].value
+        except GatherError:
+            return True
+        finally:
+            del os.environ["MULTIPARAM_MAX_GATHER"]
+        return False
+    check("see:gather_limit", gather_refused)
+
+    def wrong_shape_refused():
+        before = full(natives["0.weight"])
+        try:
+            m["0.weight"].set(np.zeros((HIDDEN + 1, IN), np.float32))
+        except mp.ShapeError:
+            return np.array_equal(full(natives["0.weight"]), before)
+        return False
+    check("bad:wrong_shape", wrong_shape_refused)
+
+    for how in WRITES:
+        def write(how=how):
+            target = sharded_mlp(kind, world)
+            tm = mp.wrap(target)
+            placements = {n: t.placements for n, t in target.named_parameters()}
+            rng = np.random.default_rng(5)
+            values = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in tm.named_parameters().items()}
+            if how == "set":
+                for n, v in values.items():
+                    tm[n].set(v)
+            elif how == "setitem":
+                for n, v in values.items():
+                    tm[n][...] = v
+            elif how == "init":
+                tm.init(mp.init.normal(0, 0.5), seed=3)
+                plain = mp.wrap(mlp()).init(mp.init.normal(0, 0.5), seed=3)
+                values = {n: p.numpy() for n, p in plain.named_parameters().items()}
+            elif how == "load_state_dict":
+                tm.load_state_dict(values)
+            elif how == "load":
+                path = out / f"plain.{kind}.rank{rank}.safetensors"
+                save_state(values, path)
+                mp.load(tm, path)
+            elif how == "transfer":
+                src = mp.wrap(mlp())
+                src.load_state_dict(values)
+                mp.transfer(src, tm)
+            after = dict(target.named_parameters())
+            same = all(type(after[n]).__name__ in ("DTensor", "Parameter") and hasattr(after[n], "placements")
+                       and after[n].placements == placements[n] for n in placements)
+            equal = all(np.array_equal(full(after[n]), v) for n, v in values.items())
+            close = np.allclose(forward(target, X), numpy_mlp(values, X), rtol=1e-5, atol=1e-5)
+            return same and equal and close
+        check(f"write:{how}", write)
+    return report
+
+
+def scenario_save_fsdp(out: Path, rank: int, world: int, path: str) -> dict:
+    """FSDP2 saves its shards (portable init, seed 11); rank 0 keeps torch's own gather as truth."""
+    import multiparam as mp
+    net = sharded_mlp("fsdp", world)
+    m = mp.wrap(net).init(mp.init.normal(0, 0.5), seed=11)
+    m.init(mp.init.normal(0, 0.5), where=r".*bias", seed=12)
+    truth = {n: full(t) for n, t in net.named_parameters()}
+    mp.save(m, path)
+    if rank == 0:
+        np.savez(out / "truth.npz", **truth)
+    mine = Path(path) / f"shards-{rank + 1:05d}-of-{world:05d}.safetensors"
+    from multiparam.checkpoint import read_header
+    entries = read_header(mine)[0]
+    return {"saved_bytes": [True, sum(e.nbytes for e in entries.values())]}
+
+
+def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str) -> dict:
+    """Tensor parallelism loads a checkpoint another mesh saved: values and placements."""
+    import multiparam as mp
+    net = sharded_mlp("tp", world)
+    placements = {n: t.placements for n, t in net.named_parameters()}
+    mp.load(mp.wrap(net), path)
+    want = np.load(expected)
+    values = all(np.array_equal(full(t), want[n]) for n, t in net.named_parameters())
+    same = all(t.placements == placements[n] for n, t in net.named_parameters())
+    return {"values": [values, ""], "placements": [same, ""]}
+
+
+SCENARIOS = {"fsdp": lambda out, r, w: scenario_handles(out, r, w, "fsdp"),
+             "tp": lambda out, r, w: scenario_handles(out, r, w, "tp"),
+             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp}
+
+
+def main(argv) -> None:
+    import torch.distributed as dist
+    scenario, out, args = argv[0], Path(argv[1]), json.loads(argv[2]) if len(argv) > 2 else {}
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    try:
+        report = SCENARIOS[scenario](out, rank, world, **args)
+        (out / f"{scenario}.rank{rank}.json").write_text(json.dumps(report))
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
