@@ -274,6 +274,8 @@ class Param:
         shape = self.shape
         if shape is None or not _layout.is_identity(self._slot.layout, len(shape)):
             return False
+        if self.is_sharded:         # each shard takes its own block: write_validated
+            return False
         model = self._model
         if not model.adapter.fill(model.adapter_state, self._slot.ref, fill):
             return False

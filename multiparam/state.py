@@ -17,7 +17,7 @@ import numpy as np
 from . import progress as _progress
 from .errors import MultiparamError, NotMaterializedError, UnknownNameError
 from .param import Param, as_numpy
-from .transaction import WritePlan
+from .transaction import WritePlan, nbytes_of
 
 
 class StateDict(OrderedDict):
@@ -40,10 +40,6 @@ class DeferredArray(NamedTuple):
     dtype: np.dtype
     read: Callable[[], np.ndarray]
     read_into: Optional[Callable[[np.ndarray], None]] = None
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
 
 def _array(value: Any) -> np.ndarray:
@@ -172,11 +168,10 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
         value = given[key]
         if isinstance(value, DeferredArray):
             writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into, source=key)
-            total += value.nbytes
         else:
             value = as_numpy(value)
             writes.add(p, value, source=key)
-            total += value.nbytes
+        total += nbytes_of(value.shape, value.dtype)
     with _progress.bar(description, total, len(writes), progress) as bar:
         writes.commit(on_write=lambda p, nbytes: bar.update(nbytes))   # every entry passed: now write
     return IncompatibleKeys(missing, unexpected_orig)

@@ -33,6 +33,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .param import Param
 
 
+def nbytes_of(shape: tuple, dtype: np.dtype) -> int:
+    """Bytes of a value of ``shape`` and ``dtype`` (any value a plan takes:
+    an array, a deferred tensor, sharded blocks)."""
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
 class WritePlan:
     """Writes checked now and made later, all or none (see the module
     docstring).  ``source`` is whatever the caller's messages name the value
@@ -104,17 +110,13 @@ class WritePlan:
                 writes[i] = None       # a deferred value's memory map goes with it
                 if isinstance(value, tuple):     # deferred: read now
                     read, direct, target = value
-                    if direct is not None and param.fill_validated(direct):
-                        nbytes = int(np.prod(param.shape, dtype=np.int64)) * target.itemsize
-                    else:
+                    if direct is None or not param.fill_validated(direct):
                         value = read().astype(target, copy=False)
                         param.write_validated(value, owned=True)
-                        nbytes = value.nbytes
                 else:
                     param.write_validated(value)
-                    nbytes = value.nbytes
                 if on_write is not None:
-                    on_write(param, nbytes)
+                    on_write(param, nbytes_of(param.shape, param.dtype))
                 del value
 
     def __len__(self) -> int:
