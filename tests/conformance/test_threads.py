@@ -41,6 +41,7 @@ def test_copies_never_see_half_a_write_and_grad_never_sees_one():
     p = m["0.weight"]
     shape, dtype = p.shape, p.dtype
     fills = [np.full(shape, v, dtype) for v in (1.0, -2.0)]
+    p.set(fills[0])     # uniform from the start: a reader may run before the first write
     torn = []
 
     def writer():
