@@ -96,6 +96,31 @@ def numpy_mlp(values: dict, x: np.ndarray) -> np.ndarray:
     return np.maximum(x @ values["0.weight"].T + values["0.bias"], 0) @ values["2.weight"].T + values["2.bias"]
 
 
+def numpy_mlp_grads(values: dict, x: np.ndarray) -> dict:
+    """d sum(MLP(x)) / d each parameter, in NumPy."""
+    z = x @ values["0.weight"].T + values["0.bias"]
+    h = np.maximum(z, 0)
+    g_out = np.ones((x.shape[0], OUT), np.float32)
+    dz = (g_out @ values["2.weight"]) * (z > 0)
+    return {"0.weight": dz.T @ x, "0.bias": dz.sum(0), "2.weight": g_out.T @ h, "2.bias": g_out.sum(0)}
+
+
+def native_grads(kind: str, world: int) -> dict:
+    """torch's own gradient of sum(net(X)) on a fresh sharded MLP (the same
+    init): ``{name: (p.grad.full_tensor(), this rank's block index of p.grad)}``."""
+    import torch
+    from torch.distributed.tensor._utils import _compute_local_shape_and_global_offset
+    net = sharded_mlp(kind, world)
+    net(torch.as_tensor(X)).sum().backward()
+    out = {}
+    for n, p in net.named_parameters():
+        g = p.grad
+        shape, offset = _compute_local_shape_and_global_offset(g.shape, g.device_mesh.shape,
+                                                               g.device_mesh.get_coordinate(), g.placements)
+        out[n] = (full(g), tuple((int(o), int(o) + int(k)) for o, k in zip(offset, shape)))
+    return out
+
+
 def forward(net, x) -> np.ndarray:
     import torch
     with torch.no_grad():
@@ -151,6 +176,38 @@ def scenario_handles(out: Path, rank: int, world: int, kind: str) -> dict:
             return np.array_equal(full(natives["0.weight"]), before)
         return False
     check("bad:wrong_shape", wrong_shape_refused)
+
+    truth = native_grads(kind, world)
+    values = {n: full(t) for n, t in natives.items()}
+    reference = numpy_mlp_grads(values, X)
+    gathered = m.grad(X)
+    sharded = m.grad(X, gather=False)
+    for name in natives:
+        check(f"grad:{name}:gathered", lambda: np.allclose(gathered[name], truth[name][0], rtol=1e-6, atol=1e-6)
+              and np.allclose(gathered[name], reference[name], rtol=1e-5, atol=1e-5))
+        check(f"grad:{name}:shards", lambda: [tuple((s.start, s.stop) for s in i) for i, _ in sharded[name]]
+              == [truth[name][1]] and all(np.allclose(b, truth[name][0][i], rtol=1e-6, atol=1e-6)
+                                          for i, b in sharded[name]))
+
+    def native_grads_untouched():
+        # a training loop's own .grad (here: twice the loss's) stays as it was
+        (2 * net(torch.as_tensor(X)).sum()).backward()
+        before = {n: full(t.grad) for n, t in natives.items()}
+        m.grad(X)
+        m.grad(X, gather=False)
+        return all(np.array_equal(full(natives[n].grad), v) for n, v in before.items())
+    check("grad:native_untouched", native_grads_untouched)
+
+    def grad_gather_refused():
+        os.environ["MULTIPARAM_MAX_GATHER"] = "16"
+        try:
+            m.grad(X)
+        except GatherError:
+            return sum(b.size for rows in m.grad(X, gather=False).values() for _, b in rows) > 0
+        finally:
+            del os.environ["MULTIPARAM_MAX_GATHER"]
+        return False
+    check("grad:gather_limit", grad_gather_refused)
 
     for how in WRITES:
         def write(how=how):
