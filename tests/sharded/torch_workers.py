@@ -262,10 +262,28 @@ def scenario_save_fsdp(out: Path, rank: int, world: int, path: str) -> dict:
     return {"saved_bytes": [True, sum(e.nbytes for e in entries.values())]}
 
 
-def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str) -> dict:
-    """Tensor parallelism loads a checkpoint another mesh saved: values and placements."""
+def scenario_save_dcp(out: Path, rank: int, world: int, native: str, ours: str) -> dict:
+    """FSDP2 saves a DCP checkpoint itself (``dcp.save(net.state_dict())``,
+    the user's idiom) and through ``mp.save(format="dcp")``; rank 0 keeps
+    torch's own gather as truth."""
+    import torch.distributed.checkpoint as dcp
     import multiparam as mp
-    net = sharded_mlp("tp", world)
+    net = sharded_mlp("fsdp", world)
+    m = mp.wrap(net).init(mp.init.normal(0, 0.5), seed=21)
+    m.init(mp.init.normal(0, 0.5), where=r".*bias", seed=22)
+    truth = {n: full(t) for n, t in net.named_parameters()}
+    dcp.save(net.state_dict(), checkpoint_id=native)
+    mp.save(m, ours, format="dcp")
+    if rank == 0:
+        np.savez(out / "truth.npz", **truth)
+    return {"saved": [True, ""]}
+
+
+def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str, kind: str = "tp") -> dict:
+    """A sharded torch model (tensor parallelism, or FSDP2 with ``kind``)
+    loads a checkpoint another mesh saved: values and placements."""
+    import multiparam as mp
+    net = sharded_mlp(kind, world)
     placements = {n: t.placements for n, t in net.named_parameters()}
     mp.load(mp.wrap(net), path)
     want = np.load(expected)
@@ -276,7 +294,7 @@ def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str)
 
 SCENARIOS = {"fsdp": lambda out, r, w: scenario_handles(out, r, w, "fsdp"),
              "tp": lambda out, r, w: scenario_handles(out, r, w, "tp"),
-             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp}
+             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp, "save_dcp": scenario_save_dcp}
 
 
 def main(argv) -> None:
