@@ -292,9 +292,64 @@ def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str,
     return {"values": [values, ""], "placements": [same, ""]}
 
 
+def _vm_hwm() -> int:
+    """This process's peak resident set (bytes), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_hwm() -> None:
+    Path("/proc/self/clear_refs").write_text("5")     # the peak starts again from here
+
+
+def scenario_peaks(out: Path, rank: int, world: int, size: int, folder: str) -> dict:
+    """A (size, size) float32 weight under FSDP2: the extra memory portable
+    init takes on each rank (NumPy's allocations, tracemalloc), its values
+    against the unsharded draw, and the resident-set growth of a DCP save
+    and load of it."""
+    import tracemalloc
+    import torch
+    from torch import nn
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    import multiparam as mp
+    from multiparam.init import portable_values
+    net = nn.Sequential(nn.Linear(size, size, bias=False))
+    fully_shard(net, mesh=init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",)))
+    m = mp.wrap(net)
+    init = mp.init.normal(0, 0.02)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    m.init(init, seed=5)
+    init_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    (index, block), = list(m["0.weight"].shards())
+    whole = np.asarray(portable_values(init.resolve((size, size)), (size, size), 5, "0.weight")).astype(np.float32)
+    identical = np.array_equal(block, whole[index])
+    del whole
+    _reset_hwm()
+    base = _vm_hwm()
+    mp.save(m, folder, format="dcp")
+    save_growth = _vm_hwm() - base
+    target = nn.Sequential(nn.Linear(size, size, bias=False))
+    fully_shard(target, mesh=init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",)))
+    tm = mp.wrap(target)
+    _reset_hwm()
+    base = _vm_hwm()
+    mp.load(tm, folder)
+    load_growth = _vm_hwm() - base
+    loaded = np.array_equal(list(tm["0.weight"].shards())[0][1], block)
+    return {"init_peak": [True, init_peak], "shard_bytes": [True, block.nbytes],
+            "identical": [bool(identical), ""], "dcp_save_growth": [True, save_growth],
+            "dcp_load_growth": [True, load_growth], "dcp_loaded": [bool(loaded), ""]}
+
+
 SCENARIOS = {"fsdp": lambda out, r, w: scenario_handles(out, r, w, "fsdp"),
              "tp": lambda out, r, w: scenario_handles(out, r, w, "tp"),
-             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp, "save_dcp": scenario_save_dcp}
+             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp, "save_dcp": scenario_save_dcp,
+             "peaks": scenario_peaks}
 
 
 def main(argv) -> None:
