@@ -20,10 +20,17 @@ role.  A tied parameter is initialised once, under its first name.
 
 **Reproducible across frameworks (``mode="portable"``, the default).**
 Values are drawn with NumPy in canonical layout, in float64, then cast to the
-parameter's dtype, from a generator per parameter:
-``np.random.default_rng([seed, zlib.crc32(canonical_name)])``.  The same
-initializer, seed and model give bit-identical values on all four backends,
-whatever else the call selected.  ``seed=None`` draws a fresh seed.
+parameter's dtype.  Elementwise initializers (constant, uniform, normal,
+truncated normal, and the fan-based ones) draw the flattened parameter in
+blocks of :data:`DRAW_BLOCK` values, block ``b`` from
+``np.random.default_rng([seed, zlib.crc32(canonical_name), b])``, so a
+sharded parameter draws only the blocks its shards cover and gets the same
+bits on any mesh; others (orthogonal, a user's function) draw the whole
+parameter from ``np.random.default_rng([seed, zlib.crc32(canonical_name)])``
+(which is also block 0's generator: NumPy pads short seed sequences with
+zeros).  The same initializer, seed and model give bit-identical values on
+all four backends, whatever else the call selected.  ``seed=None`` draws a
+fresh seed.
 
 **Native mode (``mode="native"``)** uses the framework's own random ops
 (torch ``nn.init`` with a ``torch.Generator``, ``keras.random``,
@@ -69,6 +76,7 @@ from .initializers import (  # noqa: F401  (re-exported as mp.init.*)
 )
 from .layer import Layer
 from .param import Param
+from .sharding import Blocks
 from .spec import Spec
 from .transaction import WritePlan
 
@@ -105,8 +113,99 @@ def as_initializer(obj: Any) -> Initializer:
 
 
 def param_rng(seed: int, name: str) -> np.random.Generator:
-    """The generator portable mode uses for the parameter ``name``."""
+    """The generator portable mode uses for the whole parameter ``name``
+    (initializers that are not elementwise: orthogonal, a user's function)."""
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+#: an elementwise initializer's portable values come in blocks of this many
+#: values of the flattened canonical parameter, each from its own generator
+DRAW_BLOCK = 1 << 16
+
+
+def block_rng(seed: int, name: str, block: int) -> np.random.Generator:
+    """The generator of block ``block`` (values ``block * DRAW_BLOCK`` on,
+    in C order) of the parameter ``name``."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), block])
+
+
+def portable_values(init: Initializer, shape: Tuple[int, ...], seed: int, name: str) -> Any:
+    """What portable mode draws for the parameter ``name`` of canonical
+    ``shape`` with the resolved initializer ``init``, with NumPy alone.
+
+    An elementwise initializer (constant, uniform, normal, truncated normal,
+    and the fan-based ones, which resolve to those) is drawn block by block
+    (:data:`DRAW_BLOCK` values of the flattened parameter from
+    :func:`block_rng`): the result is :class:`~multiparam.sharding.Blocks`,
+    so a sharded parameter draws only the blocks its shards cover and the
+    values are the same bits whatever the mesh (``np.asarray`` gives the
+    whole).  Any other initializer is one draw of the whole parameter from
+    :func:`param_rng`."""
+    if not init.elementwise:
+        out = init.sample(shape, param_rng(seed, name), name)
+        return out if isinstance(out, np.ndarray) else np.asarray(out)
+    return _Drawn(init, tuple(shape), seed, name, np.float64)
+
+
+class _Drawn(Blocks):
+    """Portable values given block by block; cast (``astype``) they are
+    drawn straight into the target dtype, one draw block at a time, so a
+    shard costs its own bytes and no float64 copy of it (each value is the
+    float64 draw cast, as casting the whole would give)."""
+
+    __slots__ = ("_args",)
+
+    def __init__(self, init: Initializer, shape: Tuple[int, ...], seed: int, name: str, dtype: Any):
+        dtype = np.dtype(dtype)
+        super().__init__(shape, dtype, lambda index: _draw_box(init, shape, seed, name, index, dtype))
+        self._args = (init, seed, name)
+
+    def astype(self, dtype: Any, copy: bool = True) -> Blocks:
+        init, seed, name = self._args
+        return self if np.dtype(dtype) == self.dtype else _Drawn(init, self.shape, seed, name, dtype)
+
+
+def _draw_box(init: Initializer, shape: Tuple[int, ...], seed: int, name: str, index,
+              dtype: Any = np.float64) -> np.ndarray:
+    """The values of the box ``index`` (a slice per dim) of the parameter,
+    from the draw blocks its elements fall in.  In C order the box is
+    ``runs`` contiguous stretches of ``run`` values of the flattened
+    parameter; each draw block is drawn once, when the first stretch that
+    needs it comes (stretches go in increasing order)."""
+    box = tuple(s.stop - s.start for s in index)
+    out = np.empty(box, dtype)
+    if out.size == 0:
+        return out
+    if not shape:                                       # a scalar: block 0, one value
+        out[()] = np.asarray(init.sample((1,), block_rng(seed, name, 0), name), np.float64)[0]
+        return out
+    strides = [int(np.prod(shape[d + 1:], dtype=np.int64)) for d in range(len(shape))]
+    # trailing dims the box covers whole join the last partial dim k in one stretch
+    k = len(shape) - 1
+    while k > 0 and box[k] == shape[k]:
+        k -= 1
+    run = box[k] * strides[k]
+    starts = np.array([index[k].start * strides[k]], dtype=np.int64)
+    for d in reversed(range(k)):                        # C order: dim 0 varies slowest
+        coords = np.arange(index[d].start, index[d].stop, dtype=np.int64) * strides[d]
+        starts = (coords[:, None] + starts[None, :]).reshape(-1)
+    rows = out.reshape(len(starts), run)
+    total = int(np.prod(shape, dtype=np.int64))
+    current, values = -1, None
+    for r, start in enumerate(starts.tolist()):
+        pos, end = 0, start + run
+        while start < end:
+            b = start // DRAW_BLOCK
+            if b != current:
+                values, current = None, b                 # one block in flight
+                count = min(DRAW_BLOCK, total - b * DRAW_BLOCK)
+                values = np.asarray(init.sample((count,), block_rng(seed, name, b), name), np.float64)
+            take = min(end, (b + 1) * DRAW_BLOCK) - start
+            off = start - b * DRAW_BLOCK
+            rows[r, pos:pos + take] = values[off:off + take]
+            start += take
+            pos += take
+    return out
 
 
 def native_seed(seed: int, name: str) -> int:
@@ -188,12 +287,12 @@ def init_model(model: "Model", initializer: Any, where: Any = None, seed: Option
     return model
 
 
-def _draw(param: Param, shape: tuple, init: Initializer, seed: int) -> np.ndarray:
-    """Portable values for one parameter (checked by ``_InitPlan.add``)."""
-    out = init.sample(shape, param_rng(seed, param.name), param.name)
-    out = out if isinstance(out, np.ndarray) else np.asarray(out)
+def _draw(param: Param, shape: tuple, init: Initializer, seed: int) -> Any:
+    """Portable values for one parameter (checked by ``_InitPlan.add``): an
+    array, or Blocks a sharded parameter draws its own blocks of."""
+    out = portable_values(init, shape, seed, param.name)
     if param.slot.fans_layout and out.shape == shape:
-        out = np.ascontiguousarray(_layout.to_native(out, param.slot.fans_layout))
+        out = np.ascontiguousarray(_layout.to_native(np.asarray(out), param.slot.fans_layout))
     return out
 
 

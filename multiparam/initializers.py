@@ -48,6 +48,11 @@ class Initializer:
 
     #: name shown in messages and reprs
     label = "initializer"
+    #: True when each value is drawn on its own (``sample`` of any shape is
+    #: its values in C order): portable mode then draws a parameter block by
+    #: block (``multiparam.init.portable_values``), and a sharded process
+    #: only the blocks its shards cover
+    elementwise = False
 
     def sample(self, shape: Tuple[int, ...], rng: np.random.Generator, name: str) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must override sample(shape, rng, name)")
@@ -76,6 +81,8 @@ class _Builtin(Initializer):
 class Constant(_Builtin):
     """Every value ``value``."""
 
+    elementwise = True
+
     def __init__(self, value: float, label: str = "constant"):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"constant(value) needs a real number, got {type(value).__name__}")
@@ -93,6 +100,8 @@ class Constant(_Builtin):
 
 class Uniform(_Builtin):
     """U[low, high): ``low + (high - low) * rng.random(shape)``."""
+
+    elementwise = True
 
     label = "uniform"
 
@@ -115,6 +124,8 @@ class Uniform(_Builtin):
 class Normal(_Builtin):
     """N(mean, std^2): ``mean + std * rng.standard_normal(shape)``."""
 
+    elementwise = True
+
     label = "normal"
 
     def __init__(self, mean: float = 0.0, std: float = 1.0):
@@ -135,6 +146,8 @@ class Normal(_Builtin):
 class TruncatedNormal(_Builtin):
     """N(mean, std^2) restricted to [a, b] (absolute bounds, as torch's
     ``trunc_normal_``), by rejection: out-of-range draws are redrawn."""
+
+    elementwise = True
 
     label = "truncated_normal"
 

@@ -37,7 +37,7 @@ import xxhash
 from . import progress as _progress
 from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, TensorChecksum, open_checkpoint,
                          write_checkpoint)
-from . import sharded_io
+from . import engine_io, sharded_io
 from .model import Model, wrap
 from .state import DeferredArray, IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
 from .version import __version__
@@ -106,7 +106,7 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
 
 
 def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, None] = None,
-         progress: Optional[bool] = None) -> Path:
+         progress: Optional[bool] = None, format: str = "safetensors") -> Path:
     """Save every parameter and state array of ``model`` (a handle, or a
     native model, which is wrapped) to a safetensors file at ``path``, or,
     with ``max_shard_size`` (bytes or ``"2GB"``), to the folder ``path`` in
@@ -123,8 +123,18 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
     (``multiparam.sharded_io``): every process calls ``save`` with the same
     ``path``, a folder, and writes only the shards it owns, never gathering;
     the index ``model.shards.json`` records each tensor's global shape and
-    the slices each file holds."""
+    the slices each file holds.
+
+    ``format="dcp"`` writes the folder ``path`` with
+    ``torch.distributed.checkpoint`` (a torch model's DTensors sharded, each
+    rank its own shards), ``format="orbax"`` with Orbax's
+    ``StandardCheckpointer`` (a sharded JAX array by each process's shards);
+    both keyed by canonical names (see ``multiparam.engine_io``)."""
+    if format not in engine_io.FORMATS:
+        raise ValueError(f"unknown checkpoint format {format!r}; use one of {', '.join(engine_io.FORMATS)}")
     model = _as_model(model)
+    if format != "safetensors":
+        return engine_io.save_engine(model, path, format)
     if sharded_io.is_sharded_model(model):
         return sharded_io.save(model, path)
     views = state_views(model)        # read-only views: written out, never copied first
@@ -232,10 +242,17 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
 
     A sharded checkpoint (a folder with ``model.shards.json``, from a
     sharded ``save``) loads into any mesh, world size or an unsharded
-    model: each parameter reads only the slices its own shards need."""
+    model: each parameter reads only the slices its own shards need.
+
+    The engines' own checkpoints load too, read by the engines' readers: a
+    ``torch.distributed.checkpoint`` folder (it holds ``.metadata``), from
+    any world size, and an Orbax checkpoint folder; each one tensor at a
+    time (see ``multiparam.engine_io``)."""
     model = _as_model(model)
     if sharded_io.is_sharded_checkpoint(path):
         return load_state_dict(model, sharded_io.open_sharded(path), strict=strict, progress=progress)
+    if engine_io.engine_of(path) is not None:
+        return load_state_dict(model, engine_io.open_engine(path), strict=strict, progress=progress)
     ck = open_checkpoint(path)
     ties, backend = _multiparam_metadata(ck)
     if verify:

@@ -398,7 +398,7 @@ class Model:
 
     # -- gradients and initialisation (multiparam.gradients, multiparam.init) ------
     def grad(self, x: Any, loss: Any = None, target: Any = None,
-             train: bool = False) -> Dict[str, np.ndarray]:
+             train: bool = False, gather: bool = True) -> Dict[str, Any]:
         """Fresh gradients ``{canonical name: array}`` (canonical layout) of
         ``loss(output, target)``.
 
@@ -415,9 +415,21 @@ class Model:
         ``train=False`` (default) differentiates the inference-mode forward
         (BatchNorm uses running statistics), so gradients mean the same on
         every backend; ``train=True`` uses training mode.  Running
-        statistics are never changed by ``grad``."""
+        statistics are never changed by ``grad``.
+
+        Sharded parameters (JAX ``NamedSharding``, torch ``DTensor``) get
+        the framework's own sharded gradient.  ``gather=True`` (default)
+        gathers each into a global NumPy array, bounded by
+        ``MULTIPARAM_MAX_GATHER`` (torch: a collective, so every process
+        calls ``grad``).  ``gather=False`` gathers nothing: each name maps to
+        ``[(global index, local NumPy block)]``, the blocks of the gradient
+        this process holds in canonical layout, as ``p.shards()`` gives a
+        parameter's (an unsharded gradient is one block, the whole); a
+        backend that cannot shard raises ``CapabilityError``.  Under FSDP2
+        the gradient is FSDP's own: each process differentiates its ``x``,
+        reduce-scattered over the data-parallel ranks."""
         with self.lock:     # no write may change a parameter under autograd's feet
-            out, self._grads = model_grad(self, x, loss=loss, target=target, train=train)
+            out, self._grads = model_grad(self, x, loss=loss, target=target, train=train, gather=gather)
         return out
 
     def astype(self, dtype) -> "Model":

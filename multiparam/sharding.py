@@ -257,6 +257,42 @@ class Blocks:
         return f"Blocks(shape={self.shape}, dtype={self.dtype})"
 
 
+class ShardedArray:
+    """A sharded native array an adapter hands the core (a gradient of a
+    sharded parameter), framework-neutral: its global ``shape``, ``dtype``
+    and :class:`Sharding` (native axes), this process's blocks
+    (:meth:`shards`, never gathered) and :meth:`gather`, the framework's
+    own gather (torch: a collective, every process calls it in the same
+    order) within ``MULTIPARAM_MAX_GATHER``.  ``np.asarray`` gathers."""
+
+    __slots__ = ("shape", "dtype", "sharding", "_shards", "_gather")
+
+    def __init__(self, shape: Sequence[int], dtype: Any, sharding: Sharding,
+                 shards: Sequence[Tuple[Index, np.ndarray]], gather: Callable[[], np.ndarray]):
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.sharding = sharding
+        self._shards = list(shards)
+        self._gather = gather
+
+    def shards(self) -> List[Tuple[Index, np.ndarray]]:
+        """``[(global native index, NumPy block)]`` this process holds, each
+        distinct block once."""
+        return list(self._shards)
+
+    def gather(self, what: str = "a sharded array") -> np.ndarray:
+        """The whole array in this process (:class:`GatherError` past the limit)."""
+        check_gather(self.shape, self.dtype, self.sharding, what)
+        return np.asarray(self._gather())
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.gather()
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"ShardedArray(shape={self.shape}, dtype={self.dtype}, {self.sharding!r})"
+
+
 def sliced(array: Any) -> Blocks:
     """An array (a memory map, say) as :class:`Blocks` that slice it."""
     array = array if hasattr(array, "shape") and hasattr(array, "dtype") else np.asarray(array)
@@ -353,12 +389,19 @@ def param_shards(param) -> Iterator[Tuple[Index, np.ndarray]]:
         out = np.asarray(param.value)
         yield whole(out.shape), out
         return
-    for native_index, block in adapter.shards(state, ref):
+    yield from _canonical_rows(param, adapter.shards(state, ref))
+
+
+def _canonical_rows(param, rows) -> List[Tuple[Index, np.ndarray]]:
+    """Native ``(global index, block)`` rows of ``param`` in canonical axes, read-only."""
+    out_rows = []
+    for native_index, block in rows:
         axes = _canonical_axes(param, len(native_index))
         out = np.asarray(block) if axes is None else np.asarray(block).transpose(axes)
         out = out.view()
         out.flags.writeable = False
-        yield permute_index(native_index, axes), out
+        out_rows.append((permute_index(native_index, axes), out))
+    return out_rows
 
 
 def wants_blocks(param, value: Any) -> bool:
@@ -397,3 +440,14 @@ def write_param(param, value: Any) -> None:
             got = source.block(permute_index(native_index, axes))
             return np.ascontiguousarray(got if inv is None else got.transpose(inv))
     adapter.write_blocks(state, ref, block)
+
+
+def canonical_shards(param, native: Any) -> List[Tuple[Index, np.ndarray]]:
+    """``[(canonical global index, read-only canonical block)]`` of a
+    native-layout array of ``param`` (a gradient): a :class:`ShardedArray`'s
+    own blocks, never gathered; any other array is one block, the whole."""
+    if not isinstance(native, ShardedArray):
+        out = _layout.to_canonical(np.asarray(native), param.slot.layout).view()
+        out.flags.writeable = False
+        return [(whole(out.shape), out)]
+    return _canonical_rows(param, native.shards())

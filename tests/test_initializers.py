@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 import multiparam as mp
-from multiparam.init import param_rng
+from multiparam.init import portable_values
 from tests import stats
-from tests.conformance.data.make_init_reference import CASES, expected
+from tests.conformance.data.make_init_reference import BIG_CASES, CASES, expected, expected_big
 
 SHAPE = (256, 512)   # canonical (out, in)
 
 
 def draw(init, shape=SHAPE, seed=0, name="0.weight"):
     init = mp.init.as_initializer(init)
-    return init.resolve(shape).sample(shape, param_rng(seed, name), name)
+    return np.asarray(portable_values(init.resolve(shape), shape, seed, name))
 
 
 def test_fixture_is_reproduced_by_this_numpy():
@@ -26,6 +26,17 @@ def test_fixture_is_reproduced_by_this_numpy():
                                       "init_reference.json")))
     for case in CASES:
         assert expected(case) == ref["cases"][case], case
+    for case in BIG_CASES:
+        assert expected_big(case) == ref["blocks"]["cases"][case], case
+
+
+@pytest.mark.parametrize("index", [(slice(0, 128), slice(0, 512)), (slice(0, 256), slice(256, 512)),
+                                   (slice(100, 140), slice(3, 500)), (slice(5, 6), slice(0, 0))])
+def test_a_block_drawn_alone_is_that_block_of_the_whole(index):
+    # what a sharded process draws (its shards' boxes) against the whole draw, sliced
+    whole = draw(mp.init.normal())
+    values = portable_values(mp.init.normal().resolve(SHAPE), SHAPE, 0, "0.weight")
+    np.testing.assert_array_equal(values.block(index), whole[index])
 
 
 def test_fans_come_from_the_canonical_layout():

@@ -13,7 +13,7 @@ import pytest
 import multiparam as mp
 from tests import stats
 
-from .data.make_init_reference import CASES, PARAMS, SEED, digest
+from .data.make_init_reference import BIG, BIG_CASES, CASES, PARAMS, SEED, digest
 from .models import numpy_grads, MLP_SHAPES, SHARED_TIES, mlp, numpy_forward, shared_net
 
 OUT, IN = 256, 512          # (out, in) differ, so a fan taken from the wrong axis shows
@@ -50,6 +50,17 @@ def test_portable_values_are_the_reference_bytes(case, X):
     for name, (shape, _role) in PARAMS.items():
         assert m[name].shape == shape
         assert digest(m[name].value) == REFERENCE["cases"][case][name]["sha256"], (case, name)
+
+
+@pytest.mark.parametrize("case", BIG_CASES)
+def test_portable_values_drawn_block_by_block_are_the_reference_bytes(case):
+    # several draw blocks, the last partial: the same bits on every backend and NumPy
+    name, shape = BIG
+    m = mp.wrap(mp.nn.Sequential(mp.nn.Dense(shape[0], in_features=shape[1])),
+                sample_input=np.zeros((1, shape[1]), np.float32))
+    m.init(CASES[case](), seed=SEED)
+    assert m[name].shape == shape
+    assert digest(m[name].value) == REFERENCE["blocks"]["cases"][case], case
 
 
 def test_portable_values_do_not_depend_on_the_selection(X):

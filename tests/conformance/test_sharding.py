@@ -68,3 +68,21 @@ def test_the_gather_limit_leaves_unsharded_reads_alone(m, kit, monkeypatch):
     monkeypatch.setenv("MULTIPARAM_MAX_GATHER", "1")
     np.testing.assert_array_equal(m["0.weight"].value, kit.read(m, "0.weight"))
     assert GatherError.__mro__[1] is mp.MultiparamError
+
+
+def test_unsharded_gradients_are_one_block_each_or_a_declared_refusal(m, adapter, kit, X):
+    truth = kit.grads(m, X)
+    if not adapter.capability("sharding").supported:
+        before = {name: kit.read(m, name).copy() for name in PARAM_NAMES}
+        with pytest.raises(mp.CapabilityError, match=re.escape(adapter.capability("sharding").reason[:30])):
+            m.grad(X, gather=False)
+        for name in PARAM_NAMES:
+            np.testing.assert_array_equal(kit.read(m, name), before[name])
+        return
+    got = m.grad(X, gather=False)
+    assert set(got) == set(truth)
+    for name, rows in got.items():
+        assert len(rows) == 1
+        index, block = rows[0]
+        assert index == tuple(slice(0, n) for n in truth[name].shape)
+        np.testing.assert_allclose(block, truth[name], rtol=1e-5, atol=1e-6)

@@ -31,13 +31,17 @@ class Case:
     """A sharded model: ``model`` (native), ``wrap()`` its handle,
     ``truth(name)`` the whole canonical value the framework gathers itself,
     ``native_sharding(name)`` the framework's own sharding object of it,
-    ``forward(x)`` its jitted forward as NumPy."""
+    ``forward(x)`` its jitted forward as NumPy, ``grads(m, x)`` the
+    framework's own ``jax.grad`` of ``sum(forward(x))`` with the same
+    sharded arrays: ``{name: (canonical gradient gathered by JAX, the
+    distinct canonical blocks of its sharding)}``."""
 
     model: Any
     wrap: Callable[[], Any]
     truth: Callable[[Any, str], np.ndarray]
     native_sharding: Callable[[Any, str], Any]
     forward: Callable[[Any, np.ndarray], np.ndarray]
+    grads: Callable[[Any, np.ndarray], Dict[str, tuple]]
 
 
 # -- JAX: Flax linen with nn.with_partitioning, Flax NNX with sharding metadata ----------
@@ -50,6 +54,18 @@ def _mesh(mesh_key):
 
 def _canonical(kernel_or_bias: np.ndarray) -> np.ndarray:
     return kernel_or_bias.T if kernel_or_bias.ndim == 2 else kernel_or_bias
+
+
+def _grad_truth(native_grad) -> tuple:
+    """A JAX gradient as (canonical whole array by ``jax.device_get``, the
+    set of its distinct canonical blocks as ``((start, stop), ...)``)."""
+    import jax
+    shape = native_grad.shape
+    blocks = set()
+    for index in native_grad.sharding.devices_indices_map(shape).values():
+        key = tuple(sl.indices(n)[:2] for sl, n in zip(index, shape))
+        blocks.add(key[::-1] if len(key) == 2 else key)     # canonical: kernels transposed
+    return _canonical(np.asarray(jax.device_get(native_grad))), blocks
 
 
 def linen_case(mesh_key: str) -> Case:
@@ -84,10 +100,16 @@ def linen_case(mesh_key: str) -> Case:
         return nn.unbox(m.flax.variables["params"][layer][attr])
 
     apply = jax.jit(model.apply)
+
+    def grads(m, x):
+        params = nn.unbox(m.flax.variables["params"])
+        g = jax.grad(lambda p: model.apply({"params": p}, jnp.asarray(x)).sum())(params)
+        return {name: _grad_truth(g[layer][attr]) for name, (layer, attr) in native_names.items()}
+
     return Case(model, lambda: mp.wrap(model, variables=variables),
                 lambda m, name: _canonical(np.asarray(jax.device_get(leaf(m, name)))),
                 lambda m, name: leaf(m, name).sharding,
-                lambda m, x: np.asarray(apply(m.flax.variables, jnp.asarray(x))))
+                lambda m, x: np.asarray(apply(m.flax.variables, jnp.asarray(x))), grads)
 
 
 def nnx_case(mesh_key: str) -> Case:
@@ -125,10 +147,19 @@ def nnx_case(mesh_key: str) -> Case:
         return getattr(getattr(m.native, layer), {"weight": "kernel", "bias": "bias"}[attr]).get_value()
 
     forward = nnx.jit(lambda model, x: model(x))
+
+    def grads(m, x):
+        g = nnx.grad(lambda model: model(jnp.asarray(x)).sum())(m.native)
+        out = {}
+        for name in ("l0.weight", "l0.bias", "l1.weight", "l1.bias"):
+            layer, attr = name.split(".")
+            out[name] = _grad_truth(g[layer][{"weight": "kernel", "bias": "bias"}[attr]].get_value())
+        return out
+
     return Case(model, lambda: mp.wrap(model, sample_input=X),
                 lambda m, name: _canonical(np.asarray(jax.device_get(var(m, name)))),
                 lambda m, name: var(m, name).sharding,
-                lambda m, x: np.asarray(forward(m.native, jnp.asarray(x))))
+                lambda m, x: np.asarray(forward(m.native, jnp.asarray(x))), grads)
 
 
 JAX_CASES = {f"{flavour}-{mesh}": (builder, mesh) for flavour, builder in

@@ -118,9 +118,9 @@ def test_a_damaged_sharded_checkpoint_is_refused_and_nothing_written(jax_checkpo
 
 # -- portable init does not depend on the mesh -------------------------------------------------------
 def _reference(name, shape):
-    """What portable init draws for a weight, in NumPy alone (its generator per parameter name)."""
-    from multiparam.init import param_rng
-    return mp.init.normal(0, 0.5).sample(shape, param_rng(11, name), name).astype(np.float32)
+    """What portable init draws for a weight, in NumPy alone (block by block, unsharded)."""
+    from multiparam.init import portable_values
+    return np.asarray(portable_values(mp.init.normal(0, 0.5), shape, 11, name)).astype(np.float32)
 
 
 @pytest.mark.parametrize("where", [f"mesh {k}" for k in MESHES] + [f"plain {b}" for b in PLAIN_BACKENDS])
@@ -132,3 +132,26 @@ def test_portable_init_is_identical_on_every_mesh_and_unsharded(where, fsdp_chec
     for name in ("0.weight", "2.weight"):
         np.testing.assert_array_equal(np.asarray(m[name].value), _reference(name, m[name].shape))
         np.testing.assert_array_equal(truth[name], _reference(name, m[name].shape))
+
+
+# -- memory: each process draws only its own shard --------------------------------------------------
+SIZE = 4096     # a 64 MiB float32 weight, 32 MiB per rank under FSDP2 on 2
+
+
+@pytest.fixture(scope="module")
+def peaks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("peaks")
+    return launch("peaks", out, size=SIZE, folder=str(out / "dcp"))
+
+
+def test_portable_init_draws_only_this_process_shard(peaks):
+    for report in peaks:
+        shard = report["shard_bytes"][1]
+        assert shard == SIZE * SIZE * 4 // 2
+        assert report["identical"][0], "a shard differs from the unsharded draw"
+        # one shard plus one draw block in flight (the whole weight would be 2 shards)
+        assert report["init_peak"][1] < 1.1 * shard, report["init_peak"][1]
+
+
+def test_a_dcp_checkpoint_round_trips_under_fsdp(peaks):
+    assert all(r["dcp_loaded"][0] for r in peaks)

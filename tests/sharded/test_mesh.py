@@ -110,3 +110,47 @@ def test_a_value_of_another_shape_is_refused_and_nothing_written(case):
     with pytest.raises(mp.ShapeError):
         p.set(wrong)
     np.testing.assert_array_equal(p.value, before)
+
+
+# -- gradients: sharded on request, gathered by default -------------------------------------------
+def numpy_mlp_grads(values, x):
+    """d sum(MLP(x)) / d each parameter, in NumPy, keyed by shape."""
+    by_shape = {v.shape: v for v in values}
+    w0, b0, w1, b1 = (by_shape[s] for s in ((16, 8), (16,), (4, 16), (4,)))
+    z = x @ w0.T + b0
+    h = np.maximum(z, 0)
+    g_out = np.ones((x.shape[0], w1.shape[0]), np.float32)
+    dz = (g_out @ w1) * (z > 0)
+    return {(16, 8): dz.T @ x, (16,): dz.sum(0), (4, 16): g_out.T @ h, (4,): g_out.sum(0)}
+
+
+@pytest.mark.parametrize("position", range(4))
+def test_sharded_gradients_are_the_frameworks_own_blocks(case, position):
+    m = case.wrap()
+    name = names(m)[position]
+    whole, blocks = case.grads(m, X)[name]
+    got = m.grad(X, gather=False)[name]
+    assert {tuple((s.start, s.stop) for s in index) for index, _ in got} == blocks
+    for index, block in got:
+        np.testing.assert_allclose(block, whole[index], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("position", range(4))
+def test_gathered_gradients_equal_jax_and_numpy(case, position):
+    m = case.wrap()
+    name = names(m)[position]
+    whole, _ = case.grads(m, X)[name]
+    got = m.grad(X)[name]
+    np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-6)
+    values = [case.truth(m, n) for n in names(m)]
+    np.testing.assert_allclose(got, numpy_mlp_grads(values, X)[got.shape], rtol=1e-5, atol=1e-5)
+
+
+def test_a_large_gradient_gather_is_refused_and_shards_still_come(case, monkeypatch):
+    m = case.wrap()
+    monkeypatch.setenv("MULTIPARAM_MAX_GATHER", "16")
+    with pytest.raises(GatherError, match="MULTIPARAM_MAX_GATHER"):
+        m.grad(X)
+    got = m.grad(X, gather=False)
+    assert {n: sum(b.size for _, b in rows) for n, rows in got.items()} == \
+        {n: int(np.prod(p.shape)) for n, p in m.named_parameters().items()}

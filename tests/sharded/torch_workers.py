@@ -96,6 +96,31 @@ def numpy_mlp(values: dict, x: np.ndarray) -> np.ndarray:
     return np.maximum(x @ values["0.weight"].T + values["0.bias"], 0) @ values["2.weight"].T + values["2.bias"]
 
 
+def numpy_mlp_grads(values: dict, x: np.ndarray) -> dict:
+    """d sum(MLP(x)) / d each parameter, in NumPy."""
+    z = x @ values["0.weight"].T + values["0.bias"]
+    h = np.maximum(z, 0)
+    g_out = np.ones((x.shape[0], OUT), np.float32)
+    dz = (g_out @ values["2.weight"]) * (z > 0)
+    return {"0.weight": dz.T @ x, "0.bias": dz.sum(0), "2.weight": g_out.T @ h, "2.bias": g_out.sum(0)}
+
+
+def native_grads(kind: str, world: int) -> dict:
+    """torch's own gradient of sum(net(X)) on a fresh sharded MLP (the same
+    init): ``{name: (p.grad.full_tensor(), this rank's block index of p.grad)}``."""
+    import torch
+    from torch.distributed.tensor._utils import _compute_local_shape_and_global_offset
+    net = sharded_mlp(kind, world)
+    net(torch.as_tensor(X)).sum().backward()
+    out = {}
+    for n, p in net.named_parameters():
+        g = p.grad
+        shape, offset = _compute_local_shape_and_global_offset(g.shape, g.device_mesh.shape,
+                                                               g.device_mesh.get_coordinate(), g.placements)
+        out[n] = (full(g), tuple((int(o), int(o) + int(k)) for o, k in zip(offset, shape)))
+    return out
+
+
 def forward(net, x) -> np.ndarray:
     import torch
     with torch.no_grad():
@@ -152,6 +177,38 @@ def scenario_handles(out: Path, rank: int, world: int, kind: str) -> dict:
         return False
     check("bad:wrong_shape", wrong_shape_refused)
 
+    truth = native_grads(kind, world)
+    values = {n: full(t) for n, t in natives.items()}
+    reference = numpy_mlp_grads(values, X)
+    gathered = m.grad(X)
+    sharded = m.grad(X, gather=False)
+    for name in natives:
+        check(f"grad:{name}:gathered", lambda: np.allclose(gathered[name], truth[name][0], rtol=1e-6, atol=1e-6)
+              and np.allclose(gathered[name], reference[name], rtol=1e-5, atol=1e-5))
+        check(f"grad:{name}:shards", lambda: [tuple((s.start, s.stop) for s in i) for i, _ in sharded[name]]
+              == [truth[name][1]] and all(np.allclose(b, truth[name][0][i], rtol=1e-6, atol=1e-6)
+                                          for i, b in sharded[name]))
+
+    def native_grads_untouched():
+        # a training loop's own .grad (here: twice the loss's) stays as it was
+        (2 * net(torch.as_tensor(X)).sum()).backward()
+        before = {n: full(t.grad) for n, t in natives.items()}
+        m.grad(X)
+        m.grad(X, gather=False)
+        return all(np.array_equal(full(natives[n].grad), v) for n, v in before.items())
+    check("grad:native_untouched", native_grads_untouched)
+
+    def grad_gather_refused():
+        os.environ["MULTIPARAM_MAX_GATHER"] = "16"
+        try:
+            m.grad(X)
+        except GatherError:
+            return sum(b.size for rows in m.grad(X, gather=False).values() for _, b in rows) > 0
+        finally:
+            del os.environ["MULTIPARAM_MAX_GATHER"]
+        return False
+    check("grad:gather_limit", grad_gather_refused)
+
     for how in WRITES:
         def write(how=how):
             target = sharded_mlp(kind, world)
@@ -205,10 +262,28 @@ def scenario_save_fsdp(out: Path, rank: int, world: int, path: str) -> dict:
     return {"saved_bytes": [True, sum(e.nbytes for e in entries.values())]}
 
 
-def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str) -> dict:
-    """Tensor parallelism loads a checkpoint another mesh saved: values and placements."""
+def scenario_save_dcp(out: Path, rank: int, world: int, native: str, ours: str) -> dict:
+    """FSDP2 saves a DCP checkpoint itself (``dcp.save(net.state_dict())``,
+    the user's idiom) and through ``mp.save(format="dcp")``; rank 0 keeps
+    torch's own gather as truth."""
+    import torch.distributed.checkpoint as dcp
     import multiparam as mp
-    net = sharded_mlp("tp", world)
+    net = sharded_mlp("fsdp", world)
+    m = mp.wrap(net).init(mp.init.normal(0, 0.5), seed=21)
+    m.init(mp.init.normal(0, 0.5), where=r".*bias", seed=22)
+    truth = {n: full(t) for n, t in net.named_parameters()}
+    dcp.save(net.state_dict(), checkpoint_id=native)
+    mp.save(m, ours, format="dcp")
+    if rank == 0:
+        np.savez(out / "truth.npz", **truth)
+    return {"saved": [True, ""]}
+
+
+def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str, kind: str = "tp") -> dict:
+    """A sharded torch model (tensor parallelism, or FSDP2 with ``kind``)
+    loads a checkpoint another mesh saved: values and placements."""
+    import multiparam as mp
+    net = sharded_mlp(kind, world)
     placements = {n: t.placements for n, t in net.named_parameters()}
     mp.load(mp.wrap(net), path)
     want = np.load(expected)
@@ -217,9 +292,64 @@ def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str)
     return {"values": [values, ""], "placements": [same, ""]}
 
 
+def _vm_hwm() -> int:
+    """This process's peak resident set (bytes), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_hwm() -> None:
+    Path("/proc/self/clear_refs").write_text("5")     # the peak starts again from here
+
+
+def scenario_peaks(out: Path, rank: int, world: int, size: int, folder: str) -> dict:
+    """A (size, size) float32 weight under FSDP2: the extra memory portable
+    init takes on each rank (NumPy's allocations, tracemalloc), its values
+    against the unsharded draw, and the resident-set growth of a DCP save
+    and load of it."""
+    import tracemalloc
+    import torch
+    from torch import nn
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    import multiparam as mp
+    from multiparam.init import portable_values
+    net = nn.Sequential(nn.Linear(size, size, bias=False))
+    fully_shard(net, mesh=init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",)))
+    m = mp.wrap(net)
+    init = mp.init.normal(0, 0.02)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    m.init(init, seed=5)
+    init_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    (index, block), = list(m["0.weight"].shards())
+    whole = np.asarray(portable_values(init.resolve((size, size)), (size, size), 5, "0.weight")).astype(np.float32)
+    identical = np.array_equal(block, whole[index])
+    del whole
+    _reset_hwm()
+    base = _vm_hwm()
+    mp.save(m, folder, format="dcp")
+    save_growth = _vm_hwm() - base
+    target = nn.Sequential(nn.Linear(size, size, bias=False))
+    fully_shard(target, mesh=init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",)))
+    tm = mp.wrap(target)
+    _reset_hwm()
+    base = _vm_hwm()
+    mp.load(tm, folder)
+    load_growth = _vm_hwm() - base
+    loaded = np.array_equal(list(tm["0.weight"].shards())[0][1], block)
+    return {"init_peak": [True, init_peak], "shard_bytes": [True, block.nbytes],
+            "identical": [bool(identical), ""], "dcp_save_growth": [True, save_growth],
+            "dcp_load_growth": [True, load_growth], "dcp_loaded": [bool(loaded), ""]}
+
+
 SCENARIOS = {"fsdp": lambda out, r, w: scenario_handles(out, r, w, "fsdp"),
              "tp": lambda out, r, w: scenario_handles(out, r, w, "tp"),
-             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp}
+             "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp, "save_dcp": scenario_save_dcp,
+             "peaks": scenario_peaks}
 
 
 def main(argv) -> None:

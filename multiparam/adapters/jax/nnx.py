@@ -43,6 +43,7 @@ from .calls import AbstractInputs, floating_dtype, jax_inputs, with_mode
 from .common import FlaxAdapter, cast_leaf
 from .leaves import function_kind, layer_family, leaf_kinds
 from .order import feature_layout, trace_orders
+from .sharding import grad_array
 
 #: what an NNX module holds that is random-number state, not a layer or parameter
 _RNG_TYPES = (nnx.RngState, nnx.Rngs, nnx.RngStream)
@@ -282,7 +283,7 @@ class NnxAdapter(FlaxAdapter):
         out = {}
         for path, value in nnx.to_flat_state(grads):
             array = value.get_value() if isinstance(value, nnx.Variable) else value
-            out[id(by_path[tuple(path)])] = np.asarray(array)
+            out[id(by_path[tuple(path)])] = grad_array(array)   # sharded: kept so until gathered
         return out
 
     # -- dtype -------------------------------------------------------------------

@@ -93,6 +93,15 @@ def rebuilt(array: jax.Array, block: Callable[[S.Index], np.ndarray]) -> jax.Arr
     return jax.make_array_from_callback(array.shape, array.sharding, fetch)
 
 
+def grad_array(array: jax.Array) -> Any:
+    """A gradient as NumPy, or a sharded one as a ``ShardedArray`` (its
+    addressable blocks; ``np.asarray`` of the array only when gathered)."""
+    if not is_sharded_array(array):
+        return np.asarray(array)
+    return S.ShardedArray(array.shape, np.dtype(array.dtype), describe(array), local_shards(array),
+                          lambda: np.asarray(array))
+
+
 def gathered(array: jax.Array, what: str) -> np.ndarray:
     """The whole array in this process, within ``MULTIPARAM_MAX_GATHER``."""
     S.check_gather(array.shape, array.dtype, describe(array), what)

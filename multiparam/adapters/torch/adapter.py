@@ -148,6 +148,13 @@ def _dtensors():
     return sharding
 
 
+def _grad_array(g: torch.Tensor) -> Any:
+    """A gradient as NumPy, or a DTensor's as a ``ShardedArray`` (its local
+    blocks; gathered only when asked)."""
+    found = _dtensor(g)
+    return tensors.to_numpy(g) if found is None else found.sharded_grad(g)
+
+
 def _dtensor(t) -> Any:
     """The sharding helpers when ``t`` is a DTensor, else None."""
     found = _dtensors()
@@ -412,7 +419,7 @@ class TorchAdapter(Adapter):
 
     def array_grad(self, state, ref) -> Optional[np.ndarray]:
         g = _tensor(ref).grad
-        return None if g is None else tensors.to_numpy(g)
+        return None if g is None else _grad_array(g)
 
     def grad_key(self, state, ref):
         return id(_tensor(ref))
@@ -425,18 +432,28 @@ class TorchAdapter(Adapter):
         BatchNorm running statistics are put back as they were."""
         saved = [(b, b.detach().clone()) for b in state.buffers() if not is_lazy(b)]
         try:
-            out = self.call(state, inputs, train)
+            found = _dtensors()
+            fsdp = found is not None and found.settle(state)
+            # listed before the forward: FSDP2 swaps its unsharded copies in
+            # there, and the handle knows the sharded parameters
             params = [p for p in state.parameters() if p.requires_grad]  # de-duplicated by torch
+            out = self.call(state, inputs, train)
             value = self.loss_value(out, loss, target)
-            # autograd.grad leaves every .grad untouched: a native training loop is unaffected
-            grads = torch.autograd.grad(value.reshape(()), params, allow_unused=True)
+            if fsdp:
+                # FSDP2 differentiates its unsharded copies and reduce-scatters
+                # into the sharded parameters' .grad in backward hooks; autograd.grad
+                # sees none of it.  Its own backward, every .grad put back after
+                grads = found.fsdp_grads(value.reshape(()), params)
+            else:
+                # autograd.grad leaves every .grad untouched: a native training loop is unaffected
+                grads = torch.autograd.grad(value.reshape(()), params, allow_unused=True)
         finally:
             with torch.no_grad():   # after backward: the graph may read these buffers
                 for b, old in saved:
                     if b.shape == old.shape:
                         b.copy_(old)
         return {id(p): (np.zeros(tuple(p.shape), dtype=tensors.numpy_dtype(p.dtype)) if g is None
-                        else tensors.to_numpy(g)) for p, g in zip(params, grads)}
+                        else _grad_array(g)) for p, g in zip(params, grads)}
 
     def is_floating_array(self, x) -> bool:
         return isinstance(x, torch.Tensor) and x.is_floating_point()

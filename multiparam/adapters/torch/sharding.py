@@ -131,14 +131,31 @@ def gathered(t: DTensor, what: str) -> np.ndarray:
     return tensors.to_numpy(t.full_tensor())
 
 
-def grad_to_numpy(g: Any, gather: bool) -> Any:
-    """A gradient as NumPy: a DTensor gathered (``gather``), or its
-    ``[(global index, block)]`` shards."""
-    if not is_dtensor(g):
-        return tensors.to_numpy(g)
-    if gather:
-        return gathered(g, "a gradient")
-    return local_shards(g)
+def fsdp_grads(value: torch.Tensor, params: list) -> list:
+    """The gradients FSDP2's own backward leaves on ``params`` (sharded
+    DTensors: reduce-scattered), each parameter's ``.grad`` set aside
+    before (FSDP accumulates into one it finds) and put back after, so a
+    training loop the user keeps is unaffected."""
+    kept = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    try:
+        value.backward()
+        return [p.grad for p in params]
+    finally:
+        for p, g in zip(params, kept):
+            p.grad = g
+
+
+def sharded_grad(g: DTensor) -> S.ShardedArray:
+    """A DTensor gradient, framework-neutral: its local block now, its
+    ``full_tensor()`` (a collective) only when gathered.  A pending
+    reduction (``Partial``) is reduced first, as DTensor itself would."""
+    if any(isinstance(p, Partial) for p in g.placements):
+        g = g.redistribute(g.device_mesh, [Replicate() if isinstance(p, Partial) else p
+                                           for p in g.placements])
+    return S.ShardedArray(tuple(g.shape), tensors.numpy_dtype(g.dtype), describe(g), local_shards(g),
+                          lambda: tensors.to_numpy(g.full_tensor()))
 
 
 def process_index() -> int:

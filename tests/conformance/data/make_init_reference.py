@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 
 import multiparam as mp  # noqa: E402
-from multiparam.init import param_rng  # noqa: E402
+from multiparam.init import portable_values  # noqa: E402
 
 SEED = 20240607
 #: canonical parameter name -> (shape, role)
@@ -51,6 +51,14 @@ CASES = {
 }
 
 
+#: a parameter of several draw blocks (multiparam.init.DRAW_BLOCK values each; the
+#: last one partial): Dense(300, in_features=500)'s weight, canonical (300, 500)
+BIG = ("0.weight", (300, 500))
+#: the elementwise initializers drawn block by block, for BIG
+BIG_CASES = ("normal(0, 0.01)", "uniform(-1, 1)", "truncated_normal(0, 1, -2, 2)", "xavier_uniform()",
+             "lecun_normal()")
+
+
 def digest(array) -> str:
     return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
 
@@ -62,15 +70,23 @@ def expected(case: str) -> dict:
     out = {}
     for name, (shape, role) in PARAMS.items():
         if role == "weight":
-            values = init.resolve(shape).sample(shape, param_rng(SEED, name), name)
+            values = np.asarray(portable_values(init.resolve(shape), shape, SEED, name))
         else:
             values = np.zeros(shape)
         out[name] = {"shape": list(shape), "sha256": digest(np.asarray(values).astype(np.float32))}
     return out
 
 
+def expected_big(case: str) -> str:
+    """The digest of BIG's weight after m.init(CASES[case](), seed=SEED)."""
+    name, shape = BIG
+    init = mp.init.as_initializer(CASES[case]()).resolve(shape)
+    return digest(np.asarray(portable_values(init, shape, SEED, name)).astype(np.float32))
+
+
 def main():
-    ref = {"seed": SEED, "numpy": np.__version__, "cases": {c: expected(c) for c in CASES}}
+    ref = {"seed": SEED, "numpy": np.__version__, "cases": {c: expected(c) for c in CASES},
+           "blocks": {"name": BIG[0], "shape": list(BIG[1]), "cases": {c: expected_big(c) for c in BIG_CASES}}}
     path = os.path.join(HERE, "init_reference.json")
     with open(path, "w") as f:
         json.dump(ref, f, indent=1, sort_keys=True)

@@ -40,7 +40,7 @@ from ..nnx import NNX_ADAPTER
 from . import pytree
 from .lstm import is_lstm, lstm_slots
 from ..order import feature_layout
-from ..sharding import rebox, unbox
+from ..sharding import grad_array, rebox, unbox
 from .record import CallRecord, static_record, traced_record
 
 
@@ -492,7 +492,8 @@ class LinenAdapter(FlaxAdapter):
             return self.scalar_loss(self._run(state, self._expand(state, v), inputs, train), loss, target)
 
         g = jax.grad(f)(variables["params"])
-        leaves = {path: np.asarray(leaf) for path, leaf in pytree.ordered_leaves({"params": g})}
+        # a sharded gradient stays sharded until the core gathers it (or not: gather=False)
+        leaves = {path: grad_array(leaf) for path, leaf in pytree.ordered_leaves({"params": g})}
         return leaves
 
     # -- dtype -----------------------------------------------------------------

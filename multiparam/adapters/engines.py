@@ -1,0 +1,21 @@
+"""The engines' own checkpoint formats multiparam reads and writes, as
+plain data (nothing imported): the module holding each engine's code, the
+files that mark its checkpoint folder, and what it needs installed.
+``multiparam.engine_io`` dispatches through this table."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+
+@dataclass(frozen=True)
+class Engine:
+    module: str                 # open_checkpoint(path) -> StateDict, save_checkpoint(model, path) -> Path
+    marks: Tuple[str, ...]      # a folder holding one of these files is such a checkpoint
+    requires: str
+
+
+ENGINES = {
+    "dcp": Engine("multiparam.adapters.torch.dcp", (".metadata",), "torch (torch.distributed.checkpoint)"),
+    "orbax": Engine("multiparam.adapters.jax.orbax", ("_CHECKPOINT_METADATA", "_METADATA"), "orbax-checkpoint"),
+}

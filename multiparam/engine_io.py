@@ -1,0 +1,124 @@
+"""The engines' own checkpoints: PyTorch distributed checkpoints
+(``torch.distributed.checkpoint``, "DCP") and Orbax, read and written with
+those libraries' own readers and writers (their code is in the adapters'
+packages, ``multiparam.adapters.engines`` says where).
+
+- **DCP**: a folder with a ``.metadata`` file.  Read with DCP's
+  ``FileSystemReader`` (its metadata through ``read_metadata``, each tensor
+  with ``dcp.load`` into a tensor of the checkpoint's global shape; DCP
+  itself finds the chunks that tile it, whatever world size saved them).
+  Written with ``dcp.save``: a torch model's own tensors (a ``DTensor``
+  stays sharded, every rank writing its shards: DCP's collective save), or
+  any other model's values gathered in one process.  Keys are canonical
+  names, which for torch are ``state_dict`` keys: the folder is what
+  ``dcp.save(model.state_dict(), ...)`` writes, and ``dcp.load`` reads it.
+- **Orbax**: a folder Orbax's ``StandardCheckpointer``/``PyTreeCheckpointer``
+  wrote (``_CHECKPOINT_METADATA`` or ``_METADATA``).  Written as a flat
+  pytree ``{canonical name: array in canonical layout}``; a sharded JAX
+  parameter is handed to Orbax as its sharded ``jax.Array`` (transposed
+  lazily where the layouts differ), so each process writes its own shards
+  and nothing is gathered.  Read leaf by leaf (``partial_restore``) as
+  NumPy; a nested tree's keys are its path joined with ``.``.
+
+Reads give :class:`~multiparam.sharding.Blocks`: a parameter asks for its
+shards' blocks, and the engine reads the *whole* tensor once for them (one
+tensor in flight per process: the engines read a stored chunk whole), never
+the whole checkpoint."""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from . import layout as _layout
+from .adapters.engines import ENGINES
+from .sharding import Blocks
+from .state import StateDict
+
+FORMATS = ("safetensors",) + tuple(ENGINES)
+PathLike = Union[str, os.PathLike]
+
+
+def engine_of(path: PathLike) -> Optional[str]:
+    """The engine format whose checkpoint ``path`` is (by the files it
+    holds, nothing imported), or None."""
+    path = Path(path)
+    for name, engine in ENGINES.items():
+        folder = path.parent if path.name in engine.marks else path
+        if folder.is_dir() and any((folder / f).is_file() for f in engine.marks):
+            return name
+    return None
+
+
+def _module(name: str):
+    try:
+        return importlib.import_module(ENGINES[name].module)    # imports that engine's framework
+    except ImportError as e:
+        raise ImportError(f"a {name} checkpoint needs {ENGINES[name].requires}, which does not import "
+                          f"here: {e}") from e
+
+
+def open_engine(path: PathLike) -> StateDict:
+    """An engine's checkpoint (see :func:`engine_of`) as a StateDict of
+    :class:`Blocks`, nothing read but its metadata."""
+    name = engine_of(path)
+    return _module(name).open_checkpoint(path)
+
+
+def save_engine(model, path: PathLike, format: str) -> Path:
+    """Write ``model`` in an engine's format; returns the folder."""
+    return _module(format).save_checkpoint(model, path)
+
+
+class OneTensor:
+    """The last tensor an engine read, kept while its parameter asks for
+    blocks of it: one tensor in flight, each read once per parameter."""
+
+    def __init__(self, read: Callable[[str], np.ndarray]):
+        self._read = read
+        self._name = None
+        self._array = None
+
+    def blocks(self, name: str, shape: Tuple[int, ...], dtype: np.dtype) -> Blocks:
+        def block(index):
+            if self._name != name:
+                self._array, self._name = None, None    # the previous tensor goes first
+                self._array, self._name = self._read(name), name
+            return self._array[index]
+        return Blocks(shape, dtype, block)
+
+
+def state_of_blocks(one: OneTensor, entries: Dict[str, Tuple[tuple, Any]]) -> StateDict:
+    """``{name: (shape, dtype)}`` as a StateDict of :class:`Blocks` read through ``one``."""
+    out = StateDict()
+    for name, (shape, dtype) in entries.items():
+        out[name] = one.blocks(name, tuple(int(n) for n in shape), np.dtype(dtype))
+    out.ties = []
+    out.backend = ""
+    return out
+
+
+def native_in_canonical(model, p, kind: type) -> Any:
+    """``p``'s native array when it is a ``kind`` whose layout is canonical
+    up to an axis permutation (returned permuted by the array's own
+    ``transpose``, which keeps a sharded array sharded), else None."""
+    adapter, state = model.adapter, model.adapter_state
+    native = adapter.native_param(state, p.slot.ref)
+    native = native.unbox() if hasattr(native, "unbox") else native     # Flax's partitioning boxes
+    if not isinstance(native, kind) or _layout._converts_itself(p.slot.layout):
+        return None
+    axes = _layout._to_canonical_axes(p.slot.layout, len(native.shape))
+    return native if axes is None else native.transpose(axes)
+
+
+def flat(tree: Any, keys: tuple = ()) -> Dict[str, Tuple[tuple, Any]]:
+    """``{path joined with '.': (path, leaf)}`` of a nested mapping."""
+    if isinstance(tree, dict) or (hasattr(tree, "items") and not hasattr(tree, "shape")):
+        out = {}
+        for k, v in tree.items():
+            out.update(flat(v, keys + (k,)))
+        return out
+    return {".".join(str(k) for k in keys): (keys, tree)}
