@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
+from flax.core.meta import AxisMetadata
 
-_DICTS = (dict, FrozenDict)
+_DICTS = DICTS = (dict, FrozenDict)
 
 
 def ordered_leaves(variables) -> list:
@@ -36,6 +37,24 @@ def ordered_leaves(variables) -> list:
         if isinstance(v, _DICTS):
             walk((c,), v)
     return out
+
+
+def has_boxes(node) -> bool:
+    """Whether a Flax box (``nn.Partitioned``, any ``AxisMetadata``) is
+    among the leaves: a scan that builds nothing (arrays are checked by
+    type, so an ABC's ``isinstance`` runs only for other leaves)."""
+    for v in node.values():
+        t = type(v)
+        if t in _DICTS:
+            if has_boxes(v):
+                return True
+        elif t not in _PLAIN and isinstance(v, AxisMetadata):
+            return True
+    return False
+
+
+#: leaf types that are never boxes
+_PLAIN = frozenset((type(jnp.zeros(())), np.ndarray))
 
 
 def map_leaves(node, fn):
