@@ -372,10 +372,13 @@ class TorchAdapter(Adapter):
 
     def fill_array(self, state, ref, fill) -> bool:
         t = _tensor(ref)
-        if t.device.type != "cpu" or not t.is_contiguous():
+        plain = t.detach()
+        # a plain CPU tensor only: a subclass (a DTensor, even a replicated
+        # one) keeps its memory behind its own API
+        if type(plain) is not torch.Tensor or t.device.type != "cpu" or not t.is_contiguous():
             return False
         try:
-            view = t.detach().numpy()     # the parameter's own memory
+            view = plain.numpy()          # the parameter's own memory
         except TypeError:                 # a dtype NumPy has not (bfloat16): write() instead
             return False
         fill(view)
