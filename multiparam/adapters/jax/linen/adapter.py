@@ -317,17 +317,12 @@ class LinenAdapter(FlaxAdapter):
         pytree subtrees no module reported still listed."""
         rec = self._record(state)
         materialized = state.variables is not None
-        owned: dict = {}  # module path -> [(full path, leaf)]
+        # module path -> [(full path, leaf)]
+        owned: dict = pytree.leaves_by_module(state.variables) if materialized else {}
         subtree_names: dict = {}  # module path -> {child name present in the pytree: None}
-        if materialized:
-            for full, leaf in pytree.ordered_leaves(state.variables):
-                module_path = full[1:-1]
-                leaves = owned.get(module_path)
-                if leaves is None:
-                    leaves = owned[module_path] = []
-                    for i in range(len(module_path)):
-                        subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
-                leaves.append((full, leaf))
+        for module_path in owned:
+            for i in range(len(module_path)):
+                subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
         known_paths = set(rec.modules)
         # feature orders are only needed for values: set at the first need
         # of a layout (names and shapes never need them)

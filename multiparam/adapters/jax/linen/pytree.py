@@ -39,6 +39,31 @@ def ordered_leaves(variables) -> list:
     return out
 
 
+def leaves_by_module(variables) -> dict:
+    """``{module path: [(full path, leaf)]}``: :func:`ordered_leaves`
+    grouped by the path of the dict holding them (collection left out),
+    in one walk; modules in the order their first leaf comes."""
+    owned: dict = {}
+
+    def walk(prefix, node, module_path):
+        leaves = None
+        for k, v in node.items():
+            if isinstance(v, _DICTS):
+                walk(prefix + (k,), v, module_path + (k,))
+                continue
+            if leaves is None:
+                leaves = owned.get(module_path)
+                if leaves is None:
+                    leaves = owned[module_path] = []
+            leaves.append((prefix + (k,), v))
+
+    for c in sorted(variables.keys(), key=lambda c: c != "params"):  # stable: params first
+        v = variables[c]
+        if isinstance(v, _DICTS):
+            walk((c,), v, ())
+    return owned
+
+
 def has_boxes(node) -> bool:
     """Whether a Flax box (``nn.Partitioned``, any ``AxisMetadata``) is
     among the leaves: a scan that builds nothing (arrays are checked by

@@ -55,12 +55,22 @@ class CallRecord:
                           for key, el in zip(child_keys(container), container.layers)]
 
 
+_NESTING = (list, tuple, dict, FrozenDict)
+
+
+def _first(kv):
+    return kv[0]
+
+
 def _suffixed(val) -> list:
     """[(suffix, value)] as Flax names submodules held in one attribute:
     ``""`` for a bare module, ``_<i>`` / ``_<key>`` inside lists, tuples and
     dicts (nested ones joined by ``_``), sorted by key path as Flax adopts
     them (``_map_over_modules_in_tree``), which decides the name a shared
     object gets."""
+    if isinstance(val, (list, tuple)) and not hasattr(val, "_fields") and not any(
+            isinstance(e, _NESTING) for e in val):   # the usual list of modules: one level
+        return [("_" + k, e) for k, e in sorted([(str(i), e) for i, e in enumerate(val)], key=_first)]
     flat = []
 
     def walk(prefix, v):
