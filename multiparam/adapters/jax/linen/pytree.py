@@ -66,20 +66,26 @@ def leaves_by_module(variables) -> dict:
 
 def has_boxes(node) -> bool:
     """Whether a Flax box (``nn.Partitioned``, any ``AxisMetadata``) is
-    among the leaves: a scan that builds nothing (arrays are checked by
-    type, so an ABC's ``isinstance`` runs only for other leaves)."""
+    among the leaves: a scan that builds nothing, asking once per value
+    type what it is (a box, a mapping to look into as ``sharding.unbox``
+    does, or a leaf)."""
     for v in node.values():
         t = type(v)
-        if t in _DICTS:
+        what = _WHAT.get(t)
+        if what is None:
+            what = _WHAT[t] = ("box" if issubclass(t, AxisMetadata) else
+                               "map" if issubclass(t, dict) or hasattr(t, "items") and not hasattr(t, "shape")
+                               else "leaf")
+        if what == "map":
             if has_boxes(v):
                 return True
-        elif t not in _PLAIN and isinstance(v, AxisMetadata):
+        elif what == "box":
             return True
     return False
 
 
-#: leaf types that are never boxes
-_PLAIN = frozenset((type(jnp.zeros(())), np.ndarray))
+#: value type -> "box", "map" or "leaf" (see :func:`has_boxes`)
+_WHAT: dict = {}
 
 
 def map_leaves(node, fn):
