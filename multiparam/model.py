@@ -27,7 +27,7 @@ from .errors import (
 from .gradients import model_grad
 from .init import init_model
 from .layer import Layer
-from .param import Param, TransposedParam
+from .param import Param, TransposedParam, canonical_shape
 from .registry import backend_of, load_adapter, supported_text
 from .spec import Spec
 from .state import IncompatibleKeys, StateDict, load_state_dict, state_dict
@@ -273,7 +273,10 @@ class Model:
 
     def shapes(self) -> Dict[str, Optional[tuple]]:
         """``{canonical name: canonical shape}``; None for a dim not known yet."""
-        return {name: p.shape for name, p in self.index().unique.items()}
+        unique = self.index().unique
+        slots = [p.slot for p in unique.values()]
+        shapes = self.adapter.native_shapes(self.adapter_state, [slot.ref for slot in slots])
+        return {name: canonical_shape(slot, shape) for name, slot, shape in zip(unique, slots, shapes)}
 
     def num_parameters(self, trainable: Optional[bool] = None) -> int:
         """Number of scalars, each tied parameter once, as the framework

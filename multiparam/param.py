@@ -37,6 +37,20 @@ def as_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)    # lists, scalars, a Param (its read-only value)
 
 
+def canonical_shape(slot: "ParamSlot", shape: Optional[tuple]) -> Optional[tuple]:
+    """The canonical shape of ``slot`` given its native ``shape`` (None: not
+    built yet, the slot's hint): ``Param.shape``, and ``Model.shapes()``
+    for every parameter from one bulk read."""
+    if shape is None:
+        return slot.shape_hint
+    layout = slot.shape_layout
+    if layout is SAME or (layout is DENSE_IN_OUT and len(shape) != 2):
+        return shape if shape.__class__ is tuple else tuple(shape)
+    if layout is DENSE_IN_OUT:
+        return (shape[1], shape[0])
+    return _layout.shape_to_canonical(tuple(shape), layout)
+
+
 class Param:
     """One parameter of a wrapped model, in canonical names and layout.
 
@@ -112,17 +126,10 @@ class Param:
         """Canonical (PyTorch) shape; None for dims not known yet."""
         model, slot = self._model, self._slot
         ref, adapter = slot.ref, model.adapter
-        # a plain ref straight to the adapter's primitive (``shapes()`` asks every parameter)
+        # a plain ref straight to the adapter's primitive
         shape = (adapter.native_shape if isinstance(ref, Composite) else adapter.array_shape)(
             model.adapter_state, ref)
-        if shape is None:
-            return slot.shape_hint
-        layout = slot.shape_layout
-        if layout is SAME or (layout is DENSE_IN_OUT and len(shape) != 2):
-            return tuple(shape)
-        if layout is DENSE_IN_OUT:
-            return (shape[1], shape[0])
-        return _layout.shape_to_canonical(tuple(shape), layout)
+        return canonical_shape(slot, shape)
 
     @property
     def materialized(self) -> bool:

@@ -657,6 +657,19 @@ class Adapter:
             return ref.shape([self.native_shape(state, part) for part in ref.parts])
         return self.array_shape(state, ref)
 
+    def native_shapes(self, state: Any, refs: list) -> list:
+        """:meth:`native_shape` of many parameters at once (``shapes()``
+        asks every parameter): plain refs through :meth:`array_shapes`, so
+        a backend can read them in one tight loop."""
+        if any(isinstance(ref, Composite) for ref in refs):
+            return [self.native_shape(state, ref) for ref in refs]
+        return self.array_shapes(state, refs)
+
+    def array_shapes(self, state: Any, refs: list) -> list:
+        """:meth:`array_shape` of many plain refs (override for a bulk read)."""
+        array_shape = self.array_shape
+        return [array_shape(state, ref) for ref in refs]
+
     def dtype(self, state: Any, ref: Any) -> Optional[np.dtype]:
         """The NumPy dtype of the parameter (None if not known yet)."""
         if isinstance(ref, Composite):

@@ -180,6 +180,14 @@ class TensorflowAdapter(Adapter):
             return shape
         return tuple(int(d) for d in v.shape)
 
+    def array_shapes(self, state, refs: list) -> list:
+        # shapes() of a whole model: Keras' own shape tuples in one loop
+        out = []
+        for ref in refs:
+            shape = getattr(ref.resolve(), "_shape", None)
+            out.append(shape if type(shape) is tuple and None not in shape else self.array_shape(state, ref))
+        return out
+
     def array_dtype(self, state, ref) -> Optional[np.dtype]:
         v = ref.resolve()
         return None if v is None else dtypes.dtype(v.dtype)   # Keras' standard names: ml_dtypes' too

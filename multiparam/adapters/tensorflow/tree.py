@@ -42,6 +42,7 @@ the base adapter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import is_
 from typing import Any, Optional
 
 import keras
@@ -387,7 +388,10 @@ def _variable_attrs(layer) -> tuple:
         for names in seen:
             if len(names) != n:
                 continue
-            attrs = [(a, v) for a in names if isinstance(v := d.get(a), keras.Variable)]
+            found = [d.get(a) for a in names]
+            if all(map(is_, found, tracked)):   # the usual case: the tracked Variables, in attribute order
+                return list(zip(names, found)), ()
+            attrs = [(a, v) for a, v in zip(names, found) if isinstance(v, keras.Variable)]
             if len(attrs) != n:
                 continue
             if all(v is t for (_, v), t in zip(attrs, tracked)):
@@ -432,6 +436,33 @@ def _unique_key(key: str, used: set) -> str:
     return key
 
 
+def _attr_plan(cls: type, known: dict, attrs: list) -> Optional[tuple]:
+    """``((key, role, layout, declared), ...)`` for a layer of class ``cls``
+    whose variables sit in the attributes of ``attrs``, when its class
+    knows every one of them (what :func:`_own_slots` works out per
+    variable, keys made unique); None otherwise.  Memoised per class and
+    attribute names."""
+    names = tuple([a for a, _ in attrs])
+    memo = (_attr_plan, cls, names)
+    plan = _CLASS_CACHE.get(memo, False)
+    if plan is not False:
+        return plan
+    plan, used = [], set()
+    for attr in names:
+        k = known.get(attr.lstrip("_"))
+        if k is None or attr == "_tied_kernel_t":
+            plan = None
+            break
+        key = k.key
+        if key in used or "." in key:
+            key = _unique_key(key, used)
+        else:
+            used.add(key)
+        plan.append((key, k.role, k.layout, k.declared))
+    plan = _CLASS_CACHE[memo] = None if plan is None else tuple(plan)
+    return plan
+
+
 def _own_slots(layer, pending: Optional[Deferred] = None, unbuilt: Optional[list] = None) -> list:
     """The layer's own parameters (not its sub-layers'), in Keras' order.
     ``pending``: the description's deferred feature orders (given to every
@@ -453,6 +484,13 @@ def _own_slots(layer, pending: Optional[Deferred] = None, unbuilt: Optional[list
     known = _CLASS_CACHE.get((_class_plan, cls))
     if known is None:
         known = _class_plan(cls)
+    if known is not _PER_INSTANCE and not rest:
+        plan = _attr_plan(cls, known, attrs)
+        if plan is not None:    # every variable known from its class: one record each
+            for (attr, var), (key, role, layout, declared) in zip(attrs, plan):
+                slots.append(ParamSlot(role, var.path, VariableRef(layer, attr), layout, bool(var.trainable),
+                                       id(var), None, False, key, declared, None, pending))
+            return slots
     if known is _PER_INSTANCE:
         known = _registered_vars(layer, attrs)
         if known is None:

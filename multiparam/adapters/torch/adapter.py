@@ -333,6 +333,14 @@ class TorchAdapter(Adapter):
         t = _tensor(ref)
         return None if is_lazy(t) else tuple(t.shape)
 
+    def array_shapes(self, state, refs: list) -> list:
+        # shapes() of a whole model: plain Parameters read in one loop
+        out = []
+        for ref in refs:
+            t = ref[0]._parameters.get(ref[1])
+            out.append(tuple(t.shape) if type(t) is nn.Parameter else self.array_shape(state, ref))
+        return out
+
     def array_dtype(self, state, ref) -> Optional[np.dtype]:
         t = _tensor(ref)
         try:

@@ -189,6 +189,43 @@ def _unique_keys(slots: list, paths: list) -> list:
     return slots
 
 
+def _leaf_rank(leaf) -> int:
+    shape = getattr(leaf, "shape", None)
+    return len(shape) if shape is not None else np.ndim(leaf)
+
+
+_CLASS_CACHE = layer_registry.CLASS_CACHE
+
+
+def _layer_plan(module, name: Optional[str], family: Optional[str], leaves: list) -> tuple:
+    """``((position in leaves, kind, key), ...)`` of one layer's pytree
+    leaves ``[(full path, leaf)]`` in torch's order, keys made unique as
+    :func:`_unique_keys` does: memoised per module class, leaf names,
+    collections and ranks (what the kinds depend on; not for a
+    ``DenseGeneral``, whose layouts need its shapes and axes, nor a
+    module-less subtree), so 500 Dense layers are planned once."""
+    cacheable = module is not None and family != "DenseGeneral"
+    if cacheable:
+        memo = (_layer_plan, type(module), tuple([(full[0], full[-1], _leaf_rank(leaf)) for full, leaf in leaves]))
+        plan = _CLASS_CACHE.get(memo)
+        if plan is not None:
+            return plan
+    order, kinds = ordered_leaf_kinds(module, name, [(full[-1], _leaf_shape(leaf), full[0] == "params")
+                                                     for full, leaf in leaves])
+    plan, seen = [], set()
+    for i in order:
+        kind, key = kinds[i], kinds[i].key
+        leaf = key or kind.role
+        if leaf in seen:
+            key = leaf = f"{leaves[i][0][0]}:{leaf}"
+        seen.add(leaf)
+        plan.append((i, kind, key))
+    plan = tuple(plan)
+    if cacheable:
+        _CLASS_CACHE[memo] = plan
+    return plan
+
+
 class LinenAdapter(FlaxAdapter):
     """Flax linen modules with their variables pytree (:class:`LinenState`).
 
@@ -224,7 +261,10 @@ class LinenAdapter(FlaxAdapter):
         if inputs is not None:
             state.sample = AbstractInputs(inputs)
         if variables is not None:
-            state.variables, state.boxes = unbox(variables)   # nn.with_partitioning's boxes
+            if isinstance(variables, pytree.DICTS) and not pytree.has_boxes(variables):
+                state.variables = variables     # the common case: no box to take out
+            else:
+                state.variables, state.boxes = unbox(variables)   # nn.with_partitioning's boxes
         elif inputs is not None:
             state.variables = self._init(state, inputs)
         return state
@@ -277,44 +317,37 @@ class LinenAdapter(FlaxAdapter):
         pytree subtrees no module reported still listed."""
         rec = self._record(state)
         materialized = state.variables is not None
-        owned: dict = {}  # module path -> [(full path, leaf)]
+        # module path -> [(full path, leaf)]
+        owned: dict = pytree.leaves_by_module(state.variables) if materialized else {}
         subtree_names: dict = {}  # module path -> {child name present in the pytree: None}
-        if materialized:
-            for full, leaf in pytree.ordered_leaves(state.variables):
-                module_path = full[1:-1]
-                leaves = owned.get(module_path)
-                if leaves is None:
-                    leaves = owned[module_path] = []
-                    for i in range(len(module_path)):
-                        subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
-                leaves.append((full, leaf))
+        for module_path in owned:
+            for i in range(len(module_path)):
+                subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
         known_paths = set(rec.modules)
         # feature orders are only needed for values: set at the first need
         # of a layout (names and shapes never need them)
         pending, featured = Deferred(None), []   # featured: (slot, full path, leaf, family)
 
-        def slots_for(path, module, name):
-            if module is not None and is_lstm(module):
+        def slots_for(path, module, name, kind):
+            if kind == "LSTM":
                 return lstm_slots(state, path, module, materialized)
             if materialized:
-                leaves = owned.get(path, [])
-                order, kinds = ordered_leaf_kinds(module, name, [(full[-1], _leaf_shape(leaf), full[0] == "params")
-                                                                 for full, leaf in leaves])
+                leaves = owned.get(path)
+                if not leaves:
+                    return []
                 family = layer_family(module, name)
-                out, paths = [], []
+                out = []
                 ties, ties_t = state.ties, state.ties_canonical_t
-                for i in order:
+                for i, kind, key in _layer_plan(module, name, family, leaves):
                     full, leaf = leaves[i]
-                    kind = kinds[i]
                     src, transposed = ties.get(full, (full, False)) if ties else (full, False)
                     if ties_t:
                         transposed = ties_t.get(full, transposed)
                     slot = ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, src, None,
-                                     transposed, kind.key, kind.declared, None, pending)
+                                     transposed, key, kind.declared, None, pending)
                     featured.append((slot, full, leaf, family))
                     out.append(slot)
-                    paths.append(full)
-                return _unique_keys(out, paths)
+                return out
             if module is None:
                 return []
             config = _config_leaves(module)
@@ -334,24 +367,25 @@ class LinenAdapter(FlaxAdapter):
             module = rec.modules.get(path)
             name = path[-1] if path else None
             kind = _kind(module, name)
-            n = LayerNode(key, kind, module, slots_for(path, module, name))
-            if path in visiting or kind == "LSTM":  # self-calling; LSTM: its cell is its slots
-                return n
+            n = LayerNode(key, kind, module, slots_for(path, module, name, kind))
+            seq, calls, subs = rec.seq.get(path), rec.calls.get(path), subtree_names.get(path)
+            if not (seq or calls or subs) or path in visiting or kind == "LSTM":
+                return n    # a leaf layer; self-calling; LSTM: its cell is its slots
             visiting = visiting | {path}
             done = set()
-            for k, (what, val) in rec.seq.get(path, []):
+            for k, (what, val) in seq or ():
                 if what == "mod":
                     n.children.append(node(val, k, visiting))
                     done.add(val)
                 else:
                     n.children.append(LayerNode(k, function_kind(val), val))
-            for child in rec.calls.get(path, []):
+            for child in calls or ():
                 if child not in done:
                     n.children.append(node(child, child[-1], visiting))
                     done.add(child)
             # pytree subtrees no module reported (setup modules never called,
             # or variables given without a sample input): still list them
-            for sub in subtree_names.get(path, []):
+            for sub in subs or ():
                 child = path + (sub,)
                 if child not in done and child not in known_paths:
                     n.children.append(node(child, sub, visiting))
@@ -447,8 +481,13 @@ class LinenAdapter(FlaxAdapter):
         return pytree.get(state.variables, ref)
 
     def array_shape(self, state: LinenState, ref) -> Optional[tuple]:
-        if state.variables is None:
+        variables = state.variables
+        if variables is None:
             return state.hints.get(ref)   # what the layer's configuration tells
+        if ref.__class__ is tuple:      # a leaf's path: its own shape (a JAX array's is a tuple)
+            leaf = pytree.get(variables, ref)
+            shape = getattr(leaf, "shape", None)
+            return shape if shape.__class__ is tuple else tuple(np.shape(leaf))
         return super().array_shape(state, ref)
 
     def array_dtype(self, state: LinenState, ref) -> Optional[np.dtype]:

@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
+from flax.core.meta import AxisMetadata
 
-_DICTS = (dict, FrozenDict)
+_DICTS = DICTS = (dict, FrozenDict)
 
 
 def ordered_leaves(variables) -> list:
@@ -36,6 +37,55 @@ def ordered_leaves(variables) -> list:
         if isinstance(v, _DICTS):
             walk((c,), v)
     return out
+
+
+def leaves_by_module(variables) -> dict:
+    """``{module path: [(full path, leaf)]}``: :func:`ordered_leaves`
+    grouped by the path of the dict holding them (collection left out),
+    in one walk; modules in the order their first leaf comes."""
+    owned: dict = {}
+
+    def walk(prefix, node, module_path):
+        leaves = None
+        for k, v in node.items():
+            if isinstance(v, _DICTS):
+                walk(prefix + (k,), v, module_path + (k,))
+                continue
+            if leaves is None:
+                leaves = owned.get(module_path)
+                if leaves is None:
+                    leaves = owned[module_path] = []
+            leaves.append((prefix + (k,), v))
+
+    for c in sorted(variables.keys(), key=lambda c: c != "params"):  # stable: params first
+        v = variables[c]
+        if isinstance(v, _DICTS):
+            walk((c,), v, ())
+    return owned
+
+
+def has_boxes(node) -> bool:
+    """Whether a Flax box (``nn.Partitioned``, any ``AxisMetadata``) is
+    among the leaves: a scan that builds nothing, asking once per value
+    type what it is (a box, a mapping to look into as ``sharding.unbox``
+    does, or a leaf)."""
+    for v in node.values():
+        t = type(v)
+        what = _WHAT.get(t)
+        if what is None:
+            what = _WHAT[t] = ("box" if issubclass(t, AxisMetadata) else
+                               "map" if issubclass(t, dict) or hasattr(t, "items") and not hasattr(t, "shape")
+                               else "leaf")
+        if what == "map":
+            if has_boxes(v):
+                return True
+        elif what == "box":
+            return True
+    return False
+
+
+#: value type -> "box", "map" or "leaf" (see :func:`has_boxes`)
+_WHAT: dict = {}
 
 
 def map_leaves(node, fn):

@@ -55,12 +55,22 @@ class CallRecord:
                           for key, el in zip(child_keys(container), container.layers)]
 
 
+_NESTING = (list, tuple, dict, FrozenDict)
+
+
+def _first(kv):
+    return kv[0]
+
+
 def _suffixed(val) -> list:
     """[(suffix, value)] as Flax names submodules held in one attribute:
     ``""`` for a bare module, ``_<i>`` / ``_<key>`` inside lists, tuples and
     dicts (nested ones joined by ``_``), sorted by key path as Flax adopts
     them (``_map_over_modules_in_tree``), which decides the name a shared
     object gets."""
+    if isinstance(val, (list, tuple)) and not hasattr(val, "_fields") and not any(
+            isinstance(e, _NESTING) for e in val):   # the usual list of modules: one level
+        return [("_" + k, e) for k, e in sorted([(str(i), e) for i, e in enumerate(val)], key=_first)]
     flat = []
 
     def walk(prefix, v):
@@ -85,10 +95,20 @@ def _suffixed(val) -> list:
 _MAY_HOLD_MODULES: dict = {}
 
 
+#: Flax's own parameter layers: their fields are configuration (sizes,
+#: dtypes, initialisers), never submodules (exact classes: a user's
+#: subclass may add a submodule field)
+_LEAF_LAYERS = frozenset((nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose, nn.ConvLocal, nn.Embed,
+                          nn.BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm))
+
+
 @layer_registry.per_class
 def _init_fields(cls: type) -> tuple:
     """The dataclass fields of a module class that may hold submodules:
-    its ``__init__`` fields but ``parent`` and ``name`` (memoised)."""
+    its ``__init__`` fields but ``parent`` and ``name``; none for Flax's
+    own parameter layers (memoised)."""
+    if cls in _LEAF_LAYERS:
+        return ()
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("parent", "name") and f.init)
 
 
@@ -103,8 +123,11 @@ def static_record(root: nn.Module) -> CallRecord:
 
     def walk(module, path):
         rec.modules[path] = module
+        fields = _init_fields(type(module))
+        if not fields:
+            return      # a Dense, a LayerNorm: no submodule, not a Sequential
         preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
-        for field_name in _init_fields(type(module)):
+        for field_name in fields:
             val = getattr(module, field_name)
             holds = _MAY_HOLD_MODULES.get(type(val))
             if holds is None:
