@@ -192,10 +192,11 @@ class Model:
         """The canonical index of the native model (package-internal):
         cached once every shape is known, rebuilt on each call before."""
         key = self.adapter.description_key(self.adapter_state)
-        if self._cache is None or not self.materialized or key != self._cache_key:
-            root = self.adapter.describe(self.adapter_state)
-            self.materialized = bool(self.adapter.is_materialized_tree(self.adapter_state, root))
-            self._cache, self._cache_key = ModelIndex(self, root), key
+        if self._cache is not None and self.materialized and (key is self._cache_key or key == self._cache_key):
+            return self._cache          # the hot path: every m["name"] comes here
+        root = self.adapter.describe(self.adapter_state)
+        self.materialized = bool(self.adapter.is_materialized_tree(self.adapter_state, root))
+        self._cache, self._cache_key = ModelIndex(self, root), key
         return self._cache
 
     @property

@@ -113,6 +113,7 @@ class AbstractInputs:
         self.is_array = tuple(_is_array(l) for l in leaves)
         self.static = tuple(None if a else l for l, a in zip(leaves, self.is_array))
         self.arrays = [jax.ShapeDtypeStruct(np.shape(l), l.dtype) for l, a in zip(leaves, self.is_array) if a]
+        self._key = None
 
     def rebuild(self, arrays) -> Inputs:
         it = iter(arrays)
@@ -121,6 +122,9 @@ class AbstractInputs:
         return Inputs(tuple(args), dict(kwargs))
 
     def key(self) -> tuple:
-        """Equal for inputs that trace alike."""
-        return (self.treedef, tuple((a.shape, str(a.dtype)) for a in self.arrays),
-                tuple(repr(s) for s in self.static))
+        """Equal for inputs that trace alike.  Made once: the model's index
+        asks for it on every lookup (``m["0.weight"]``)."""
+        if self._key is None:
+            self._key = (self.treedef, tuple((a.shape, str(a.dtype)) for a in self.arrays),
+                         tuple(repr(s) for s in self.static))
+        return self._key

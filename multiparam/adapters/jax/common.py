@@ -157,7 +157,6 @@ class FlaxAdapter(Adapter):
 
     def storage_key(self, state, ref) -> Any:
         # JAX arrays are immutable: the same array object is the same values
-        # (a composite is joined from several arrays: no key)
         # (a composite is joined from several arrays: no key); a sharded
         # array's gathered copy is not kept (it may be large), so no key
         if isinstance(ref, Composite):

@@ -20,14 +20,18 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import jax
 import numpy as np
 from flax.core import meta
-from jax.sharding import NamedSharding
+from jax.sharding import NamedSharding, SingleDeviceSharding
 
 from ... import sharding as S
 
 
 def is_sharded_array(array: Any) -> bool:
     """True for a ``jax.Array`` placed on more than one device."""
-    return isinstance(array, jax.Array) and len(array.sharding.device_set) > 1
+    if not isinstance(array, jax.Array):
+        return False
+    sharding = array.sharding
+    # the common case first, without building the device set (Param.value asks on every read)
+    return type(sharding) is not SingleDeviceSharding and len(sharding.device_set) > 1
 
 
 def describe(array: jax.Array) -> Optional[S.Sharding]:
