@@ -53,7 +53,7 @@ from .errors import MultiparamError, NotMaterializedError, UnknownNameError
 from .layout import input_to_native, output_to_canonical
 from .model import Model, wrap
 from .param import as_numpy
-from .state import FRAMEWORK_ONLY_STATE, StateDict, load_state_dict, state_dict, state_views
+from .state import StateDict, is_framework_only, load_state_dict, state_dict, state_views
 from .transaction import WritePlan
 
 __all__ = ["Rule", "rule", "TransferPlan", "PlanEntry", "PlanError", "plan", "transfer", "check",
@@ -232,10 +232,6 @@ class _Source:
 
     def describe(self) -> dict:
         return {"kind": self.kind, "tensors": {n: [list(t.shape), t.dtype.name] for n, t in self.tensors.items()}}
-
-
-def _framework_only(name: str) -> bool:
-    return name.rsplit(".", 1)[-1] in FRAMEWORK_ONLY_STATE
 
 
 # -- the plan -----------------------------------------------------------------------------------
@@ -599,8 +595,8 @@ def plan(src, dst, rules=None, match: Union[str, Sequence[str]] = "name") -> Tra
                                sorted(set(used)))
 
     # 3. what names left: pair by order or shape
-    skipped = [n for n in leftovers if _framework_only(n) and not any(
-        _framework_only(d) for d in dparams if d not in entries)]
+    skipped = [n for n in leftovers if is_framework_only(n) and not any(
+        is_framework_only(d) for d in dparams if d not in entries)]
     for n in skipped:
         leftovers.pop(n)
     free_dst = [d for d in dparams if d not in entries]
@@ -647,7 +643,7 @@ def plan(src, dst, rules=None, match: Union[str, Sequence[str]] = "name") -> Tra
         e.native_shape = tuple(param.native_shape) if param.native_shape is not None else None
 
     # 5. what stays unmatched, with the closest names on the other side
-    free_dst = [d for d in dparams if d not in entries and not _framework_only(d)]
+    free_dst = [d for d in dparams if d not in entries and not is_framework_only(d)]
     routed_names = {s: (items[0].name if items else s) for s, items in leftovers.items()}
     unmatched_src = {s: _closest(routed_names[s], free_dst) for s in leftovers}
     unmatched_src.update({s: _closest(name, free_dst or list(dparams)) for s, name in lost.items()})

@@ -69,7 +69,10 @@ class StateNote(UserWarning):
 FRAMEWORK_ONLY_STATE = ("num_batches_tracked",)
 
 
-def _framework_only(name: str) -> bool:
+def is_framework_only(name: str) -> bool:
+    """True for state one framework keeps and the others have no slot for
+    (``num_batches_tracked``): a load or a port skips it rather than
+    calling it missing or unexpected."""
     return name.rsplit(".", 1)[-1] in FRAMEWORK_ONLY_STATE
 
 
@@ -139,8 +142,8 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
         matched.append((name, p, key))
     unexpected = [k for k in given if k not in used and k not in index.params]
     unexpected_orig = [k for k in unexpected if k in d]
-    skipped = [k for k in unexpected_orig if _framework_only(k)]
-    kept = [k for k in missing if _framework_only(k)]
+    skipped = [k for k in unexpected_orig if is_framework_only(k)]
+    kept = [k for k in missing if is_framework_only(k)]
     if skipped or kept:
         unexpected_orig = [k for k in unexpected_orig if k not in skipped]
         missing = [k for k in missing if k not in kept]
