@@ -4,9 +4,11 @@ those libraries' own readers and writers (their code is in the adapters'
 packages, ``multiparam.adapters.engines`` says where).
 
 - **DCP**: a folder with a ``.metadata`` file.  Read with DCP's
-  ``FileSystemReader`` (its metadata through ``read_metadata``, each tensor
-  with ``dcp.load`` into a tensor of the checkpoint's global shape; DCP
-  itself finds the chunks that tile it, whatever world size saved them).
+  ``FileSystemReader`` (its metadata through ``read_metadata``), each
+  block a parameter asks for by its own ``dcp.load`` whose planner plans
+  that block alone (DCP's resharding finds the stored chunks that overlap
+  it, whatever world size saved them), straight into the parameter's
+  memory where the framework exposes it.
   Written with ``dcp.save``: a torch model's own tensors (a ``DTensor``
   stays sharded, every rank writing its shards: DCP's collective save), or
   any other model's values gathered in one process.  Keys are canonical
@@ -21,9 +23,10 @@ packages, ``multiparam.adapters.engines`` says where).
   NumPy; a nested tree's keys are its path joined with ``.``.
 
 Reads give :class:`~multiparam.sharding.Blocks`: a parameter asks for its
-shards' blocks, and the engine reads the *whole* tensor once for them (one
-tensor in flight per process: the engines read a stored chunk whole), never
-the whole checkpoint."""
+shards' blocks, never the whole checkpoint.  DCP reads each block alone
+(the stored chunks it overlaps, each read whole by DCP); Orbax reads the
+*whole* tensor once for them (:class:`OneTensor`: one tensor in flight per
+process)."""
 from __future__ import annotations
 
 import importlib
@@ -93,9 +96,14 @@ class OneTensor:
 
 def state_of_blocks(one: OneTensor, entries: Dict[str, Tuple[tuple, Any]]) -> StateDict:
     """``{name: (shape, dtype)}`` as a StateDict of :class:`Blocks` read through ``one``."""
+    return state_of({name: one.blocks(name, tuple(int(n) for n in shape), np.dtype(dtype))
+                     for name, (shape, dtype) in entries.items()})
+
+
+def state_of(blocks: Dict[str, Blocks]) -> StateDict:
+    """``{name: Blocks}`` as an engine checkpoint's StateDict (no ties, no backend)."""
     out = StateDict()
-    for name, (shape, dtype) in entries.items():
-        out[name] = one.blocks(name, tuple(int(n) for n in shape), np.dtype(dtype))
+    out.update(blocks)
     out.ties = []
     out.backend = ""
     return out

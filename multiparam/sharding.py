@@ -43,8 +43,10 @@ class GatherError(MultiparamError, MemoryError):
 
 class ShardingError(MultiparamError, ValueError):
     """A sharded value or checkpoint that cannot be placed: slices that
-    overlap or leave a gap, a missing slice file, a shape a mesh cannot
-    split.  Raised before anything is written."""
+    overlap or leave a gap, a missing slice file.  Raised before anything
+    is written.  (A shape a mesh cannot split evenly never reaches a write:
+    JAX refuses such a NamedSharding when the array is made, and torch
+    splits unevenly, FSDP2 padding its shards.)"""
 
 
 @dataclass(frozen=True)
@@ -121,18 +123,6 @@ class Sharding:
             if all(s.stop > s.start for s in combo) or math.prod(shape) == 0:
                 out.append(combo)
         return out
-
-    def check_splits(self, shape: Sequence[int], what: str = "the tensor") -> None:
-        """:class:`ShardingError` unless every split dim of ``shape`` divides
-        evenly over its mesh axes (what the frameworks need to keep one
-        shard shape on every device)."""
-        if len(shape) != len(self.dims):
-            raise ShardingError(f"{what} has {len(shape)} dims; its sharding {self!r} has {len(self.dims)}")
-        for d, size in enumerate(shape):
-            n = self.pieces(d)
-            if n > 1 and size % n:
-                raise ShardingError(f"{what}: dim {d} of size {size} cannot be split evenly over "
-                                    f"{n} devices ({self!r})")
 
     # -- layouts ----------------------------------------------------------------------
     def permuted(self, axes: Optional[Sequence[int]]) -> "Sharding":
@@ -215,14 +205,21 @@ class Blocks:
     draws only the blocks its shards need: ``mp.load`` slices a memory
     mapped file, portable init draws each block alone.  It has the
     ``shape``, ``dtype`` and ``astype`` a :class:`~multiparam.transaction.WritePlan`
-    checks; an unsharded parameter takes it whole (``np.asarray``)."""
+    checks; an unsharded parameter takes it whole (``np.asarray``).
 
-    __slots__ = ("shape", "dtype", "_fn")
+    ``fill(global index, out)``, when given, writes that block into a
+    writable array ``out`` of its shape and of ``dtype`` instead: an
+    engine reads a checkpoint's slice straight into a parameter's own
+    memory (:meth:`fill_block`), no block-sized buffer in between."""
 
-    def __init__(self, shape: Sequence[int], dtype: Any, fn: Callable[[Index], np.ndarray]):
+    __slots__ = ("shape", "dtype", "_fn", "_fill")
+
+    def __init__(self, shape: Sequence[int], dtype: Any, fn: Callable[[Index], np.ndarray],
+                 fill: Optional[Callable[[Index, np.ndarray], None]] = None):
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         self._fn = fn
+        self._fill = fill
 
     @property
     def ndim(self) -> int:
@@ -234,6 +231,23 @@ class Blocks:
         if out.shape != index_shape(index):
             raise ShapeError(f"block {format_index(index)} came back with shape {out.shape}")
         return out if out.dtype == self.dtype else out.astype(self.dtype)
+
+    @property
+    def fills_in_place(self) -> bool:
+        """True when blocks can be written straight into a caller's array
+        (see :meth:`fill_block`); False: each comes as a new array."""
+        return self._fill is not None
+
+    def fill_block(self, index: Index, out: np.ndarray) -> None:
+        """Write the block ``index`` into ``out`` (writable, of the block's
+        shape): in place where this value can fill (same dtype), else a copy
+        of :meth:`block`."""
+        if out.shape != index_shape(index):
+            raise ShapeError(f"block {format_index(index)} cannot fill an array of shape {out.shape}")
+        if self._fill is not None and out.dtype == self.dtype:
+            self._fill(tuple(index), out)
+        else:
+            out[...] = self.block(index)
 
     def astype(self, dtype: Any, copy: bool = True) -> "Blocks":
         dtype = np.dtype(dtype)
@@ -249,9 +263,10 @@ class Blocks:
     @property
     def T(self) -> "Blocks":
         """The transpose (a name tied transposed writes through it)."""
-        fn = self._fn
+        fn, fill = self._fn, self._fill
         return Blocks(self.shape[::-1], self.dtype,
-                      lambda index: np.asarray(fn(tuple(index[::-1]))).T)
+                      lambda index: np.asarray(fn(tuple(index[::-1]))).T,
+                      None if fill is None else lambda index, out: fill(tuple(index[::-1]), out.T))
 
     def __repr__(self) -> str:
         return f"Blocks(shape={self.shape}, dtype={self.dtype})"
@@ -435,6 +450,12 @@ def write_param(param, value: Any) -> None:
     else:
         axes = _layout._to_canonical_axes(lay, ndim)
         inv = None if axes is None else _inverse(axes)
+        if source.fills_in_place:
+            def fill(native_index, out):
+                # out is native; out.transpose(axes) is the same memory in canonical axes
+                source.fill_block(permute_index(native_index, axes), out if axes is None else out.transpose(axes))
+            if adapter.fill_blocks(state, ref, fill):     # read straight into the parameter's memory
+                return
 
         def block(native_index):
             got = source.block(permute_index(native_index, axes))

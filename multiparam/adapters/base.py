@@ -785,6 +785,20 @@ class Adapter:
             return
         self.write(state, ref, np.ascontiguousarray(block(_sharding.whole(self.native_shape(state, ref)))))
 
+    def fill_blocks(self, state: Any, ref: Any, fill: Callable[[tuple, np.ndarray], None]) -> bool:
+        """Let ``fill(global native index, out)`` write each block this
+        process holds straight into the parameter's own memory (``out``: a
+        writable native-layout NumPy view of it), so an engine reads a
+        checkpoint's slice into it with no buffer in between.  False,
+        having done nothing, where the framework exposes no such memory
+        (the caller then uses :meth:`write_blocks`).  See
+        :meth:`fill_array` and :meth:`fill_shard_arrays`."""
+        if isinstance(ref, Composite):
+            return False
+        if self.capability("sharding").supported and self.sharding(state, ref) is not None:
+            return self.fill_shard_arrays(state, ref, fill)
+        return self.fill_array(state, ref, lambda out: fill(_sharding.whole(out.shape), out))
+
     def require_sharding(self, what: str) -> None:
         """``CapabilityError`` with the backend's reason when it cannot hold
         sharded parameters."""
@@ -811,6 +825,14 @@ class Adapter:
         its sharding and type (the same ``DTensor`` placements, a
         ``jax.Array`` with the same ``NamedSharding``)."""
         self.write_array(state, ref, np.ascontiguousarray(block(_sharding.whole(self.array_shape(state, ref)))))
+
+    def fill_shard_arrays(self, state: Any, ref: Any, fill: Callable[[tuple, np.ndarray], None]) -> bool:
+        """Primitive: call ``fill(global native index, view)`` with a
+        writable NumPy view of each distinct block of one sharded native
+        array this process holds, and tell the framework they changed;
+        False, having done nothing, where there is no such view (the
+        default: JAX arrays are immutable)."""
+        return False
 
     def shard_owners(self, state: Any, ref: Any) -> list:
         """``[(global native index, process index)]``: every distinct block

@@ -211,3 +211,13 @@ def plain_case(label: str):
     import multiparam as mp
     m = mp.wrap(mp.nn.Sequential(*spec_layers(), backend=label), sample_input=X)
     return m, lambda x: m.adapter.to_numpy(m(x))
+
+
+def assert_loads(m, forward, path, truth: dict, expected_out: np.ndarray) -> None:
+    """``mp.load(m, path)`` gives every parameter the truth's bits, and the
+    model's own forward the expected output to 1e-5."""
+    import multiparam as mp
+    mp.load(m, path)
+    for name, p in m.named_parameters().items():
+        np.testing.assert_array_equal(np.asarray(p.value), truth[name])
+    np.testing.assert_allclose(forward(X), expected_out, rtol=1e-5, atol=1e-5)

@@ -14,8 +14,8 @@ import multiparam as mp
 from multiparam.sharded_io import INDEX
 from multiparam.sharding import ShardingError
 
-from .kits import MESHES, PLAIN_BACKENDS, X, jax_named_case, plain_case
-from .torch_workers import launch
+from .kits import MESHES, PLAIN_BACKENDS, X, assert_loads, jax_named_case, plain_case
+from .torch_workers import assert_loads_on_ranks, launch
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +67,26 @@ def jax_checkpoint(fsdp_checkpoint, tmp_path_factory):
 @pytest.mark.parametrize("label", PLAIN_BACKENDS)
 def test_the_jax_checkpoint_loads_into_unsharded_models(jax_checkpoint, label):
     path, truth, jax_out = jax_checkpoint
-    m, forward = plain_case(label)
-    mp.load(m, path)
-    for name, p in m.named_parameters().items():
-        np.testing.assert_array_equal(p.value, truth[name])
-    np.testing.assert_allclose(forward(X), jax_out, rtol=1e-5, atol=1e-5)
+    assert_loads(*plain_case(label), path, truth, jax_out)
 
 
 def test_the_jax_checkpoint_loads_back_into_tensor_parallel_torch(jax_checkpoint, tmp_path):
     path, truth, _ = jax_checkpoint
-    np.savez(tmp_path / "expected.npz", **truth)
-    reports = launch("load_tp", tmp_path, path=str(path), expected=str(tmp_path / "expected.npz"))
-    assert all(r["values"][0] and r["placements"][0] for r in reports), reports
+    assert_loads_on_ranks(path, truth, tmp_path, "tp")
+
+
+# -- world sizes that do not divide the shapes ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uneven")
+    return launch("uneven", out, folder=str(out))
+
+
+@pytest.mark.parametrize("check", ["multiparam:values", "multiparam:placements", "dcp:values", "dcp:placements"])
+def test_dims_the_world_size_does_not_divide_move_from_fsdp_to_tensor_parallel(uneven, check):
+    """torch splits such dims unevenly (FSDP2 pads): there is nothing to
+    refuse, and each rank's uneven block arrives bit for bit."""
+    assert all(r[check][0] for r in uneven), [r[check] for r in uneven]
 
 
 # -- bad input: a clear error, nothing written -----------------------------------------------------
@@ -155,6 +163,15 @@ def test_portable_init_draws_only_this_process_shard(peaks):
 
 def test_a_dcp_checkpoint_round_trips_under_fsdp(peaks):
     assert all(r["dcp_loaded"][0] for r in peaks)
+
+
+def test_a_dcp_load_reads_only_this_process_shard(peaks):
+    """DCP reads each rank's block alone (the stored chunks that overlap
+    it, straight into the parameter): the resident set grows by about one
+    shard, never by the whole tensor (two shards here)."""
+    for report in peaks:
+        shard = report["shard_bytes"][1]
+        assert report["dcp_load_growth"][1] < 1.25 * shard, report["dcp_load_growth"][1]
 
 
 def test_sharded_save_and_load_hold_at_most_one_shard_in_flight(peaks):

@@ -1,7 +1,10 @@
 """torch.distributed workers for the sharded suite: ``launch`` starts
-``world`` processes of this module (torchrun's environment: RANK,
-WORLD_SIZE, MASTER_ADDR, MASTER_PORT) on the gloo backend, each with a
-timeout, and returns what each rank reported.
+``world`` processes of this module (RANK and WORLD_SIZE as torchrun sets
+them) on the gloo backend, each with a timeout, and returns what each rank
+reported.  The ranks meet through a ``FileStore`` in the launch's folder,
+not a TCP port: a port picked free by the parent and released could be
+taken by any process on the machine before rank 0 binds it (seconds later,
+after its imports), and rank 0's TCPStore then fails to listen.
 
 A worker runs every check of one *scenario* on a sharded model and reports
 ``{check: [ok, detail]}``: truth is torch's own (``DTensor.full_tensor()``,
@@ -12,10 +15,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import socket
 import subprocess
 import sys
 import traceback
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +29,19 @@ LAUNCH_TIMEOUT = 300
 IN, HIDDEN, OUT = 8, 16, 4
 X = np.random.default_rng(0).standard_normal((2, IN)).astype(np.float32)
 WRITES = ("set", "setitem", "init", "load_state_dict", "load", "transfer")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+#: environment variable: the FileStore file the ranks meet through
+STORE_ENV = "MULTIPARAM_TEST_STORE"
 
 
 def launch(scenario: str, out: Path, world: int = WORLD, **args) -> list:
     """Run ``scenario`` on ``world`` ranks; the reports, by rank."""
     out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    store = out / f".store-{scenario}-{uuid.uuid4().hex}"    # a fresh file: FileStore needs one
     repo = str(Path(__file__).resolve().parents[2])
     procs = []
     for rank in range(world):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   **{STORE_ENV: str(store)},
                    PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tests.sharded.torch_workers", scenario, str(out), json.dumps(args)],
@@ -61,19 +60,28 @@ def launch(scenario: str, out: Path, world: int = WORLD, **args) -> list:
     return [json.loads((out / f"{scenario}.rank{r}.json").read_text()) for r in range(world)]
 
 
+def assert_loads_on_ranks(path, truth: dict, out: Path, kind: str) -> None:
+    """A sharded torch model (``kind``: 'tp' or 'fsdp') on every rank loads
+    ``path``: torch's own gather is the truth's bits, placements kept."""
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "expected.npz", **truth)
+    reports = launch("load_tp", out, path=str(path), expected=str(out / "expected.npz"), kind=kind)
+    assert all(r["values"][0] and r["placements"][0] for r in reports), reports
+
+
 # -- the sharded models ------------------------------------------------------------------------
-def mlp():
+def mlp(hidden: int = HIDDEN, out: int = OUT):
     import torch
     from torch import nn
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT))
+    return nn.Sequential(nn.Linear(IN, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
-def sharded_mlp(kind: str, world: int):
+def sharded_mlp(kind: str, world: int, hidden: int = HIDDEN, out: int = OUT):
     """An MLP under FSDP2 (``fully_shard``, mesh axis 'fsdp') or tensor
     parallelism (Colwise then Rowwise, mesh axis 'tp')."""
     from torch.distributed.device_mesh import init_device_mesh
-    net = mlp()
+    net = mlp(hidden, out)
     if kind == "fsdp":
         from torch.distributed.fsdp import fully_shard
         fully_shard(net, mesh=init_device_mesh("cpu", (world,), mesh_dim_names=("fsdp",)))
@@ -292,6 +300,31 @@ def scenario_load_tp(out: Path, rank: int, world: int, path: str, expected: str,
     return {"values": [values, ""], "placements": [same, ""]}
 
 
+def scenario_uneven(out: Path, rank: int, world: int, folder: str) -> dict:
+    """Dims the world size does not divide (5 hidden features and 3
+    outputs over 2 ranks): FSDP2 pads its shards, tensor parallelism splits
+    by ``torch.chunk``'s rule, and multiparam writes each rank's uneven
+    block.  FSDP2 saves in multiparam's sharded format and with DCP; each
+    loads into tensor parallelism: values (``full_tensor()``) and placements."""
+    import multiparam as mp
+    hidden, outputs = 5, 3
+    m = mp.wrap(sharded_mlp("fsdp", world, hidden, outputs))
+    rng = np.random.default_rng(7)
+    values = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in m.named_parameters().items()}
+    m.load_state_dict(values)
+    report = {}
+    for fmt in ("multiparam", "dcp"):
+        path = Path(folder) / fmt
+        mp.save(m, path, **({"format": "dcp"} if fmt == "dcp" else {}))
+        target = sharded_mlp("tp", world, hidden, outputs)
+        placements = {n: t.placements for n, t in target.named_parameters()}
+        mp.load(mp.wrap(target), path)
+        natives = dict(target.named_parameters())
+        report[f"{fmt}:values"] = [all(np.array_equal(full(natives[n]), v) for n, v in values.items()), ""]
+        report[f"{fmt}:placements"] = [all(natives[n].placements == pl for n, pl in placements.items()), ""]
+    return report
+
+
 def _vm_hwm() -> int:
     """This process's peak resident set (bytes), from /proc."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -364,14 +397,16 @@ def scenario_peaks(out: Path, rank: int, world: int, size: int, folder: str) -> 
 SCENARIOS = {"fsdp": lambda out, r, w: scenario_handles(out, r, w, "fsdp"),
              "tp": lambda out, r, w: scenario_handles(out, r, w, "tp"),
              "save_fsdp": scenario_save_fsdp, "load_tp": scenario_load_tp, "save_dcp": scenario_save_dcp,
-             "peaks": scenario_peaks}
+             "peaks": scenario_peaks, "uneven": scenario_uneven}
 
 
 def main(argv) -> None:
     import torch.distributed as dist
     scenario, out, args = argv[0], Path(argv[1]), json.loads(argv[2]) if len(argv) > 2 else {}
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    store = os.environ.get(STORE_ENV)     # unset under torchrun: its MASTER_ADDR and MASTER_PORT
+    dist.init_process_group("gloo", init_method=f"file://{store}" if store else "env://", rank=rank,
+                            world_size=world, timeout=datetime.timedelta(seconds=60))
     try:
         report = SCENARIOS[scenario](out, rank, world, **args)
         (out / f"{scenario}.rank{rank}.json").write_text(json.dumps(report))

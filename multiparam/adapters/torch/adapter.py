@@ -378,21 +378,7 @@ class TorchAdapter(Adapter):
             t.copy_(value if isinstance(value, torch.Tensor) else tensors.from_numpy(value))
 
     def fill_array(self, state, ref, fill) -> bool:
-        t = _tensor(ref)
-        plain = t.detach()
-        # a plain CPU tensor only: a subclass (a DTensor, even a replicated
-        # one) keeps its memory behind its own API
-        if type(plain) is not torch.Tensor or t.device.type != "cpu" or not t.is_contiguous():
-            return False
-        try:
-            view = plain.numpy()          # the parameter's own memory
-        except TypeError:                 # a dtype NumPy has not (bfloat16): write() instead
-            return False
-        fill(view)
-        # an in-place change, as copy_ under no_grad records it: autograd
-        # then refuses a backward through a graph that saved the old values
-        torch.autograd.graph.increment_version(t)
-        return True
+        return tensors.fill_in_place(_tensor(ref), fill)
 
     def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)
@@ -410,6 +396,9 @@ class TorchAdapter(Adapter):
 
     def write_shards(self, state, ref, block) -> None:
         _dtensors().write_local(_tensor(ref), block)
+
+    def fill_shard_arrays(self, state, ref, fill) -> bool:
+        return _dtensors().fill_local(_tensor(ref), fill)
 
     def shard_owners(self, state, ref) -> list:
         t = _tensor(ref)

@@ -12,11 +12,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.distributed import checkpoint as dcp
-from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, TensorStorageMetadata
+from torch.distributed.checkpoint.planner import LoadPlan
+from torch.distributed.checkpoint.planner_helpers import create_read_items_for_chunk_list
 
 from ... import engine_io
 from ...checkpoint import FileFormatError
 from ...errors import CapabilityError
+from ...sharding import Blocks, index_shape
 from ...state import StateDict
 from . import tensors
 
@@ -37,27 +41,76 @@ def _one_process():
         yield
 
 
+class _BlockPlanner(DefaultLoadPlanner):
+    """DCP's default load planner asked for one block of one tensor: its
+    local plan is DCP's own resharding (``create_read_items_for_chunk_list``)
+    of the stored chunks onto that block, read into a plain tensor of the
+    block's shape (DCP narrows it by each read item's ``dest_offsets``,
+    which are relative to the block)."""
+
+    def __init__(self, name: str, index: tuple):
+        super().__init__(flatten_state_dict=False, flatten_sharded_tensors=False)
+        self._name = name
+        self._block = ChunkStorageMetadata(offsets=torch.Size([s.start for s in index]),
+                                           sizes=torch.Size([s.stop - s.start for s in index]))
+
+    def create_local_plan(self) -> LoadPlan:
+        stored = self.metadata.state_dict_metadata[self._name]
+        return LoadPlan(create_read_items_for_chunk_list(self._name, stored, [self._block]))
+
+    def lookup_tensor(self, index) -> torch.Tensor:
+        # the default finds a plain tensor only at offset 0; this one *is* the block
+        return self.state_dict[index.fqn]
+
+
+class _Reader(dcp.FileSystemReader):
+    """DCP's FileSystemReader, its metadata read (unpickled by DCP) once
+    per checkpoint rather than once per block."""
+
+    def __init__(self, folder: Path):
+        super().__init__(str(folder))
+        self._metadata = None
+
+    def read_metadata(self, *args: Any, **kwargs: Any):
+        if self._metadata is None:
+            self._metadata = super().read_metadata(*args, **kwargs)
+        return self._metadata
+
+
 def open_checkpoint(path) -> StateDict:
     """A DCP checkpoint as a StateDict of Blocks (nothing read but DCP's
-    metadata, through its own reader).  Entries that are not tensors
-    (DCP's byte items: optimizer steps, Python objects) are left out."""
+    metadata, through its own reader).  Each block is read alone, by
+    ``dcp.load`` with :class:`_BlockPlanner`: only the stored chunks that
+    overlap it, straight into the parameter's memory where it has some
+    (:meth:`Blocks.fill_block`).  Entries that are not tensors (DCP's byte
+    items: optimizer steps, Python objects) are left out."""
     folder = _folder(path)
+    reader = _Reader(folder)
     try:
-        meta = dcp.FileSystemReader(str(folder)).read_metadata()
+        meta = reader.read_metadata()
     except Exception as e:   # DCP raises what its reader meets (OSError, unpickling errors)
         raise FileFormatError(f"{folder} is not a readable torch.distributed.checkpoint folder: {e}") from e
     found = {name: m for name, m in meta.state_dict_metadata.items() if isinstance(m, TensorStorageMetadata)}
 
-    def read(name: str) -> np.ndarray:
-        m = found[name]
-        target = torch.empty(tuple(m.size), dtype=m.properties.dtype)
-        # no_dist: every process reads for itself, no collective to wait on
-        with _one_process():
-            dcp.load({name: target}, storage_reader=dcp.FileSystemReader(str(folder)), no_dist=True)
-        return tensors.to_numpy(target)
+    def blocks(name: str, m: TensorStorageMetadata) -> Blocks:
+        def fill(index: tuple, out: np.ndarray) -> None:
+            if not out.size:
+                return
+            # no_dist: every process reads for itself, no collective to wait on
+            with _one_process(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                dcp.load({name: tensors.from_numpy(out)}, storage_reader=reader,
+                         planner=_BlockPlanner(name, index), no_dist=True)
 
-    return engine_io.state_of_blocks(engine_io.OneTensor(read), {
-        name: (tuple(m.size), tensors.numpy_dtype(m.properties.dtype)) for name, m in found.items()})
+        dtype = tensors.numpy_dtype(m.properties.dtype)
+
+        def block(index: tuple) -> np.ndarray:
+            out = np.empty(index_shape(index), dtype)
+            fill(index, out)
+            return out
+        return Blocks(tuple(m.size), dtype, block, fill)
+
+    return engine_io.state_of({name: blocks(name, m) for name, m in found.items()})
 
 
 def save_checkpoint(model, path) -> Path:

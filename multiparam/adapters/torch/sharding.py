@@ -125,6 +125,16 @@ def write_local(t: DTensor, block: Callable[[S.Index], np.ndarray]) -> None:
         local.copy_(tensors.from_numpy(value).reshape(local.shape))
 
 
+def fill_local(t: DTensor, fill: Callable[[S.Index, np.ndarray], None]) -> bool:
+    """Let ``fill(this rank's index, view)`` write the rank's shard in
+    place through a NumPy view of its memory (FSDP2's sharded parameter
+    included); False when it has none (not a contiguous CPU tensor)."""
+    with torch.no_grad():       # the local tensor itself, not an autograd view of it
+        local = t.to_local()
+    index = local_index(t)
+    return tensors.fill_in_place(local, lambda view: fill(index, view))
+
+
 def gathered(t: DTensor, what: str) -> np.ndarray:
     """The whole tensor on this rank (a collective), within ``MULTIPARAM_MAX_GATHER``."""
     S.check_gather(tuple(t.shape), tensors.numpy_dtype(t.dtype), describe(t), what)

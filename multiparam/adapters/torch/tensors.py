@@ -8,6 +8,7 @@ read, write, file and transfer is bit for bit."""
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import numpy as np
 import torch
@@ -66,6 +67,26 @@ def from_numpy(a: np.ndarray) -> torch.Tensor:
         bits = np.dtype(torch.empty(0, dtype=carrier).numpy().dtype)
         return torch.from_numpy(a.view(bits)).view(target)
     return torch.from_numpy(a)
+
+
+def fill_in_place(t: torch.Tensor, fill: Callable[[np.ndarray], None]) -> bool:
+    """Call ``fill`` on a writable NumPy view of ``t``'s own memory and
+    record the change as ``copy_`` would; False, having done nothing, when
+    ``t`` is not a plain contiguous CPU tensor NumPy can view."""
+    plain = t.detach()
+    # a plain CPU tensor only: a subclass (a DTensor, even a replicated
+    # one) keeps its memory behind its own API
+    if type(plain) is not torch.Tensor or t.device.type != "cpu" or not t.is_contiguous():
+        return False
+    try:
+        view = plain.numpy()          # the tensor's own memory
+    except TypeError:                 # a dtype NumPy has not (bfloat16): the caller copies instead
+        return False
+    fill(view)
+    # an in-place change, as copy_ under no_grad records it: autograd
+    # then refuses a backward through a graph that saved the old values
+    torch.autograd.graph.increment_version(t)
+    return True
 
 
 #: a copy is a copy of bits: every dtype crosses as the torch integer of its size
