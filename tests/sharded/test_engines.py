@@ -138,6 +138,25 @@ def test_an_unreadable_engine_checkpoint_is_refused_and_nothing_written(dcp_chec
         np.testing.assert_array_equal(p.value, before[name])
 
 
+def test_dcp_chunks_with_a_gap_are_refused_and_nothing_written(dcp_checkpoints, tmp_path):
+    """DCP fills what its stored chunks cover and leaves the rest: a chunk
+    missing from the metadata is a ShardingError before anything is read."""
+    import pickle
+    import shutil
+    from multiparam.sharding import ShardingError
+    bad = tmp_path / "bad"
+    shutil.copytree(dcp_checkpoints[0], bad)
+    meta = pickle.loads((bad / ".metadata").read_bytes())    # torch's own Metadata, as DCP pickled it
+    meta.state_dict_metadata["0.weight"].chunks.pop()
+    (bad / ".metadata").write_bytes(pickle.dumps(meta))
+    m, _ = plain_case("torch")
+    before = {n: p.numpy() for n, p in m.named_parameters().items()}
+    with pytest.raises(ShardingError, match="gap"):
+        mp.load(m, bad)
+    for name, p in m.named_parameters().items():
+        np.testing.assert_array_equal(p.value, before[name])
+
+
 def test_a_dcp_checkpoint_of_another_architecture_is_refused_and_nothing_written(dcp_checkpoints):
     native, _, _ = dcp_checkpoints
     m = mp.wrap(mp.nn.Sequential(mp.nn.Dense(17, in_features=8), mp.nn.ReLU(), mp.nn.Dense(4), backend="jax"))

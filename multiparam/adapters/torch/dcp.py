@@ -20,7 +20,7 @@ from torch.distributed.checkpoint.planner_helpers import create_read_items_for_c
 from ... import engine_io
 from ...checkpoint import FileFormatError
 from ...errors import CapabilityError
-from ...sharding import Blocks, index_shape
+from ...sharding import Blocks, check_cover, index_shape
 from ...state import StateDict
 from . import tensors
 
@@ -91,14 +91,18 @@ def open_checkpoint(path) -> StateDict:
     except Exception as e:   # DCP raises what its reader meets (OSError, unpickling errors)
         raise FileFormatError(f"{folder} is not a readable torch.distributed.checkpoint folder: {e}") from e
     found = {name: m for name, m in meta.state_dict_metadata.items() if isinstance(m, TensorStorageMetadata)}
+    for name, m in found.items():
+        # DCP fills what the stored chunks cover and leaves the rest as it was:
+        # chunks with a gap (or overlapping) are refused before anything is read
+        check_cover(tuple(m.size), [tuple(slice(o, o + n) for o, n in zip(c.offsets, c.sizes)) for c in m.chunks],
+                    f"tensor {name!r} of the DCP checkpoint {folder}")
 
     def blocks(name: str, m: TensorStorageMetadata) -> Blocks:
         def fill(index: tuple, out: np.ndarray) -> None:
             if not out.size:
                 return
             # no_dist: every process reads for itself, no collective to wait on
-            with _one_process(), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            with _one_process():
                 dcp.load({name: tensors.from_numpy(out)}, storage_reader=reader,
                          planner=_BlockPlanner(name, index), no_dist=True)
 
