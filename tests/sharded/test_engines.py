@@ -138,20 +138,31 @@ def test_an_unreadable_engine_checkpoint_is_refused_and_nothing_written(dcp_chec
         np.testing.assert_array_equal(p.value, before[name])
 
 
-def test_dcp_chunks_with_a_gap_are_refused_and_nothing_written(dcp_checkpoints, tmp_path):
-    """DCP fills what its stored chunks cover and leaves the rest: a chunk
-    missing from the metadata is a ShardingError before anything is read."""
+def _drop_a_chunk(folder):
     import pickle
+    meta = pickle.loads((folder / ".metadata").read_bytes())    # torch's own Metadata, as DCP pickled it
+    meta.state_dict_metadata["0.weight"].chunks.pop()
+    (folder / ".metadata").write_bytes(pickle.dumps(meta))
+
+
+def _drop_a_data_file(folder):
+    sorted(folder.glob("*.distcp"))[-1].unlink()
+
+
+@pytest.mark.parametrize("damage,says", [(_drop_a_chunk, "gap"), (_drop_a_data_file, "missing its data file")],
+                         ids=["gap", "missing file"])
+def test_a_damaged_dcp_checkpoint_is_refused_and_nothing_written(dcp_checkpoints, tmp_path, damage, says):
+    """DCP fills what its stored chunks cover, from the files it finds, into
+    the parameter itself: a chunk missing from the metadata, or a data file
+    missing, is a ShardingError before anything is read."""
     import shutil
     from multiparam.sharding import ShardingError
     bad = tmp_path / "bad"
     shutil.copytree(dcp_checkpoints[0], bad)
-    meta = pickle.loads((bad / ".metadata").read_bytes())    # torch's own Metadata, as DCP pickled it
-    meta.state_dict_metadata["0.weight"].chunks.pop()
-    (bad / ".metadata").write_bytes(pickle.dumps(meta))
+    damage(bad)
     m, _ = plain_case("torch")
     before = {n: p.numpy() for n, p in m.named_parameters().items()}
-    with pytest.raises(ShardingError, match="gap"):
+    with pytest.raises(ShardingError, match=says):
         mp.load(m, bad)
     for name, p in m.named_parameters().items():
         np.testing.assert_array_equal(p.value, before[name])

@@ -20,7 +20,7 @@ from torch.distributed.checkpoint.planner_helpers import create_read_items_for_c
 from ... import engine_io
 from ...checkpoint import FileFormatError
 from ...errors import CapabilityError
-from ...sharding import Blocks, check_cover, index_shape
+from ...sharding import Blocks, ShardingError, check_cover, index_shape
 from ...state import StateDict
 from . import tensors
 
@@ -77,6 +77,22 @@ class _Reader(dcp.FileSystemReader):
         return self._metadata
 
 
+def _check_files(folder: Path, meta) -> None:
+    """:class:`ShardingError` unless every data file DCP's metadata names is
+    there and long enough for the items it holds (a block is read straight
+    into a parameter: a file found missing half-way would leave it half
+    written)."""
+    needed: Dict[str, int] = {}
+    for info in (meta.storage_data or {}).values():
+        needed[info.relative_path] = max(needed.get(info.relative_path, 0), info.offset + info.length)
+    for relative, end in needed.items():
+        target = folder / relative
+        size = target.stat().st_size if target.is_file() else None
+        if size is None or size < end:
+            raise ShardingError(f"the DCP checkpoint {folder} is missing its data file {relative!r}" if size is None
+                                else f"the DCP checkpoint's data file {target} is cut short ({size} of {end} bytes)")
+
+
 def open_checkpoint(path) -> StateDict:
     """A DCP checkpoint as a StateDict of Blocks (nothing read but DCP's
     metadata, through its own reader).  Each block is read alone, by
@@ -96,6 +112,7 @@ def open_checkpoint(path) -> StateDict:
         # chunks with a gap (or overlapping) are refused before anything is read
         check_cover(tuple(m.size), [tuple(slice(o, o + n) for o, n in zip(c.offsets, c.sizes)) for c in m.chunks],
                     f"tensor {name!r} of the DCP checkpoint {folder}")
+    _check_files(folder, meta)
 
     def blocks(name: str, m: TensorStorageMetadata) -> Blocks:
         def fill(index: tuple, out: np.ndarray) -> None:
