@@ -17,13 +17,15 @@ packages, ``multiparam.adapters.engines`` says where).
   pytree ``{canonical name: array in canonical layout}``; a sharded JAX
   parameter is handed to Orbax as its sharded ``jax.Array`` (transposed
   lazily where the layouts differ), so each process writes its own shards
-  and nothing is gathered.  Read leaf by leaf (``partial_restore``) as
-  NumPy; a nested tree's keys are its path joined with ``.``.
+  and nothing is gathered.  Read slice by slice with TensorStore through
+  Orbax's own read spec (whole leaves by ``partial_restore`` where that
+  does not know the layout).  A nested tree (a Flax user's own variables)
+  is matched to a Flax model's variable paths, values in native layout.
 
 Reads give :class:`~multiparam.sharding.Blocks`: a parameter asks for its
-shards' blocks, and the engine reads the *whole* tensor once for them (one
-tensor in flight per process: the engines read a stored chunk whole), never
-the whole checkpoint."""
+shards' blocks.  DCP reads the *whole* tensor once for them (one tensor in
+flight per process); Orbax reads each block alone (the stored chunks it
+overlaps); never the whole checkpoint."""
 from __future__ import annotations
 
 import importlib
@@ -61,11 +63,14 @@ def _module(name: str):
                           f"here: {e}") from e
 
 
-def open_engine(path: PathLike) -> StateDict:
+def open_engine(path: PathLike, model=None, strict: bool = True) -> StateDict:
     """An engine's checkpoint (see :func:`engine_of`) as a StateDict of
-    :class:`Blocks`, nothing read but its metadata."""
+    :class:`Blocks`, nothing read but its metadata, keyed by canonical
+    names.  ``model`` is the model it is for: an engine whose checkpoints
+    may be keyed by a framework's own paths (a Flax user's Orbax tree)
+    matches them to ``model``'s parameters (``strict``: every path)."""
     name = engine_of(path)
-    return _module(name).open_checkpoint(path)
+    return _module(name).open_checkpoint(path, model, strict)
 
 
 def save_engine(model, path: PathLike, format: str) -> Path:

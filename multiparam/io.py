@@ -246,13 +246,16 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
 
     The engines' own checkpoints load too, read by the engines' readers: a
     ``torch.distributed.checkpoint`` folder (it holds ``.metadata``), from
-    any world size, and an Orbax checkpoint folder; each one tensor at a
-    time (see ``multiparam.engine_io``)."""
+    any world size, one tensor at a time, and an Orbax checkpoint folder,
+    block by block: a flat tree of canonical names into any model, a Flax
+    user's own nested tree (``StandardCheckpointer().save(path,
+    variables)``, ``nnx.state(model)``) into the Flax model whose variable
+    paths it holds (see ``multiparam.engine_io``)."""
     model = _as_model(model)
     if sharded_io.is_sharded_checkpoint(path):
         return load_state_dict(model, sharded_io.open_sharded(path), strict=strict, progress=progress)
     if engine_io.engine_of(path) is not None:
-        return load_state_dict(model, engine_io.open_engine(path), strict=strict, progress=progress)
+        return load_state_dict(model, engine_io.open_engine(path, model, strict), strict=strict, progress=progress)
     ck = open_checkpoint(path)
     ties, backend = _multiparam_metadata(ck)
     if verify:

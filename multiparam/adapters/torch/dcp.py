@@ -37,10 +37,12 @@ def _one_process():
         yield
 
 
-def open_checkpoint(path) -> StateDict:
+def open_checkpoint(path, model=None, strict: bool = True) -> StateDict:
     """A DCP checkpoint as a StateDict of Blocks (nothing read but DCP's
     metadata, through its own reader).  Entries that are not tensors
-    (DCP's byte items: optimizer steps, Python objects) are left out."""
+    (DCP's byte items: optimizer steps, Python objects) are left out.
+    ``model`` and ``strict`` change nothing here: DCP's keys are a torch
+    ``state_dict``'s, which are canonical names (the load matches them)."""
     folder = _folder(path)
     try:
         meta = dcp.FileSystemReader(str(folder)).read_metadata()
