@@ -193,7 +193,11 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
     problems = []
     if strict and unknown:
         known = ["/".join(path) for path in by_path]
-        problems += [str(UnknownNameError(u, known, "variable path in this model")) for u in unknown]
+        named = []
+        for u in unknown:
+            close = UnknownNameError(u, known).suggestions
+            named.append(repr(u) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        problems.append(f"paths the model does not have: {', '.join(named)}")
     if strict and missing:
         problems.append(f"the tree has no array for {', '.join(repr(m) for m in missing)}")
     for path, joined in found.items():
