@@ -73,9 +73,26 @@ def open_engine(path: PathLike, model=None, strict: bool = True) -> StateDict:
     return _module(name).open_checkpoint(path, model, strict)
 
 
-def save_engine(model, path: PathLike, format: str) -> Path:
-    """Write ``model`` in an engine's format; returns the folder."""
-    return _module(format).save_checkpoint(model, path)
+#: what ``mp.save(..., names=)`` takes: canonical names, or the framework's own paths
+NAMES = ("canonical", "native")
+
+
+def check_names(format: str, names: str) -> None:
+    """ValueError (before anything is written) unless ``format`` writes ``names``."""
+    if names not in NAMES:
+        raise ValueError(f"unknown names {names!r}; use one of {', '.join(NAMES)}")
+    if names == "native" and not (format in ENGINES and ENGINES[format].native_names):
+        able = [name for name, engine in ENGINES.items() if engine.native_names]
+        raise ValueError(f"format {format!r} is written by canonical names only; names='native' is for "
+                         f"format={' or '.join(repr(a) for a in able)}")
+
+
+def save_engine(model, path: PathLike, format: str, names: str = "canonical") -> Path:
+    """Write ``model`` in an engine's format, keyed by canonical names or
+    (``names="native"``) by the framework's own paths; returns the folder."""
+    check_names(format, names)
+    module = _module(format)
+    return module.save_native(model, path) if names == "native" else module.save_checkpoint(model, path)
 
 
 class OneTensor:

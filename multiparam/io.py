@@ -106,7 +106,7 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
 
 
 def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, None] = None,
-         progress: Optional[bool] = None, format: str = "safetensors") -> Path:
+         progress: Optional[bool] = None, format: str = "safetensors", names: str = "canonical") -> Path:
     """Save every parameter and state array of ``model`` (a handle, or a
     native model, which is wrapped) to a safetensors file at ``path``, or,
     with ``max_shard_size`` (bytes or ``"2GB"``), to the folder ``path`` in
@@ -129,12 +129,17 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
     ``torch.distributed.checkpoint`` (a torch model's DTensors sharded, each
     rank its own shards), ``format="orbax"`` with Orbax's
     ``StandardCheckpointer`` (a sharded JAX array by each process's shards);
-    both keyed by canonical names (see ``multiparam.engine_io``)."""
+    both keyed by canonical names (see ``multiparam.engine_io``).
+    ``format="orbax", names="native"`` writes a Flax model's own variables
+    tree instead (linen's ``variables``, NNX's ``nnx.state(model)``, keyed
+    by its own paths, Flax's layout and shardings), the checkpoint Flax's
+    ``StandardCheckpointer().restore(folder, abstract_variables)`` reads."""
     if format not in engine_io.FORMATS:
         raise ValueError(f"unknown checkpoint format {format!r}; use one of {', '.join(engine_io.FORMATS)}")
+    engine_io.check_names(format, names)
     model = _as_model(model)
     if format != "safetensors":
-        return engine_io.save_engine(model, path, format)
+        return engine_io.save_engine(model, path, format, names)
     if sharded_io.is_sharded_model(model):
         return sharded_io.save(model, path)
     views = state_views(model)        # read-only views: written out, never copied first

@@ -144,6 +144,40 @@ def test_a_flax_orbax_tree_loads_into_the_sharded_flax_model(flax_checkpoint, me
     np.testing.assert_allclose(case.forward(m, X), out, rtol=1e-6, atol=1e-6)
 
 
+# -- 3. mp.save(names="native"): the tree Flax's own restore reads --------------------------------
+@pytest.mark.parametrize("label", ["linen-2x4", "nnx-4x2"])
+def test_a_native_orbax_save_is_what_flax_restores(tmp_path, label):
+    import jax
+    import orbax.checkpoint as ocp
+    case = jax_case(label)
+    m = case.wrap()
+    m.init("normal", seed=3)
+    path = mp.save(m, tmp_path / "native", format="orbax", names="native")
+    tree = flax_tree(label, case, m, boxed=True)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
+    restored = ocp.StandardCheckpointer().restore(path, abstract)
+    want, _ = jax.tree_util.tree_flatten_with_path(tree)
+    got = dict(jax.tree_util.tree_flatten_with_path(restored)[0])
+    assert set(got) == {p for p, _ in want}
+    for key, value in want:
+        np.testing.assert_array_equal(np.asarray(jax.device_get(got[key])), np.asarray(jax.device_get(value)))
+        assert got[key].sharding == value.sharding
+    other, again = fresh(label, "8")
+    mp.load(again, path)                      # and it loads back by native path, onto another mesh
+    loaded = native_leaves(label, other, again)
+    for key, (value, _) in native_leaves(label, case, m).items():
+        np.testing.assert_array_equal(loaded[key][0], value)
+
+
+def test_native_names_are_refused_where_there_is_no_native_tree(tmp_path):
+    m, _ = plain_case("torch")
+    with pytest.raises(ValueError, match="Flax model's own variables tree"):
+        mp.save(m, tmp_path / "t", format="orbax", names="native")
+    with pytest.raises(ValueError, match="canonical names only"):
+        mp.save(m, tmp_path / "d", format="dcp", names="native")
+    assert not list(tmp_path.iterdir())
+
+
 # -- bad input: a clear error naming the path, nothing written --------------------------------------
 def numpy_tree(tree):
     """A (State or dict) tree of arrays as nested dicts of NumPy arrays, to damage."""

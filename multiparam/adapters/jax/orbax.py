@@ -217,14 +217,31 @@ def _some(leaves: Leaves) -> str:
 
 
 def save_checkpoint(model, path) -> Path:
-    """Write ``model`` with Orbax's ``StandardCheckpointer``: a JAX array
-    as it is (sharded: each process writes its shards, Orbax coordinating),
-    any other value as NumPy."""
-    folder = Path(path).resolve()
+    """Write ``model`` with Orbax's ``StandardCheckpointer``, the flat tree
+    ``{canonical name: canonical array}``: a JAX array as it is (sharded:
+    each process writes its shards, Orbax coordinating), any other value
+    as NumPy."""
     tree: Dict[str, Any] = {}
     for name, p in model.index().unique.items():
         native = engine_io.native_in_canonical(model, p, jax.Array)
         tree[name] = native if native is not None else np.ascontiguousarray(p.value)
+    return _orbax_save(tree, path)
+
+
+def save_native(model, path) -> Path:
+    """Write a Flax model's own variables tree with Orbax's
+    ``StandardCheckpointer`` (linen's ``variables`` with its partitioning
+    boxes, NNX's ``nnx.state(model)``): its paths, Flax's layout, each
+    array as it is (sharded: each process its shards), as a Flax user's
+    own save writes it."""
+    if not isinstance(model.adapter, FlaxAdapter):
+        raise ValueError(f"names='native' writes a Flax model's own variables tree; a {model.backend} model "
+                         "has none: save it by canonical names (names='canonical')")
+    return _orbax_save(model.adapter.native_variables(model.adapter_state), path)
+
+
+def _orbax_save(tree: Any, path) -> Path:
+    folder = Path(path).resolve()
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(folder, tree, force=True)
     checkpointer.wait_until_finished()
