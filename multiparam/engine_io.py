@@ -115,9 +115,14 @@ class OneTensor:
 
 def state_of_blocks(one: OneTensor, entries: Dict[str, Tuple[tuple, Any]]) -> StateDict:
     """``{name: (shape, dtype)}`` as a StateDict of :class:`Blocks` read through ``one``."""
-    out = StateDict()
-    for name, (shape, dtype) in entries.items():
-        out[name] = one.blocks(name, tuple(int(n) for n in shape), np.dtype(dtype))
+    return state_of({name: one.blocks(name, tuple(int(n) for n in shape), np.dtype(dtype))
+                     for name, (shape, dtype) in entries.items()})
+
+
+def state_of(entries: Dict[str, Blocks]) -> StateDict:
+    """``{name: Blocks}`` as the StateDict a load takes (an engine's
+    checkpoint records no ties and no origin backend)."""
+    out = StateDict(entries)
     out.ties = []
     out.backend = ""
     return out

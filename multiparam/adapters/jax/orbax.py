@@ -99,7 +99,7 @@ class _Reader:
         args = self._spec_args
         if args is None or not isinstance(meta, ocp.metadata.ArrayMetadata) or not meta.name:
             return None
-        info = ocp.type_handlers.ParamInfo(name=meta.name, parent_dir=epath.Path(meta.directory or self.folder),
+        info = ocp.type_handlers.ParamInfo(name=meta.name, parent_dir=epath.Path(self.folder),
                                            use_zarr3=args["use_zarr3"], ts_context=args["context"])
         spec = ocp.type_handlers.get_json_tspec_read(info, use_ocdbt=args["use_ocdbt"],
                                                      raise_array_data_missing_error=args["missing_is_error"])
@@ -156,14 +156,7 @@ def open_checkpoint(path, model=None, strict: bool = True) -> StateDict:
     reader = _Reader(folder, leaves)
     if model is not None and any(len(keys) > 1 for keys, _ in leaves.values()):
         return _native_state(model, folder, leaves, reader, strict)
-    return _state({name: reader.blocks(name) for name in leaves})
-
-
-def _state(entries: Dict[str, Blocks]) -> StateDict:
-    out = StateDict(entries)
-    out.ties = []
-    out.backend = ""
-    return out
+    return engine_io.state_of({name: reader.blocks(name) for name in leaves})
 
 
 def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: bool) -> StateDict:
@@ -207,7 +200,7 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
             problems.append(f"{'/'.join(path)!r} has shape {stored} in the checkpoint where the model has {native}")
     if problems:
         raise LoadError(f"the Orbax tree in {folder} does not match the {model.backend} model: " + "; ".join(problems))
-    return _state({by_path[path][0]: canonical_blocks(reader.blocks(joined), by_path[path][1].slot.layout)
+    return engine_io.state_of({by_path[path][0]: canonical_blocks(reader.blocks(joined), by_path[path][1].slot.layout)
                    for path, joined in found.items()})
 
 
