@@ -19,14 +19,17 @@ packages, ``multiparam.adapters.engines`` says where).
   pytree ``{canonical name: array in canonical layout}``; a sharded JAX
   parameter is handed to Orbax as its sharded ``jax.Array`` (transposed
   lazily where the layouts differ), so each process writes its own shards
-  and nothing is gathered.  Read leaf by leaf (``partial_restore``) as
-  NumPy; a nested tree's keys are its path joined with ``.``.
+  and nothing is gathered.  Read slice by slice with TensorStore through
+  Orbax's own read spec (whole leaves by ``partial_restore`` where that
+  does not know the layout).  A nested tree (a Flax user's own variables)
+  is matched to a Flax model's variable paths, values in native layout.
 
 Reads give :class:`~multiparam.sharding.Blocks`: a parameter asks for its
-shards' blocks, never the whole checkpoint.  DCP reads each block alone
-(the stored chunks it overlaps, each read whole by DCP); Orbax reads the
-*whole* tensor once for them (:class:`OneTensor`: one tensor in flight per
-process)."""
+shards' blocks, never the whole checkpoint, and each engine reads each
+block alone (the stored chunks it overlaps, each read whole by the
+engine): DCP straight into the parameter's memory where it has some,
+Orbax through TensorStore (whole leaves by :class:`OneTensor`, one tensor
+in flight per process, where Orbax's spec does not know the layout)."""
 from __future__ import annotations
 
 import importlib
@@ -64,16 +67,36 @@ def _module(name: str):
                           f"here: {e}") from e
 
 
-def open_engine(path: PathLike) -> StateDict:
+def open_engine(path: PathLike, model=None, strict: bool = True) -> StateDict:
     """An engine's checkpoint (see :func:`engine_of`) as a StateDict of
-    :class:`Blocks`, nothing read but its metadata."""
+    :class:`Blocks`, nothing read but its metadata, keyed by canonical
+    names.  ``model`` is the model it is for: an engine whose checkpoints
+    may be keyed by a framework's own paths (a Flax user's Orbax tree)
+    matches them to ``model``'s parameters (``strict``: every path)."""
     name = engine_of(path)
-    return _module(name).open_checkpoint(path)
+    return _module(name).open_checkpoint(path, model, strict)
 
 
-def save_engine(model, path: PathLike, format: str) -> Path:
-    """Write ``model`` in an engine's format; returns the folder."""
-    return _module(format).save_checkpoint(model, path)
+#: what ``mp.save(..., names=)`` takes: canonical names, or the framework's own paths
+NAMES = ("canonical", "native")
+
+
+def check_names(format: str, names: str) -> None:
+    """ValueError (before anything is written) unless ``format`` writes ``names``."""
+    if names not in NAMES:
+        raise ValueError(f"unknown names {names!r}; use one of {', '.join(NAMES)}")
+    if names == "native" and not (format in ENGINES and ENGINES[format].native_names):
+        able = [name for name, engine in ENGINES.items() if engine.native_names]
+        raise ValueError(f"format {format!r} is written by canonical names only; names='native' is for "
+                         f"format={' or '.join(repr(a) for a in able)}")
+
+
+def save_engine(model, path: PathLike, format: str, names: str = "canonical") -> Path:
+    """Write ``model`` in an engine's format, keyed by canonical names or
+    (``names="native"``) by the framework's own paths; returns the folder."""
+    check_names(format, names)
+    module = _module(format)
+    return module.save_native(model, path) if names == "native" else module.save_checkpoint(model, path)
 
 
 class OneTensor:
@@ -100,10 +123,10 @@ def state_of_blocks(one: OneTensor, entries: Dict[str, Tuple[tuple, Any]]) -> St
                      for name, (shape, dtype) in entries.items()})
 
 
-def state_of(blocks: Dict[str, Blocks]) -> StateDict:
-    """``{name: Blocks}`` as an engine checkpoint's StateDict (no ties, no backend)."""
-    out = StateDict()
-    out.update(blocks)
+def state_of(entries: Dict[str, Blocks]) -> StateDict:
+    """``{name: Blocks}`` as the StateDict a load takes (an engine's
+    checkpoint records no ties and no origin backend)."""
+    out = StateDict(entries)
     out.ties = []
     out.backend = ""
     return out

@@ -106,7 +106,7 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
 
 
 def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, None] = None,
-         progress: Optional[bool] = None, format: str = "safetensors") -> Path:
+         progress: Optional[bool] = None, format: str = "safetensors", names: str = "canonical") -> Path:
     """Save every parameter and state array of ``model`` (a handle, or a
     native model, which is wrapped) to a safetensors file at ``path``, or,
     with ``max_shard_size`` (bytes or ``"2GB"``), to the folder ``path`` in
@@ -129,12 +129,17 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
     ``torch.distributed.checkpoint`` (a torch model's DTensors sharded, each
     rank its own shards), ``format="orbax"`` with Orbax's
     ``StandardCheckpointer`` (a sharded JAX array by each process's shards);
-    both keyed by canonical names (see ``multiparam.engine_io``)."""
+    both keyed by canonical names (see ``multiparam.engine_io``).
+    ``format="orbax", names="native"`` writes a Flax model's own variables
+    tree instead (linen's ``variables``, NNX's ``nnx.state(model)``, keyed
+    by its own paths, Flax's layout and shardings), the checkpoint Flax's
+    ``StandardCheckpointer().restore(folder, abstract_variables)`` reads."""
     if format not in engine_io.FORMATS:
         raise ValueError(f"unknown checkpoint format {format!r}; use one of {', '.join(engine_io.FORMATS)}")
+    engine_io.check_names(format, names)
     model = _as_model(model)
     if format != "safetensors":
-        return engine_io.save_engine(model, path, format)
+        return engine_io.save_engine(model, path, format, names)
     if sharded_io.is_sharded_model(model):
         return sharded_io.save(model, path)
     views = state_views(model)        # read-only views: written out, never copied first
@@ -246,13 +251,16 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
 
     The engines' own checkpoints load too, read by the engines' readers: a
     ``torch.distributed.checkpoint`` folder (it holds ``.metadata``), from
-    any world size, and an Orbax checkpoint folder; each one tensor at a
-    time (see ``multiparam.engine_io``)."""
+    any world size, one tensor at a time, and an Orbax checkpoint folder,
+    block by block: a flat tree of canonical names into any model, a Flax
+    user's own nested tree (``StandardCheckpointer().save(path,
+    variables)``, ``nnx.state(model)``) into the Flax model whose variable
+    paths it holds (see ``multiparam.engine_io``)."""
     model = _as_model(model)
     if sharded_io.is_sharded_checkpoint(path):
         return load_state_dict(model, sharded_io.open_sharded(path), strict=strict, progress=progress)
     if engine_io.engine_of(path) is not None:
-        return load_state_dict(model, engine_io.open_engine(path), strict=strict, progress=progress)
+        return load_state_dict(model, engine_io.open_engine(path, model, strict), strict=strict, progress=progress)
     ck = open_checkpoint(path)
     ties, backend = _multiparam_metadata(ck)
     if verify:

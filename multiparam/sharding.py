@@ -463,6 +463,30 @@ def write_param(param, value: Any) -> None:
     adapter.write_blocks(state, ref, block)
 
 
+def canonical_blocks(native: Blocks, layout: Any) -> Blocks:
+    """A native-layout :class:`Blocks` of a parameter stored in ``layout``,
+    as canonical Blocks.  An axis permutation maps each canonical block to
+    one native block, read alone and returned as a transposed view
+    (:func:`write_param` transposes it back: the native block's own memory
+    is written, never a transposed copy); a layout that regroups or reorders
+    features reads the native value whole, once."""
+    if _layout._converts_itself(layout):
+        state: dict = {}
+
+        def regrouped(index):
+            if "whole" not in state:
+                state["whole"] = _layout.to_canonical(np.asarray(native), layout)
+            return state["whole"][index]
+        shape = _layout.shape_to_canonical(native.shape, layout)
+        return Blocks(shape, native.dtype, regrouped)
+    axes = _layout._to_canonical_axes(layout, len(native.shape))
+    if axes is None:
+        return native
+    inv = _inverse(axes)
+    return Blocks(tuple(native.shape[a] for a in axes), native.dtype,
+                  lambda index: native.block(permute_index(index, inv)).transpose(axes))
+
+
 def canonical_shards(param, native: Any) -> List[Tuple[Index, np.ndarray]]:
     """``[(canonical global index, read-only canonical block)]`` of a
     native-layout array of ``param`` (a gradient): a :class:`ShardedArray`'s

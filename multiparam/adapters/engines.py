@@ -10,12 +10,15 @@ from typing import Tuple
 
 @dataclass(frozen=True)
 class Engine:
-    module: str                 # open_checkpoint(path) -> StateDict, save_checkpoint(model, path) -> Path
+    module: str                 # open_checkpoint(path, model, strict) -> StateDict, save_checkpoint(model, path) -> Path
     marks: Tuple[str, ...]      # a folder holding one of these files is such a checkpoint
     requires: str
+    #: the module also has save_native(model, path): the framework's own tree, keyed by native paths
+    native_names: bool = False
 
 
 ENGINES = {
     "dcp": Engine("multiparam.adapters.torch.dcp", (".metadata",), "torch (torch.distributed.checkpoint)"),
-    "orbax": Engine("multiparam.adapters.jax.orbax", ("_CHECKPOINT_METADATA", "_METADATA"), "orbax-checkpoint"),
+    "orbax": Engine("multiparam.adapters.jax.orbax", ("_CHECKPOINT_METADATA", "_METADATA"), "orbax-checkpoint",
+                    native_names=True),
 }

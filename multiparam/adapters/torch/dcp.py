@@ -93,13 +93,15 @@ def _check_files(folder: Path, meta) -> None:
                                 else f"the DCP checkpoint's data file {target} is cut short ({size} of {end} bytes)")
 
 
-def open_checkpoint(path) -> StateDict:
+def open_checkpoint(path, model=None, strict: bool = True) -> StateDict:
     """A DCP checkpoint as a StateDict of Blocks (nothing read but DCP's
     metadata, through its own reader).  Each block is read alone, by
     ``dcp.load`` with :class:`_BlockPlanner`: only the stored chunks that
     overlap it, straight into the parameter's memory where it has some
     (:meth:`Blocks.fill_block`).  Entries that are not tensors (DCP's byte
-    items: optimizer steps, Python objects) are left out."""
+    items: optimizer steps, Python objects) are left out.  ``model`` and
+    ``strict`` change nothing here: DCP's keys are a torch ``state_dict``'s,
+    which are canonical names (the load matches them)."""
     folder = _folder(path)
     reader = _Reader(folder)
     try:
