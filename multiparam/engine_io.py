@@ -117,12 +117,6 @@ class OneTensor:
         return Blocks(shape, dtype, block)
 
 
-def state_of_blocks(one: OneTensor, entries: Dict[str, Tuple[tuple, Any]]) -> StateDict:
-    """``{name: (shape, dtype)}`` as a StateDict of :class:`Blocks` read through ``one``."""
-    return state_of({name: one.blocks(name, tuple(int(n) for n in shape), np.dtype(dtype))
-                     for name, (shape, dtype) in entries.items()})
-
-
 def state_of(entries: Dict[str, Blocks]) -> StateDict:
     """``{name: Blocks}`` as the StateDict a load takes (an engine's
     checkpoint records no ties and no origin backend)."""
