@@ -234,3 +234,43 @@ def test_a_flax_tree_into_another_framework_says_to_transfer(flax_checkpoint):
         mp.load(m, paths[True])
     for name, p in m.named_parameters().items():
         np.testing.assert_array_equal(p.value, before[name])
+
+
+# -- a linen tie: Flax's tree keeps the tied parameter's own leaf ----------------------------------
+def tied_linen():
+    """Two Dense(4) layers, the second tied to the first after
+    construction (the handle refills ``b``'s leaves from ``a``'s)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    class TwoDense(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(4, name="b")(nn.Dense(4, name="a")(x))
+
+    net = TwoDense()
+    sample = np.ones((2, 4), np.float32)
+    m = mp.wrap(net, sample, variables=net.init(jax.random.PRNGKey(0), jnp.asarray(sample)))
+    m.tie("b", "a")
+    return m
+
+
+@pytest.mark.parametrize("saver", ["flax", "multiparam"])
+def test_a_tied_linen_models_own_tree_loads_back(tmp_path, saver):
+    import jax
+    source = tied_linen()
+    source.init("normal", seed=4)
+    if saver == "flax":
+        path = orbax_save(tmp_path / "tied", jax.device_get(source.flax.variables))
+    else:
+        path = mp.save(source, tmp_path / "tied", format="orbax", names="native")
+    target = tied_linen()
+    target.init("normal", seed=5)
+    mp.load(target, path)
+    want = jax.device_get(source.flax.variables)["params"]
+    got = jax.device_get(target.flax.variables)["params"]
+    for layer_name in ("a", "b"):
+        for leaf in ("kernel", "bias"):
+            np.testing.assert_array_equal(got[layer_name][leaf], want["a"][leaf])   # b is a's, tied
+    assert target.ties() == source.ties()

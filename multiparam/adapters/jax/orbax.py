@@ -172,15 +172,18 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
                         "Flax model it was saved from (mp.load(flax_model, folder)), then "
                         "mp.transfer(flax_model, this_model)")
     by_path = {tuple(p.native_name.split("/")): (name, p) for name, p in model.index().unique.items()}
+    # a linen tie keeps the tied parameter's own leaf, refilled from its
+    # source after every write: Flax's tree holds it, and it is skipped here
+    tied_copies = _tree_paths(model.adapter.native_variables(model.adapter_state)) - set(by_path)
     found: Dict[tuple, str] = {}        # native path -> the leaf's joined name
     unknown = []
     for joined, (keys, _) in leaves.items():
         path = tuple(str(k) for k in keys)
-        if path not in by_path and path[-1] == BOX_VALUE and path[:-1] in by_path:
+        if path[-1] == BOX_VALUE and path not in by_path and path not in tied_copies:
             path = path[:-1]
         if path in by_path:
             found[path] = joined
-        else:
+        elif path not in tied_copies:
             unknown.append("/".join(path))
     missing = ["/".join(path) for path in by_path if path not in found]
     problems = []
@@ -202,6 +205,16 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
         raise LoadError(f"the Orbax tree in {folder} does not match the {model.backend} model: " + "; ".join(problems))
     return engine_io.state_of({by_path[path][0]: canonical_blocks(reader.blocks(joined), by_path[path][1].slot.layout)
                    for path, joined in found.items()})
+
+
+def _tree_paths(tree: Any) -> set:
+    """Every leaf's key path in a Flax variables tree (linen's variables,
+    NNX's state), a box's ``value`` key left out, as tuples of strings."""
+    out = set()
+    for keypath, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        keys = tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in keypath)
+        out.add(keys[:-1] if keys and keys[-1] == BOX_VALUE else keys)
+    return out
 
 
 def _some(leaves: Leaves) -> str:
