@@ -251,6 +251,10 @@ def main(argv=None) -> int:
 
         import multiparam as mp
         mp.save(mp.wrap(_spec(layers), backend="torch"), path)
+        # the saved model is cyclic garbage until a collection: without one
+        # this process held a whole model (4 GiB at --gib 4) beside every
+        # child, pressing the file out of the page cache on a shared machine
+        gc.collect()
         nbytes = os.path.getsize(path)
         print(f"{layers} x Dense({WIDTH}, {WIDTH}) + bias: {nbytes / 2**30:.2f} GiB file", flush=True)
         for base, ours in pairs:

@@ -35,7 +35,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -151,6 +151,7 @@ def _entry(path: Path, name: str, info, start: int, data_size: int) -> TensorEnt
     return TensorEntry(name, dt, tuple(shape), path, start + offsets[0], nbytes)
 
 
+T = TypeVar("T")
 #: a tensor at least twice this size is read in parallel parts
 _PARALLEL_READ = 8 << 20
 _pool: List[ThreadPoolExecutor] = []
@@ -175,6 +176,21 @@ def _pread_span(fd: int, target: memoryview, e: "TensorEntry", name: str, span: 
             raise FileFormatError(f"{e.path} ended while reading tensor {name!r}; was it "
                                   "changed after it was opened?")
         done += got
+
+
+def _batches(names: List[str], sizes: List[int], least: int) -> List[List[str]]:
+    """``names`` in order, cut into runs of at least ``least`` bytes each (a
+    large tensor alone), so a worker pool's cost per task is paid per few
+    MiB, never per tiny tensor."""
+    batches: List[List[str]] = []
+    held = least
+    for name, size in zip(names, sizes):
+        if held >= least:
+            batches.append([])
+            held = 0
+        batches[-1].append(name)
+        held += size
+    return batches
 
 
 class Checkpoint:
@@ -246,6 +262,27 @@ class Checkpoint:
                 list(_read_pool().map(lambda span: _pread_span(fd, target, e, name, span), spans))
         finally:
             os.close(fd)
+
+    def map_tensors(self, fn: Callable[[np.ndarray], T], names: Iterable[str]) -> Dict[str, T]:
+        """``{name: fn(array)}`` for every tensor in ``names``, each mapped
+        from the file (:meth:`array`) only while ``fn`` runs on it.
+
+        The tensors are spread over the read workers, largest first and the
+        small ones in batches, so a ``fn`` that releases the GIL (a checksum)
+        runs on every core: a verified load's checksum pass, made before its
+        first write, then costs the cores' rate instead of one core's.  At
+        most one tensor per worker is mapped at a time."""
+        by_size = sorted(names, key=lambda n: -self.entries[n].nbytes)
+        batches = _batches(by_size, [self.entries[n].nbytes for n in by_size], _PARALLEL_READ)
+
+        def run(batch: List[str]) -> List[T]:
+            return [fn(self.array(n)) for n in batch]
+
+        if len(batches) <= 1:
+            results = [run(b) for b in batches]
+        else:
+            results = list(_read_pool().map(run, batches))
+        return {n: r for batch, done in zip(batches, results) for n, r in zip(batch, done)}
 
     def read(self, name: str) -> np.ndarray:
         """Tensor ``name`` as a fresh, writable, 64-byte-aligned array that

@@ -235,3 +235,23 @@ def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
     C.write_checkpoint(tmp_path / "w.safetensors", planned(ARRAYS))
     assert not dead.exists()
     assert live.exists() and other.exists()
+
+
+#: many tiny tensors (batched per task) beside a few above the batch size
+#: (one task each): every tensor's result must come back under its own name
+MIXED = {**{f"small.{i}": np.full((3, i + 1), i, dtype=np.float32) for i in range(40)},
+         **{f"large.{i}": np.full((C._PARALLEL_READ // 8 + i,), i + 0.5, dtype=np.float64) for i in range(3)},
+         "empty": np.zeros((0, 2), dtype=np.int8)}
+
+
+@pytest.mark.parametrize("names", [sorted(MIXED), ["large.1"], ["small.3", "empty"], []])
+def test_map_tensors_gives_each_tensor_its_own_result(tmp_path, names):
+    """``map_tensors`` spreads tensors over threads in batches, largest
+    first; each name must still get ``fn`` of its own bytes, as safetensors
+    itself reads them."""
+    import xxhash
+    path = tmp_path / "mixed.safetensors"
+    save_file(MIXED, str(path))
+    truth = load_file(str(path))
+    got = C.open_checkpoint(path).map_tensors(lambda a: xxhash.xxh3_64_hexdigest(a.tobytes()), names)
+    assert got == {n: xxhash.xxh3_64_hexdigest(truth[n].tobytes()) for n in names}
