@@ -85,7 +85,7 @@ class ModelIndex:
         self._unique: Dict[str, Any] = {}       # each parameter's first name -> its slot
         self._owner: Dict[Hashable, str] = {}   # storage ident -> the name owning its Param
         self._aliases: Dict[str, tuple] = {}    # owning name -> all its names, for ties only
-        self._made: Dict[str, Param] = {}       # the Params made so far, by name
+        self.made: Dict[str, Param] = {}        #: the Params made so far, by name
         self._layers: Optional[Dict[str, Layer]] = None
         nodes, slots, unique, owner, aliases = self.nodes, self.slots, self._unique, self._owner, self._aliases
         late = []    # a name tied transposed before its parameter's first plain name
@@ -124,7 +124,7 @@ class ModelIndex:
         the first ask and the same object from then on (made once even when
         threads ask together: the first stored wins).  KeyError for an
         unknown name."""
-        param = self._made.get(name)
+        param = self.made.get(name)
         if param is not None:
             return param
         slot = self.slots[name][0]
@@ -135,7 +135,7 @@ class ModelIndex:
         else:
             primary = self.param(owner)
             param = TransposedParam(primary, name) if slot.transposed else primary
-        return self._made.setdefault(name, param)
+        return self.made.setdefault(name, param)
 
     def aliases(self, name: str) -> tuple:
         """Every canonical name of the parameter whose first name is
@@ -234,7 +234,10 @@ class Model:
         current mode; False forces inference (BatchNorm running statistics),
         True training mode (see ``Adapter.call``)."""
         out = self.adapter.call(self.adapter_state, Inputs(args, kwargs), train)
-        if self._cache is not None and not self.materialized:
+        # a forward may materialise lazy shapes, or record the sample input
+        # (a changed description_key: only a call through the handle does)
+        if self._cache is not None and (not self.materialized or self._cache_key != self.adapter.description_key(
+                self.adapter_state)):
             self._cache = None
         return out
 
@@ -246,10 +249,12 @@ class Model:
 
     def index(self) -> ModelIndex:
         """The canonical index of the native model (package-internal):
-        cached once every shape is known, rebuilt on each call before."""
-        key = self.adapter.description_key(self.adapter_state)
-        if self._cache is not None and self.materialized and (key is self._cache_key or key == self._cache_key):
+        cached once every shape is known, rebuilt on each call before.
+        The adapter's ``description_key`` changes only in a forward, which
+        ``__call__`` checks, so the cached index is answered without asking."""
+        if self._cache is not None and self.materialized:
             return self._cache          # the hot path: every m["name"] comes here
+        key = self.adapter.description_key(self.adapter_state)
         root = self.adapter.describe(self.adapter_state)
         self.materialized = bool(self.adapter.is_materialized_tree(self.adapter_state, root))
         self._cache, self._cache_key = ModelIndex(self, root), key
@@ -268,10 +273,15 @@ class Model:
     # -- access -----------------------------------------------------------------
     def __getitem__(self, key: Union[int, str]) -> Union[Layer, Param]:
         """``m[2]`` a layer; ``m["2.bias"]`` a parameter; ``m["0.block 1"]`` a layer."""
-        index = self.index()
-        if isinstance(key, str):
-            if key in index.params:
-                return index.params[key]
+        index = self._cache
+        if index is None or not self.materialized:
+            index = self.index()
+        if key.__class__ is str or isinstance(key, str):
+            param = index.made.get(key)     # the hot path: a Param asked for before
+            if param is not None:
+                return param
+            if key in index.slots:
+                return index.param(key)
             if key in index.layers and key:
                 return index.layers[key]
             known = list(index.params) + [k for k in index.layers if k]
