@@ -319,11 +319,13 @@ class LinenAdapter(FlaxAdapter):
         materialized = state.variables is not None
         # module path -> [(full path, leaf)]
         owned: dict = pytree.leaves_by_module(state.variables) if materialized else {}
-        subtree_names: dict = {}  # module path -> {child name present in the pytree: None}
+        known_paths = set(rec.modules)
+        # module path -> {name of a child subtree in the pytree that no module reported: None}
+        subtree_names: dict = {}
         for module_path in owned:
             for i in range(len(module_path)):
-                subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
-        known_paths = set(rec.modules)
+                if module_path[:i + 1] not in known_paths:
+                    subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
         # feature orders are only needed for values: set at the first need
         # of a layout (names and shapes never need them)
         pending, featured = Deferred(None), []   # featured: (slots, their plan, leaves, family) per layer
@@ -392,7 +394,7 @@ class LinenAdapter(FlaxAdapter):
             # or variables given without a sample input): still list them
             for sub in subs or ():
                 child = path + (sub,)
-                if child not in done and child not in known_paths:
+                if child not in done:
                     n.children.append(node(child, sub, visiting))
                     done.add(child)
             return n
