@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -35,46 +36,111 @@ from .summary import Summary
 from .transaction import WritePlan
 
 
+class ParamTable(Mapping):
+    """An ordered, read-only ``{canonical name: Param}`` over a model's
+    index, each Param made at its first access (``ModelIndex.param``): a
+    first look lists names without making a handle per parameter, and the
+    handle a user holds is the one every later access returns."""
+
+    __slots__ = ("_index", "_names")
+
+    def __init__(self, index: "ModelIndex", names: Dict[str, Any]):
+        self._index = index
+        self._names = names     # the table's names, in order (a dict: membership in O(1))
+
+    def __getitem__(self, name: str) -> Param:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._index.param(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 class ModelIndex:
     """Canonical view of one description of the native model (what
-    ``Model.index()`` returns; package-internal)."""
+    ``Model.index()`` returns; package-internal).
+
+    Built in one pass over the layer tree that records names only: every
+    canonical name's slot and layer node, the first plain name of each
+    storage (``ident``: it owns the Param, later names alias it) and the
+    names of ties.  Param handles are made at their first access
+    (:meth:`param`), so listing names costs a record per name, not an
+    object."""
 
     def __init__(self, model: "Model", root):
         self.model = model
         self.nodes: Dict[str, Any] = {}         #: every layer node by canonical path ("" the root)
-        self.params: Dict[str, Param] = {}      #: every canonical name, aliases included
-        self.unique: Dict[str, Param] = {}      #: each parameter once, by its first name
+        #: every canonical name -> (slot, layer node), in the framework's order
+        self.slots: Dict[str, tuple] = {}
+        self._unique: Dict[str, Any] = {}       # each parameter's first name -> its slot
+        self._owner: Dict[Hashable, str] = {}   # storage ident -> the name owning its Param
+        self._aliases: Dict[str, tuple] = {}    # owning name -> all its names, for ties only
+        self.made: Dict[str, Param] = {}        #: the Params made so far, by name
         self._layers: Optional[Dict[str, Layer]] = None
-        self._slots: Optional[Dict[str, tuple]] = None
-        nodes, params, unique = self.nodes, self.params, self.unique
-        by_ident: Dict[Any, Param] = {}
+        nodes, slots, unique, owner, aliases = self.nodes, self.slots, self._unique, self._owner, self._aliases
         late = []    # a name tied transposed before its parameter's first plain name
 
-        # one pass: the first untransposed name of each ident owns the Param,
-        # later names alias it (the first look at a model is this loop)
         def visit(node, path: str) -> None:
             nodes[path] = node
             prefix = path + "." if path else ""
             for slot in node.params:
                 name = prefix + (slot.key or slot.role)
+                slots[name] = (slot, node)
                 key = slot.ident
                 if key is None:
                     key = id(slot)
-                param = by_ident.get(key)
-                if param is None:
+                first = owner.get(key)
+                if first is None:
                     if slot.transposed:
                         late.append(name)
                         continue
-                    param = by_ident[key] = unique[name] = params[name] = Param(model, slot, name)
-                    continue
-                param.aliases = param.aliases + (name,)
-                params[name] = TransposedParam(param, name) if slot.transposed else param
+                    owner[key] = name
+                    unique[name] = slot
+                else:
+                    aliases[first] = aliases.get(first, (first,)) + (name,)
             for child in node.children:
                 visit(child, prefix + child.key)
 
         visit(root, "")
-        if late:   # rare: redo the aliases in the framework's order
-            self._alias_in_order(model, by_ident)
+        if late:   # rare: redo the owners and aliases in the framework's order
+            self._alias_in_order()
+        #: every canonical name, aliases included
+        self.params = ParamTable(self, slots)
+        #: each parameter once, by its first name
+        self.unique = ParamTable(self, unique)
+
+    def param(self, name: str) -> Param:
+        """The Param of canonical ``name`` (any of a tie's names), made at
+        the first ask and the same object from then on (made once even when
+        threads ask together: the first stored wins).  KeyError for an
+        unknown name."""
+        param = self.made.get(name)
+        if param is not None:
+            return param
+        slot = self.slots[name][0]
+        owner = self._owner[slot.ident if slot.ident is not None else id(slot)]
+        if owner == name:
+            param = Param(self.model, slot, name)
+            param.aliases = self.aliases(name)
+        else:
+            primary = self.param(owner)
+            param = TransposedParam(primary, name) if slot.transposed else primary
+        return self.made.setdefault(name, param)
+
+    def aliases(self, name: str) -> tuple:
+        """Every canonical name of the parameter whose first name is
+        ``name`` (``Param.aliases``, without making the Param)."""
+        return self._aliases.get(name, (name,))
 
     @property
     def layers(self) -> Dict[str, Layer]:
@@ -90,40 +156,30 @@ class ModelIndex:
     def root(self) -> Layer:
         return self.layers[""]
 
-    @property
-    def slots(self) -> Dict[str, tuple]:
-        """Every canonical name -> (slot, layer node), in the framework's
-        order (made when first asked: ties and init need it, listing not)."""
-        slots = self._slots
-        if slots is None:
-            slots = self._slots = {}
-            for path, node in self.nodes.items():
-                prefix = path + "." if path else ""
-                for slot in node.params:
-                    slots[prefix + slot.leaf] = (slot, node)
-        return slots
+    def unique_slots(self) -> Dict[str, Any]:
+        """Each parameter's first name -> its slot, in order (what
+        ``shapes()`` reads, making no Param)."""
+        return self._unique
 
-    def _alias_in_order(self, model: "Model", by_ident: dict) -> None:
-        """The index when a name tied transposed comes before its
-        parameter's first plain name: every name again, in order."""
-        order = [(name, slot) for name, (slot, _) in self.slots.items()]
-        for name, slot in order:
-            key = slot.ident if slot.ident is not None else id(slot)
-            if key not in by_ident and not slot.transposed:
-                by_ident[key] = Param(model, slot, name)
-        self.params.clear()
-        self.unique.clear()
-        for param in by_ident.values():
-            param.aliases = (param.name,)
-        for name, slot in order:
-            key = slot.ident if slot.ident is not None else id(slot)
-            param = by_ident[key]
-            if param.name == name:
-                self.unique[name] = param
-                self.params[name] = param
-                continue
-            param.aliases = param.aliases + (name,)
-            self.params[name] = TransposedParam(param, name) if slot.transposed else param
+    def _alias_in_order(self) -> None:
+        """The records when a name tied transposed comes before its
+        parameter's first plain name: owners are the first plain names,
+        and every name again in order."""
+        owner, unique, aliases = self._owner, self._unique, self._aliases
+        owner.clear()
+        unique.clear()
+        aliases.clear()
+        order = [(name, slot, slot.ident if slot.ident is not None else id(slot))
+                 for name, (slot, _) in self.slots.items()]
+        for name, slot, key in order:
+            if key not in owner and not slot.transposed:
+                owner[key] = name
+        for name, slot, key in order:
+            first = owner[key]
+            if first == name:
+                unique[name] = slot
+            else:
+                aliases[first] = aliases.get(first, (first,)) + (name,)
 
 
 class Model:
@@ -178,7 +234,10 @@ class Model:
         current mode; False forces inference (BatchNorm running statistics),
         True training mode (see ``Adapter.call``)."""
         out = self.adapter.call(self.adapter_state, Inputs(args, kwargs), train)
-        if self._cache is not None and not self.materialized:
+        # a forward may materialise lazy shapes, or record the sample input
+        # (a changed description_key: only a call through the handle does)
+        if self._cache is not None and (not self.materialized or self._cache_key != self.adapter.description_key(
+                self.adapter_state)):
             self._cache = None
         return out
 
@@ -190,10 +249,12 @@ class Model:
 
     def index(self) -> ModelIndex:
         """The canonical index of the native model (package-internal):
-        cached once every shape is known, rebuilt on each call before."""
-        key = self.adapter.description_key(self.adapter_state)
-        if self._cache is not None and self.materialized and (key is self._cache_key or key == self._cache_key):
+        cached once every shape is known, rebuilt on each call before.
+        The adapter's ``description_key`` changes only in a forward, which
+        ``__call__`` checks, so the cached index is answered without asking."""
+        if self._cache is not None and self.materialized:
             return self._cache          # the hot path: every m["name"] comes here
+        key = self.adapter.description_key(self.adapter_state)
         root = self.adapter.describe(self.adapter_state)
         self.materialized = bool(self.adapter.is_materialized_tree(self.adapter_state, root))
         self._cache, self._cache_key = ModelIndex(self, root), key
@@ -212,10 +273,15 @@ class Model:
     # -- access -----------------------------------------------------------------
     def __getitem__(self, key: Union[int, str]) -> Union[Layer, Param]:
         """``m[2]`` a layer; ``m["2.bias"]`` a parameter; ``m["0.block 1"]`` a layer."""
-        index = self.index()
-        if isinstance(key, str):
-            if key in index.params:
-                return index.params[key]
+        index = self._cache
+        if index is None or not self.materialized:
+            index = self.index()
+        if key.__class__ is str or isinstance(key, str):
+            param = index.made.get(key)     # the hot path: a Param asked for before
+            if param is not None:
+                return param
+            if key in index.slots:
+                return index.param(key)
             if key in index.layers and key:
                 return index.layers[key]
             known = list(index.params) + [k for k in index.layers if k]
@@ -251,7 +317,9 @@ class Model:
         return dict(self.index().layers)
 
     def named_parameters(self, pattern: Optional[str] = None) -> Dict[str, Param]:
-        """Ordered ``{canonical name: Param}``, each tied parameter once.
+        """Ordered ``{canonical name: Param}``, each tied parameter once (a
+        read-only mapping whose Params are made as they are first asked for;
+        ``dict(...)`` copies it).
 
         ``pattern`` selects with a regular expression matched at the start
         of the name, as Gluon's ``collect_params(select)`` does
@@ -259,13 +327,13 @@ class Model:
         first name, or under the first of its names that matches."""
         index = self.index()
         if pattern is None:
-            return dict(index.unique)
+            return index.unique     # read-only; its Params are made as they are asked for
         rx = re.compile(pattern)
         out = {}
-        for param in index.unique.values():
-            for name in param.aliases:
+        for first in index.unique:
+            for name in index.aliases(first):
                 if rx.match(name):
-                    out[name] = param
+                    out[name] = index.param(first)
                     break
         return out
 
@@ -274,8 +342,8 @@ class Model:
 
     def shapes(self) -> Dict[str, Optional[tuple]]:
         """``{canonical name: canonical shape}``; None for a dim not known yet."""
-        unique = self.index().unique
-        slots = [p.slot for p in unique.values()]
+        unique = self.index().unique_slots()     # slots, not Params: a first look makes none
+        slots = unique.values()
         shapes = self.adapter.native_shapes(self.adapter_state, [slot.ref for slot in slots])
         return {name: canonical_shape(slot, shape) for name, slot, shape in zip(unique, slots, shapes)}
 
@@ -301,7 +369,8 @@ class Model:
 
     def ties(self) -> List[Tuple[str, ...]]:
         """Groups of canonical names that are one parameter."""
-        return [p.aliases for p in self.index().unique.values() if len(p.aliases) > 1]
+        index = self.index()
+        return [aliases for aliases in map(index.aliases, index.unique) if len(aliases) > 1]
 
     def tie(self, dst: str, src: str, transpose: bool = False) -> "Model":
         """Make ``dst`` use ``src``'s parameters from now on, in the

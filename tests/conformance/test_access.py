@@ -40,6 +40,23 @@ def test_names_and_shapes_are_canonical(m):
         assert p.trainable
 
 
+def test_named_parameters_maps_to_the_handles_every_access_returns(m):
+    """``named_parameters()`` lists names before any handle exists; each
+    Param is made when first asked for, and is the one ``m[name]``, the
+    layer's ``params()`` and ``parameters()`` give from then on."""
+    params = m.named_parameters()
+    assert len(params) == len(MLP_SHAPES) and "0.weight" in params and "0.nothing" not in params
+    first = params["2.weight"]
+    assert m["2.weight"] is first and m[2].params()["weight"] is first
+    assert [m[name] for name in params] == list(params.values()) == m.parameters()
+    assert all(p is m[name] for name, p in params.items())
+    assert dict(params) == {name: m[name] for name in MLP_SHAPES}
+    with pytest.raises(KeyError):
+        params["0.nothing"]
+    with pytest.raises(TypeError):      # read-only: the index's own listing
+        params["0.weight"] = first
+
+
 def test_value_matches_native_idiom(m, kit):
     for name, p in m.named_parameters().items():
         np.testing.assert_array_equal(p.value, kit.read(m, name))

@@ -67,3 +67,24 @@ def test_copies_never_see_half_a_write_and_grad_never_sees_one():
 
     _run(writer, adder, reader, grads)
     assert not torn, f"{len(torn)} copies held parts of two writes"
+
+
+def test_threads_asking_for_a_parameter_first_together_get_one_handle():
+    """Params are made at their first access; threads making the same one
+    at once all get the one handle every later access returns."""
+    m = mp.wrap(mp.nn.Sequential(mp.nn.Dense(4), mp.nn.ReLU(), mp.nn.Dense(3)),
+                sample_input=np.zeros((1, 5), np.float32))
+    names = list(m.named_parameters())
+    for _ in range(ROUNDS // 6):
+        m.refresh()
+        m.index()       # one description; only its Params are made concurrently
+        start = threading.Barrier(4)
+        seen = []
+
+        def ask():
+            start.wait()
+            seen.append([m[name] for name in names])
+
+        _run(*[ask] * 4)
+        # Params compare by identity: every thread holds the handles m[name] gives now
+        assert all(got == [m[name] for name in names] for got in seen)

@@ -151,14 +151,24 @@ def test_native_channels_last_model_matches_torch(kind, direction):
         np.testing.assert_array_equal(back.state_dict()[name], value, err_msg=name)
 
 
-def test_first_call_makes_the_order_known():
-    """Wrapped without ``sample_input`` and then called once (the advice
-    the refusal gives), a model reads its features in torch's order, even
-    after a read was refused."""
-    make, names = NATIVE["flax-nnx"]
-    n = mp.wrap(make())
+#: kind -> (a materialised Flax model wrapped without a sample input, torch's
+#: keys for its layers, the name of its Dense weight)
+UNCALLED = {
+    "flax-nnx": (lambda: mp.wrap(_nnx_model()), NATIVE["flax-nnx"][1], "dense.weight"),
+    "flax-linen-variables": (lambda: _untraced_flax()[0], NATIVE["flax-linen-compact"][1], "Dense_0.weight"),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNCALLED))
+def test_first_call_makes_the_order_known(kind):
+    """Wrapped without ``sample_input`` and then called once through the
+    handle (the advice the refusal gives), a model reads its features in
+    torch's order, even after a read was refused: the call records the
+    sample, and the handle's index, already cached, is described again."""
+    wrap, names, dense = UNCALLED[kind]
+    n = wrap()
     with pytest.raises(FeatureOrderError, match="sample_input"):
-        n["dense.weight"].value
+        n[dense].value
     n(mp.layout.input_to_native(X, True))
     t = mp.wrap(_torch_model(names), sample_input=X)
     _randomise(t, seed=7)

@@ -468,6 +468,17 @@ def _own_slots(layer, pending: Optional[Deferred] = None, unbuilt: Optional[list
     ``pending``: the description's deferred feature orders (given to every
     slot); ``unbuilt`` collects the layer when its variables do not exist
     yet."""
+    fast = _CLASS_CACHE.get((_own_slots, type(layer)))
+    if fast is not None:
+        # the usual case, checked in one pass: the attributes this class's
+        # instances used hold exactly the Variables Keras tracks, in order,
+        # and the class knows each one's record (a plan memoised below)
+        names, plan = fast
+        tracked = layer._trainable_variables + layer._non_trainable_variables
+        if len(tracked) == len(names) and all(map(is_, map(vars(layer).get, names), tracked)):
+            return [ParamSlot(role, var.path, VariableRef(layer, attr), layout, bool(var.trainable), id(var),
+                              None, False, key, declared, None, pending)
+                    for attr, var, (key, role, layout, declared) in zip(names, tracked, plan)]
     slots, used = [], set()
     attrs, rest = _variable_attrs(layer)
     if not attrs and not layer.built:
@@ -487,6 +498,8 @@ def _own_slots(layer, pending: Optional[Deferred] = None, unbuilt: Optional[list
     if known is not _PER_INSTANCE and not rest:
         plan = _attr_plan(cls, known, attrs)
         if plan is not None:    # every variable known from its class: one record each
+            if plan:            # the next layer of this class tries this plan first
+                _CLASS_CACHE[(_own_slots, cls)] = (tuple([a for a, _ in attrs]), plan)
             for (attr, var), (key, role, layout, declared) in zip(attrs, plan):
                 slots.append(ParamSlot(role, var.path, VariableRef(layer, attr), layout, bool(var.trainable),
                                        id(var), None, False, key, declared, None, pending))

@@ -206,7 +206,7 @@ def _layer_plan(module, name: Optional[str], family: Optional[str], leaves: list
     module-less subtree), so 500 Dense layers are planned once."""
     cacheable = module is not None and family != "DenseGeneral"
     if cacheable:
-        memo = (_layer_plan, type(module), tuple([(full[0], full[-1], _leaf_rank(leaf)) for full, leaf in leaves]))
+        memo = (_layer_plan, type(module), *[(full[0], full[-1], _leaf_rank(leaf)) for full, leaf in leaves])
         plan = _CLASS_CACHE.get(memo)
         if plan is not None:
             return plan
@@ -319,14 +319,16 @@ class LinenAdapter(FlaxAdapter):
         materialized = state.variables is not None
         # module path -> [(full path, leaf)]
         owned: dict = pytree.leaves_by_module(state.variables) if materialized else {}
-        subtree_names: dict = {}  # module path -> {child name present in the pytree: None}
+        known_paths = set(rec.modules)
+        # module path -> {name of a child subtree in the pytree that no module reported: None}
+        subtree_names: dict = {}
         for module_path in owned:
             for i in range(len(module_path)):
-                subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
-        known_paths = set(rec.modules)
+                if module_path[:i + 1] not in known_paths:
+                    subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
         # feature orders are only needed for values: set at the first need
         # of a layout (names and shapes never need them)
-        pending, featured = Deferred(None), []   # featured: (slot, full path, leaf, family)
+        pending, featured = Deferred(None), []   # featured: (slots, their plan, leaves, family) per layer
 
         def slots_for(path, module, name, kind):
             if kind == "LSTM":
@@ -336,17 +338,22 @@ class LinenAdapter(FlaxAdapter):
                 if not leaves:
                     return []
                 family = layer_family(module, name)
-                out = []
                 ties, ties_t = state.ties, state.ties_canonical_t
-                for i, kind, key in _layer_plan(module, name, family, leaves):
-                    full, leaf = leaves[i]
-                    src, transposed = ties.get(full, (full, False)) if ties else (full, False)
-                    if ties_t:
-                        transposed = ties_t.get(full, transposed)
-                    slot = ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, src, None,
-                                     transposed, key, kind.declared, None, pending)
-                    featured.append((slot, full, leaf, family))
-                    out.append(slot)
+                plan = _layer_plan(module, name, family, leaves)
+                if ties or ties_t:
+                    out = []
+                    for i, kind, key in plan:
+                        full = leaves[i][0]
+                        src, transposed = ties.get(full, (full, False)) if ties else (full, False)
+                        if ties_t:
+                            transposed = ties_t.get(full, transposed)
+                        out.append(ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, src,
+                                             None, transposed, key, kind.declared, None, pending))
+                else:   # the usual case: no tie, each leaf its own storage
+                    out = [ParamSlot(kind.role, "/".join(leaves[i][0]), leaves[i][0], kind.layout, kind.trainable,
+                                     leaves[i][0], None, False, key, kind.declared, None, pending)
+                           for i, kind, key in plan]
+                featured.append((out, plan, leaves, family))
                 return out
             if module is None:
                 return []
@@ -387,7 +394,7 @@ class LinenAdapter(FlaxAdapter):
             # or variables given without a sample input): still list them
             for sub in subs or ():
                 child = path + (sub,)
-                if child not in done and child not in known_paths:
+                if child not in done:
                     n.children.append(node(child, sub, visiting))
                     done.add(child)
             return n
@@ -396,9 +403,11 @@ class LinenAdapter(FlaxAdapter):
 
         def feature_orders():
             spatial = rec.orders is None and _may_flatten_maps(rec, owned)
-            for slot, full, leaf, family in featured:
-                slot.layout = feature_layout(rec.orders, full, slot.shape_layout, np.shape(leaf), "/".join(full),
-                                             family=family, spatial=spatial)
+            for slots, plan, leaves, family in featured:
+                for slot, (i, _, _) in zip(slots, plan):
+                    full, leaf = leaves[i]
+                    slot.layout = feature_layout(rec.orders, full, slot.shape_layout, np.shape(leaf), slot.native_name,
+                                                 family=family, spatial=spatial)
 
         pending.fn = feature_orders
         return root

@@ -139,9 +139,9 @@ def static_record(root: nn.Module) -> CallRecord:
                     continue
                 own = object.__getattribute__(sub, "name")
                 name = own if (preserve and own) else f"{field_name}{suffix}"
-                adopted[id(sub)] = path + (name,)
-                rec.add_call(path, path + (name,))
-                walk(sub, path + (name,))
+                child = adopted[id(sub)] = path + (name,)
+                rec.add_call(path, child)
+                walk(sub, child)
         if isinstance(module, SEQUENTIAL_TYPES):
             rec.add_sequential(path, module, lambda el: adopted[id(el)])
 
