@@ -260,11 +260,12 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
 
     The engines' own checkpoints load too, read by the engines' readers: a
     ``torch.distributed.checkpoint`` folder (it holds ``.metadata``), from
-    any world size, one tensor at a time, and an Orbax checkpoint folder,
-    block by block: a flat tree of canonical names into any model, a Flax
-    user's own nested tree (``StandardCheckpointer().save(path,
-    variables)``, ``nnx.state(model)``) into the Flax model whose variable
-    paths it holds (see ``multiparam.engine_io``)."""
+    any world size, and an Orbax checkpoint folder, each block a
+    parameter's shards need read alone.  An Orbax flat tree of canonical
+    names loads into any model, a Flax user's own nested tree
+    (``StandardCheckpointer().save(path, variables)``, ``nnx.state(model)``)
+    into the Flax model whose variable paths it holds (see
+    ``multiparam.engine_io``)."""
     model = _as_model(model)
     if sharded_io.is_sharded_checkpoint(path):
         return load_state_dict(model, sharded_io.open_sharded(path), strict=strict, progress=progress)
