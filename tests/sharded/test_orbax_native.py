@@ -274,3 +274,21 @@ def test_a_tied_linen_models_own_tree_loads_back(tmp_path, saver):
         for leaf in ("kernel", "bias"):
             np.testing.assert_array_equal(got[layer_name][leaf], want["a"][leaf])   # b is a's, tied
     assert target.ties() == source.ties()
+
+
+@pytest.mark.parametrize("label", ["linen-8", "nnx-8"])
+def test_strict_false_loads_the_rest_and_reports_what_did_not_match(tmp_path, label):
+    case, m = fresh(label, "8")
+    tree = numpy_tree(flax_tree(label, case, m, boxed=False))
+    bias = layer(tree, 1)["bias"].copy()
+    _rename(tree)
+    path = orbax_save(tmp_path / "renamed", tree)
+    m.init("normal", seed=2)
+    before = {n: p.numpy() for n, p in m.named_parameters().items()}
+    got = mp.load(m, path, strict=False)
+    unexpected, = got.unexpected_keys                 # the renamed path, as the tree has it
+    assert unexpected.endswith("0/kernl")
+    missing, = got.missing_keys                       # the parameter it no longer fills, canonical
+    np.testing.assert_array_equal(m[missing].value, before[missing])           # left as it was
+    stored = dict(native_leaves(label, case, m))
+    np.testing.assert_array_equal(next(v for k, (v, _) in stored.items() if "1" in k and "bias" in k), bias)

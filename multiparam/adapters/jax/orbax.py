@@ -176,7 +176,7 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
     # source after every write: Flax's tree holds it, and it is skipped here
     tied_copies = _tree_paths(model.adapter.native_variables(model.adapter_state)) - set(by_path)
     found: Dict[tuple, str] = {}        # native path -> the leaf's joined name
-    unknown = []
+    unknown: Dict[str, str] = {}        # a path the model does not have, as shown -> the leaf's joined name
     for joined, (keys, _) in leaves.items():
         path = tuple(str(k) for k in keys)
         if path[-1] == BOX_VALUE and path not in by_path and path not in tied_copies:
@@ -184,7 +184,7 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
         if path in by_path:
             found[path] = joined
         elif path not in tied_copies:
-            unknown.append("/".join(path))
+            unknown["/".join(path)] = joined
     missing = ["/".join(path) for path in by_path if path not in found]
     problems = []
     if strict and unknown:
@@ -203,8 +203,12 @@ def _native_state(model, folder: Path, leaves: Leaves, reader: _Reader, strict: 
             problems.append(f"{'/'.join(path)!r} has shape {stored} in the checkpoint where the model has {native}")
     if problems:
         raise LoadError(f"the Orbax tree in {folder} does not match the {model.backend} model: " + "; ".join(problems))
-    return engine_io.state_of({by_path[path][0]: canonical_blocks(reader.blocks(joined), by_path[path][1].slot.layout)
-                   for path, joined in found.items()})
+    state = {by_path[path][0]: canonical_blocks(reader.blocks(joined), by_path[path][1].slot.layout)
+             for path, joined in found.items()}
+    # strict=False: the paths the model does not have come back as the
+    # load's unexpected keys (never read), as load_state_dict reports them
+    state.update({shown: reader.blocks(joined) for shown, joined in unknown.items()})
+    return engine_io.state_of(state)
 
 
 def _tree_paths(tree: Any) -> set:
