@@ -35,6 +35,7 @@ from ...errors import UnknownNameError
 from ...sharding import Blocks, canonical_blocks
 from ...state import LoadError, StateDict
 from .common import FlaxAdapter
+from .linen.pytree import key_name
 
 #: Orbax's tree metadata file: how its arrays are stored (zarr version, OCDBT)
 TREE_METADATA = "_METADATA"
@@ -216,7 +217,7 @@ def _tree_paths(tree: Any) -> set:
     NNX's state), a box's ``value`` key left out, as tuples of strings."""
     out = set()
     for keypath, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        keys = tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in keypath)
+        keys = tuple(key_name(k) for k in keypath)
         out.add(keys[:-1] if keys and keys[-1] == BOX_VALUE else keys)
     return out
 
