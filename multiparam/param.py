@@ -259,17 +259,45 @@ class Param:
         WritePlan, which check first).  ``owned``: nobody else holds
         ``canonical`` (a tensor just read from a file), so the framework may
         keep its memory instead of copying it."""
-        self._view = None  # do not keep the old storage alive
-        if _sharding.wants_blocks(self, canonical):   # each shard its own block, sharding kept
+        convert = self.native_conversion(canonical, owned)
+        if convert is None:       # each shard its own block, sharding kept
+            self._view = None     # do not keep the old storage alive
             _sharding.write_param(self, canonical)
             return
-        native = _layout.to_native(canonical, self._slot.layout)
-        prepared = fastcopy.contiguous(native)
-        if not owned and (prepared is native or np.may_share_memory(prepared, canonical)):
-            # borrowed memory (the caller's array, another model's value):
-            # read-only tells the adapter to copy it rather than keep it
-            prepared = prepared.view()
-            prepared.flags.writeable = False
+        self.write_native(convert())
+
+    def native_conversion(self, canonical: np.ndarray,
+                          owned: bool = False) -> Optional[Callable[[], np.ndarray]]:
+        """The first half of :meth:`write_validated` (package-internal): a
+        function turning the checked ``canonical`` array into what the
+        adapter writes (native layout, C-contiguous, read-only when the
+        memory is borrowed), for :meth:`write_native`.
+
+        Everything that reads the model is decided here, on the caller's
+        thread (the slot's layout, whose deferred work runs once; whether
+        the parameter is sharded); the function itself only copies arrays,
+        so a WritePlan runs it on another core while it writes the value
+        before.  None when the write goes shard by shard (no single native
+        array to prepare)."""
+        if _sharding.wants_blocks(self, canonical):
+            return None
+        layout = self._slot.layout
+
+        def convert() -> np.ndarray:
+            native = _layout.to_native(canonical, layout)
+            prepared = fastcopy.contiguous(native)
+            if not owned and (prepared is native or np.may_share_memory(prepared, canonical)):
+                # borrowed memory (the caller's array, another model's value):
+                # read-only tells the adapter to copy it rather than keep it
+                prepared = prepared.view()
+                prepared.flags.writeable = False
+            return prepared
+        return convert
+
+    def write_native(self, prepared: np.ndarray) -> None:
+        """The second half of :meth:`write_validated` (package-internal):
+        hand the adapter what :meth:`native_conversion`'s function made."""
+        self._view = None  # do not keep the old storage alive
         model = self._model
         model.adapter.write(model.adapter_state, self._slot.ref, prepared)
 
@@ -392,6 +420,9 @@ class TransposedParam(Param):
 
     def write_validated(self, canonical: np.ndarray, owned: bool = False) -> None:
         self._primary.write_validated(np.ascontiguousarray(canonical.T), owned=True)
+
+    def native_conversion(self, canonical: np.ndarray, owned: bool = False):
+        return None         # rare (a transposed tie): written whole, in order
 
     def fill_validated(self, fill) -> bool:
         return False        # the values land transposed: write_validated does it

@@ -23,7 +23,10 @@ the checks and the error classes stay the same.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -98,7 +101,12 @@ class WritePlan:
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
         ``add`` has passed; the plan is empty afterwards.  ``on_write(param,
-        nbytes)`` follows each write (progress)."""
+        nbytes)`` follows each write (progress).
+
+        The writes themselves are made one at a time on this thread, in
+        order; the layout conversions before them (a transposing copy into
+        fresh memory for a Flax or Keras kernel) run ahead on the other
+        cores (:class:`_ConversionsAhead`)."""
         writes, self._writes = self._writes, []
         # each handle's lock, in a fixed order: one transaction's writes are
         # never interleaved with another's, nor with a copy or a grad
@@ -106,6 +114,7 @@ class WritePlan:
         with contextlib.ExitStack() as held:
             for key in sorted(models):
                 held.enter_context(models[key].lock)
+            ahead = held.enter_context(_ConversionsAhead(writes))
             for i, (param, value) in enumerate(writes):
                 writes[i] = None       # a deferred value's memory map goes with it
                 if isinstance(value, tuple):     # deferred: read now
@@ -114,7 +123,11 @@ class WritePlan:
                         value = read().astype(target, copy=False)
                         param.write_validated(value, owned=True)
                 else:
-                    param.write_validated(value)
+                    converted = ahead.result(i)
+                    if converted is None:
+                        param.write_validated(value)
+                    else:
+                        param.write_native(converted)
                 if on_write is not None:
                     on_write(param, nbytes_of(param.shape, param.dtype))
                 del value
@@ -129,3 +142,84 @@ class WritePlan:
     def dtype_message(self, param: "Param", dtype: np.dtype, source: Any) -> str:
         return (f"cannot write {dtype} values into {param.name!r} of dtype {param.dtype} "
                 "without losing their kind; cast explicitly first")
+
+
+#: a value at least this large is converted on a worker thread, beside
+#: the conversion of another (below it, a hand-off costs more than it saves)
+CONVERT_AHEAD_BYTES = 1 << 20
+_convert_pool: List[ThreadPoolExecutor] = []
+
+
+def _cores() -> int:
+    return min(os.cpu_count() or 1, 4)
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _convert_pool:
+        _convert_pool.append(ThreadPoolExecutor(max(1, _cores() - 1), thread_name_prefix="multiparam-convert"))
+    return _convert_pool[0]
+
+
+class _ConversionsAhead:
+    """The layout conversions of a plan's large in-memory values, one per
+    core at a time: the writing thread converts one value itself while
+    worker threads convert the next ones.
+
+    A transfer into Flax or Keras is mostly transposing copies into fresh
+    memory, and torch's transposing copy runs on one core; this way a
+    transfer uses every core, and holds at most one converted value per
+    core beyond the parameters themselves (never the model).  The large
+    values go round in groups of one per core: at the first of a group
+    (:meth:`result` gives None, and the caller converts it with
+    ``write_validated``) the workers start on the others, whose results
+    :meth:`result` then waits for.  A value is not converted early when
+    its parameter has an earlier write still to come (that write could
+    change what it converts to); None for it too, as for a deferred value,
+    a small one, a sharded parameter or a transposed tie.
+
+    Leaving the ``with`` block (a write failed) cancels what has not
+    started and waits for what has, so no worker runs after the plan
+    returns."""
+
+    def __init__(self, writes: list):
+        self._writes = writes
+        self._started: Dict[int, Future] = {}
+        #: the first value of each group -> the values the workers convert beside it
+        self._groups: Dict[int, List[int]] = {}
+        cores = _cores()
+        # whole arrays only: a deferred read, or Blocks (a sharded or drawn
+        # value), is written in order by write_validated
+        large = [i for i, (_, value) in enumerate(writes)
+                 if isinstance(value, np.ndarray) and value.nbytes >= CONVERT_AHEAD_BYTES]
+        if cores > 1:
+            for k in range(0, len(large), cores):
+                self._groups[large[k]] = large[k + 1:k + cores]
+        #: write index -> the index of the write before it to the same parameter
+        self._earlier: Dict[int, int] = {}
+        last: Dict[int, int] = {}
+        for i, (param, _) in enumerate(writes):
+            if id(param) in last:
+                self._earlier[i] = last[id(param)]
+            last[id(param)] = i
+
+    def __enter__(self) -> "_ConversionsAhead":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for future in self._started.values():
+            future.cancel()
+        wait_for(list(self._started.values()))
+        self._started.clear()
+
+    def result(self, i: int) -> Optional[np.ndarray]:
+        """Write ``i``'s converted value (waiting for it), or None: the
+        caller converts it itself."""
+        for j in self._groups.pop(i, ()):
+            if self._earlier.get(j, -1) >= i:
+                continue                     # converted at its turn, after that write
+            param, value = self._writes[j]
+            convert = param.native_conversion(value)
+            if convert is not None:          # None: written shard by shard, in order
+                self._started[j] = _pool().submit(convert)
+        future = self._started.pop(i, None)
+        return None if future is None else future.result()

@@ -107,3 +107,52 @@ def test_tie_checks_its_pairs_before_tying():
         m.tie("1.weight", "0.weight")
     with pytest.raises(mp.MultiparamError, match="itself"):
         m.tie("0.weight", "0.weight")
+
+
+@pytest.fixture
+def converting_beside(monkeypatch):
+    """Every value converts beside the others (the size bar at 0 bytes,
+    three cores: each group is the writing thread's value and two workers')."""
+    from multiparam import transaction
+    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+    monkeypatch.setattr(transaction, "_cores", lambda: 3)
+
+
+def test_writes_converted_beside_each_other_land_in_order(converting_beside):
+    m = toy_model()
+    plan = WritePlan()
+    plan.add(m["0.weight"], np.full((3, 4), 1.0))
+    plan.add(m["0.weight"], np.full((3, 4), 2.0))   # the same parameter again: the later value wins
+    plan.add(m["0.bias"], np.full(3, 3.0))
+    plan.add(m["1.weight"], np.full((2, 3), 4.0))
+    plan.add(m["1.bias"], np.full(2, 5.0))
+    plan.commit()
+    assert {n: float(p.value.flat[0]) for n, p in m.named_parameters().items()} == {
+        "0.weight": 2.0, "0.bias": 3.0, "1.weight": 4.0, "1.bias": 5.0}
+
+
+def test_a_failed_conversion_raises_and_no_worker_outlives_the_commit(converting_beside, monkeypatch):
+    import time
+
+    from multiparam import fastcopy
+    m = toy_model()
+    plain, running, failing = fastcopy.contiguous, [], np.full(3, 7.0, np.float32)
+
+    def contiguous(native):
+        running.append(1)
+        try:
+            if native is failing:
+                raise MemoryError("no room for the converted value")
+            time.sleep(0.05)            # the workers' values are still converting when it fails
+            return plain(native)
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(fastcopy, "contiguous", contiguous)
+    plan = WritePlan()
+    plan.add(m["0.bias"], failing)                  # the writing thread's own value
+    plan.add(m["1.weight"], np.ones((2, 3), np.float32))
+    plan.add(m["1.bias"], np.ones(2, np.float32))
+    with pytest.raises(MemoryError, match="no room"):
+        plan.commit()
+    assert running == []                            # every conversion ended before commit returned

@@ -1,6 +1,7 @@
 """Canonical state and portable files, per backend."""
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -40,6 +41,41 @@ def test_load_state_dict_round_trip(m, kit, X):
     for name in m.named_parameters():
         np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name))
     np.testing.assert_allclose(kit.forward(other, X), kit.forward(m, X), rtol=1e-6)
+
+
+@pytest.fixture
+def conversion_threads(monkeypatch):
+    """Every value of a write converts beside the others, as a gigabyte
+    transfer's do (the size bar at 0 bytes, three cores); yields the names
+    of the threads the conversions ran on."""
+    from multiparam import param, transaction
+    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+    monkeypatch.setattr(transaction, "_cores", lambda: 3)
+    threads = []
+    plain = param.Param.native_conversion
+
+    def recorded(self, canonical, owned=False):
+        convert = plain(self, canonical, owned)
+        if convert is None:
+            return None
+
+        def run():
+            threads.append(threading.current_thread().name)
+            return convert()
+        return run
+
+    monkeypatch.setattr(param.Param, "native_conversion", recorded)
+    return threads
+
+
+def test_load_state_dict_converting_beside_the_writes(m, kit, conversion_threads):
+    rng = np.random.default_rng(7)
+    truth = {name: rng.standard_normal(p.shape).astype(p.dtype) for name, p in m.named_parameters().items()}
+    m.load_state_dict(truth)
+    for name, value in truth.items():       # read back through the framework's own API
+        np.testing.assert_array_equal(kit.read(m, name), value, err_msg=name)
+    assert any(t.startswith("multiparam-convert") for t in conversion_threads), conversion_threads
+    assert threading.current_thread().name in conversion_threads     # and the writing thread converts its share
 
 
 def test_load_state_dict_checks_everything_first(m, kit):

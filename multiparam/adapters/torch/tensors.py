@@ -7,6 +7,7 @@ back views the bits the other way.  Values are never converted, so every
 read, write, file and transfer is bit for bit."""
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Callable
 
@@ -89,6 +90,8 @@ def fill_in_place(t: torch.Tensor, fill: Callable[[np.ndarray], None]) -> bool:
     return True
 
 
+#: held while torch's warning about a read-only source is silenced
+_QUIET_FROM_NUMPY = threading.Lock()
 #: a copy is a copy of bits: every dtype crosses as the torch integer of its size
 _BITS = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
 
@@ -100,7 +103,10 @@ def transposing_copy(out: np.ndarray, src: np.ndarray) -> bool:
     bits = _BITS.get(out.dtype.itemsize)
     if bits is None or src.dtype.itemsize != out.dtype.itemsize or out.shape != src.shape:
         return False
-    with warnings.catch_warnings():   # src is only read (it may be a read-only memory map)
+    # src is only read (it may be a read-only memory map): torch's warning
+    # about it is silenced, under a lock because catch_warnings swaps the
+    # process's filters and WritePlans copy on several threads at once
+    with _QUIET_FROM_NUMPY, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         target, source = torch.from_numpy(out.view(bits)), torch.from_numpy(src.view(bits))
     with torch.no_grad():
