@@ -39,7 +39,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Ty
 
 import numpy as np
 
-from . import dtypes, fastcopy
+from . import dtypes, fastcopy, threads
 from .errors import DtypeError, MultiparamError
 
 #: Hugging Face's names for a single file and for a sharded set's index
@@ -154,17 +154,10 @@ def _entry(path: Path, name: str, info, start: int, data_size: int) -> TensorEnt
 T = TypeVar("T")
 #: a tensor at least twice this size is read in parallel parts
 _PARALLEL_READ = 8 << 20
-_pool: List[ThreadPoolExecutor] = []
-
-
-def _read_workers() -> int:
-    return min(os.cpu_count() or 1, 4)
 
 
 def _read_pool() -> ThreadPoolExecutor:
-    if not _pool:
-        _pool.append(ThreadPoolExecutor(_read_workers(), thread_name_prefix="multiparam-read"))
-    return _pool[0]
+    return threads.pool("read", threads.cores())
 
 
 def _pread_span(fd: int, target: memoryview, e: "TensorEntry", name: str, span: Tuple[int, int]) -> None:
@@ -253,7 +246,7 @@ class Checkpoint:
             # a large tensor is read in parts on every core: the kernel's
             # copies from the page cache run in parallel (os.preadv releases
             # the GIL), about twice one thread's rate on two cores
-            parts = max(1, min(_read_workers(), e.nbytes // _PARALLEL_READ))
+            parts = max(1, min(threads.cores(), e.nbytes // _PARALLEL_READ))
             bounds = [e.nbytes * i // parts for i in range(parts + 1)]
             spans = [(bounds[i], bounds[i + 1]) for i in range(parts)]
             if parts == 1:

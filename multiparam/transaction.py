@@ -23,13 +23,13 @@ the checks and the error classes stay the same.
 from __future__ import annotations
 
 import contextlib
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import threads
 from .errors import DtypeError, NotMaterializedError, ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -147,17 +147,6 @@ class WritePlan:
 #: a value at least this large is converted on a worker thread, beside
 #: the conversion of another (below it, a hand-off costs more than it saves)
 CONVERT_AHEAD_BYTES = 1 << 20
-_convert_pool: List[ThreadPoolExecutor] = []
-
-
-def _cores() -> int:
-    return min(os.cpu_count() or 1, 4)
-
-
-def _pool() -> ThreadPoolExecutor:
-    if not _convert_pool:
-        _convert_pool.append(ThreadPoolExecutor(max(1, _cores() - 1), thread_name_prefix="multiparam-convert"))
-    return _convert_pool[0]
 
 
 class _ConversionsAhead:
@@ -186,7 +175,7 @@ class _ConversionsAhead:
         self._started: Dict[int, Future] = {}
         #: the first value of each group -> the values the workers convert beside it
         self._groups: Dict[int, List[int]] = {}
-        cores = _cores()
+        cores = threads.cores()
         # whole arrays only: a deferred read, or Blocks (a sharded or drawn
         # value), is written in order by write_validated
         large = [i for i, (_, value) in enumerate(writes)
@@ -220,6 +209,6 @@ class _ConversionsAhead:
             param, value = self._writes[j]
             convert = param.native_conversion(value)
             if convert is not None:          # None: written shard by shard, in order
-                self._started[j] = _pool().submit(convert)
+                self._started[j] = threads.pool("convert", threads.cores() - 1).submit(convert)
         future = self._started.pop(i, None)
         return None if future is None else future.result()

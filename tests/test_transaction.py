@@ -113,9 +113,9 @@ def test_tie_checks_its_pairs_before_tying():
 def converting_beside(monkeypatch):
     """Every value converts beside the others (the size bar at 0 bytes,
     three cores: each group is the writing thread's value and two workers')."""
-    from multiparam import transaction
+    from multiparam import threads, transaction
     monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-    monkeypatch.setattr(transaction, "_cores", lambda: 3)
+    monkeypatch.setattr(threads, "cores", lambda: 3)
 
 
 def test_writes_converted_beside_each_other_land_in_order(converting_beside):

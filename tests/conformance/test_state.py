@@ -46,12 +46,12 @@ def test_load_state_dict_round_trip(m, kit, X):
 @pytest.fixture
 def conversion_threads(monkeypatch):
     """Every value of a write converts beside the others, as a gigabyte
-    transfer's do (the size bar at 0 bytes, three cores); yields the names
+    transfer's do (the size bar at 0 bytes, three cores); returns the names
     of the threads the conversions ran on."""
-    from multiparam import param, transaction
+    from multiparam import param, threads, transaction
     monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-    monkeypatch.setattr(transaction, "_cores", lambda: 3)
-    threads = []
+    monkeypatch.setattr(threads, "cores", lambda: 3)
+    seen = []
     plain = param.Param.native_conversion
 
     def recorded(self, canonical, owned=False):
@@ -60,12 +60,12 @@ def conversion_threads(monkeypatch):
             return None
 
         def run():
-            threads.append(threading.current_thread().name)
+            seen.append(threading.current_thread().name)
             return convert()
         return run
 
     monkeypatch.setattr(param.Param, "native_conversion", recorded)
-    return threads
+    return seen
 
 
 def test_load_state_dict_converting_beside_the_writes(m, kit, conversion_threads):
