@@ -121,12 +121,14 @@ def static_record(root: nn.Module) -> CallRecord:
     adopted: dict = {}  # id(module) -> path; Flax adopts a shared object once
     preserve_default = bool(flax.config.flax_preserve_adopted_names)
 
+    modules = rec.modules
+
     def walk(module, path):
-        rec.modules[path] = module
         fields = _init_fields(type(module))
         if not fields:
             return      # a Dense, a LayerNorm: no submodule, not a Sequential
         preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
+        calls = None    # this module's callees, made at its first child
         for field_name in fields:
             val = getattr(module, field_name)
             holds = _MAY_HOLD_MODULES.get(type(val))
@@ -140,11 +142,16 @@ def static_record(root: nn.Module) -> CallRecord:
                 own = object.__getattribute__(sub, "name")
                 name = own if (preserve and own) else f"{field_name}{suffix}"
                 child = adopted[id(sub)] = path + (name,)
-                rec.add_call(path, child)
-                walk(sub, child)
+                if calls is None:
+                    calls = rec.calls.setdefault(path, {})
+                calls[child] = None     # ordered set, as add_call
+                modules[child] = sub
+                if type(sub) not in _LEAF_LAYERS:   # a leaf layer has no field to walk
+                    walk(sub, child)
         if isinstance(module, SEQUENTIAL_TYPES):
             rec.add_sequential(path, module, lambda el: adopted[id(el)])
 
+    modules[()] = root
     walk(root, ())
     return rec
 
