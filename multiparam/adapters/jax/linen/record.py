@@ -58,10 +58,6 @@ class CallRecord:
 _NESTING = (list, tuple, dict, FrozenDict)
 
 
-def _first(kv):
-    return kv[0]
-
-
 def _suffixed(val) -> list:
     """[(suffix, value)] as Flax names submodules held in one attribute:
     ``""`` for a bare module, ``_<i>`` / ``_<key>`` inside lists, tuples and
@@ -69,8 +65,8 @@ def _suffixed(val) -> list:
     them (``_map_over_modules_in_tree``), which decides the name a shared
     object gets."""
     if isinstance(val, (list, tuple)) and not hasattr(val, "_fields") and not any(
-            isinstance(e, _NESTING) for e in val):   # the usual list of modules: one level
-        return [("_" + k, e) for k, e in sorted([(str(i), e) for i, e in enumerate(val)], key=_first)]
+            issubclass(t, _NESTING) for t in set(map(type, val))):   # the usual list of modules: one level
+        return [(f"_{i}", val[i]) for i in sorted(range(len(val)), key=str)]   # by index as text
     flat = []
 
     def walk(prefix, v):
