@@ -159,11 +159,12 @@ def _config_leaves(module) -> list:
     return out
 
 
-def _may_flatten_maps(rec: CallRecord, owned: dict) -> bool:
+def _may_flatten_maps(rec: CallRecord, owning: list) -> bool:
     """Whether an untraced model may flatten a channels-last feature map:
     it has a convolution (a module, or a pytree subtree Flax named
-    ``Conv_<n>``) or a visible flatten function."""
-    paths = set(rec.modules) | set(owned)
+    ``Conv_<n>``, among the paths ``owning`` leaves) or a visible flatten
+    function."""
+    paths = set(rec.modules).union(owning)
     if any(layer_family(rec.modules.get(p), p[-1] if p else None) == "Conv" for p in paths):
         return True
     return any(what == "fn" and fn is flatten for children in rec.seq.values() for _, (what, fn) in children)
@@ -198,15 +199,19 @@ _CLASS_CACHE = layer_registry.CLASS_CACHE
 
 
 def _layer_plan(module, name: Optional[str], family: Optional[str], leaves: list) -> tuple:
-    """``((position in leaves, kind, key), ...)`` of one layer's pytree
-    leaves ``[(full path, leaf)]`` in torch's order, keys made unique as
+    """``((position in leaves, role, layout, trainable, key, declared),
+    ...)`` of one layer's pytree leaves ``[(full path, leaf)]`` in torch's
+    order (a slot's fields but its paths), keys made unique as
     :func:`_unique_keys` does: memoised per module class, leaf names,
     collections and ranks (what the kinds depend on; not for a
     ``DenseGeneral``, whose layouts need its shapes and axes, nor a
     module-less subtree), so 500 Dense layers are planned once."""
     cacheable = module is not None and family != "DenseGeneral"
     if cacheable:
-        memo = (_layer_plan, type(module), *[(full[0], full[-1], _leaf_rank(leaf)) for full, leaf in leaves])
+        try:    # a JAX array's own shape: no call per leaf
+            memo = (_layer_plan, type(module), *[(full[0], full[-1], len(leaf.shape)) for full, leaf in leaves])
+        except AttributeError:  # a Python scalar leaf
+            memo = (_layer_plan, type(module), *[(full[0], full[-1], _leaf_rank(leaf)) for full, leaf in leaves])
         plan = _CLASS_CACHE.get(memo)
         if plan is not None:
             return plan
@@ -219,7 +224,7 @@ def _layer_plan(module, name: Optional[str], family: Optional[str], leaves: list
         if leaf in seen:
             key = leaf = f"{leaves[i][0][0]}:{leaf}"
         seen.add(leaf)
-        plan.append((i, kind, key))
+        plan.append((i, kind.role, kind.layout, kind.trainable, key, kind.declared))
     plan = tuple(plan)
     if cacheable:
         _CLASS_CACHE[memo] = plan
@@ -314,49 +319,42 @@ class LinenAdapter(FlaxAdapter):
         leaves under its path (or, before ``init``, the leaves its
         configuration will create, with shape hints); Sequential children
         by key, plain functions (``nn.relu``) as parameterless layers, and
-        pytree subtrees no module reported still listed."""
+        pytree subtrees no module reported still listed.
+
+        One walk: the pytree is read along the module tree, each node
+        handing its children their dicts one key down (``pytree.step``), so
+        a layer's leaves and its unreported subtrees come from one pass
+        over its own dicts."""
         rec = self._record(state)
-        materialized = state.variables is not None
-        # module path -> [(full path, leaf)]
-        owned: dict = pytree.leaves_by_module(state.variables) if materialized else {}
-        known_paths = set(rec.modules)
-        # module path -> {name of a child subtree in the pytree that no module reported: None}
-        subtree_names: dict = {}
-        for module_path in owned:
-            for i in range(len(module_path)):
-                if module_path[:i + 1] not in known_paths:
-                    subtree_names.setdefault(module_path[:i], {})[module_path[i]] = None  # ordered set
+        variables = state.variables
+        materialized = variables is not None
+        modules, seqs, callees = rec.modules, rec.seq, rec.calls
         # feature orders are only needed for values: set at the first need
         # of a layout (names and shapes never need them)
         pending, featured = Deferred(None), []   # featured: (slots, their plan, leaves, family) per layer
+        owning = []     # paths of the layers holding leaves (what _may_flatten_maps looks at)
 
-        def slots_for(path, module, name, kind):
-            if kind == "LSTM":
-                return lstm_slots(state, path, module, materialized)
-            if materialized:
-                leaves = owned.get(path)
-                if not leaves:
-                    return []
-                family = layer_family(module, name)
-                ties, ties_t = state.ties, state.ties_canonical_t
-                plan = _layer_plan(module, name, family, leaves)
-                if ties or ties_t:
-                    out = []
-                    for i, kind, key in plan:
-                        full = leaves[i][0]
-                        src, transposed = ties.get(full, (full, False)) if ties else (full, False)
-                        if ties_t:
-                            transposed = ties_t.get(full, transposed)
-                        out.append(ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, src,
-                                             None, transposed, key, kind.declared, None, pending))
-                else:   # the usual case: no tie, each leaf its own storage
-                    out = [ParamSlot(kind.role, "/".join(leaves[i][0]), leaves[i][0], kind.layout, kind.trainable,
-                                     leaves[i][0], None, False, key, kind.declared, None, pending)
-                           for i, kind, key in plan]
-                featured.append((out, plan, leaves, family))
-                return out
-            if module is None:
-                return []
+        def leaf_slots(module, name, leaves):
+            family = layer_family(module, name)
+            ties, ties_t = state.ties, state.ties_canonical_t
+            plan = _layer_plan(module, name, family, leaves)
+            if ties or ties_t:
+                out = []
+                for i, role, layout, trainable, key, declared in plan:
+                    full = leaves[i][0]
+                    src, transposed = ties.get(full, (full, False)) if ties else (full, False)
+                    if ties_t:
+                        transposed = ties_t.get(full, transposed)
+                    out.append(ParamSlot(role, "/".join(full), full, layout, trainable, src,
+                                         None, transposed, key, declared, None, pending))
+            else:   # the usual case: no tie, each leaf its own storage
+                out = [ParamSlot(role, "/".join(full), full, layout, trainable, full, None, False, key, declared,
+                                 None, pending)
+                       for i, role, layout, trainable, key, declared in plan for full in (leaves[i][0],)]
+            featured.append((out, plan, leaves, family))
+            return out
+
+        def config_slots(path, module, name):
             config = _config_leaves(module)
             kinds = leaf_kinds(module, name, [(leafname, native, collection == "params")
                                               for collection, leafname, native in config])
@@ -370,42 +368,59 @@ class LinenAdapter(FlaxAdapter):
                 paths.append(full)
             return _unique_keys(out, paths)
 
-        def node(path, key, visiting):
-            module = rec.modules.get(path)
+        def node(path, key, visiting, dicts):
+            module = modules.get(path)
             name = path[-1] if path else None
             kind = _kind(module, name)
-            n = LayerNode(key, kind, module, slots_for(path, module, name, kind))
-            seq, calls, subs = rec.seq.get(path), rec.calls.get(path), subtree_names.get(path)
+            subs = None
+            if kind == "LSTM":
+                slots = lstm_slots(state, path, module, materialized)
+            elif materialized:
+                leaves, subs = pytree.level(dicts, path)
+                slots = leaf_slots(module, name, leaves) if leaves else []
+                if leaves:
+                    owning.append(path)
+            else:
+                slots = config_slots(path, module, name) if module is not None else []
+            n = LayerNode(key, kind, module, slots)
+            seq, calls = seqs.get(path), callees.get(path)
             if not (seq or calls or subs) or path in visiting or kind == "LSTM":
                 return n    # a leaf layer; self-calling; LSTM: its cell is its slots
             visiting = visiting | {path}
-            done = set()
+            children, done = n.children, set()
+
+            def child_node(child, child_key):
+                # a child module's dicts are one key down, unless it lives
+                # elsewhere (a module shared from another parent)
+                sub_dicts = (pytree.step(dicts, child[-1]) if child[:-1] == path
+                             else pytree.dicts_at(variables, child)) if materialized else ()
+                children.append(node(child, child_key, visiting, sub_dicts))
+                done.add(child)
+
             for k, (what, val) in seq or ():
                 if what == "mod":
-                    n.children.append(node(val, k, visiting))
-                    done.add(val)
+                    child_node(val, k)
                 else:
-                    n.children.append(LayerNode(k, function_kind(val), val))
-            for child in calls or ():
-                if child not in done:
-                    n.children.append(node(child, child[-1], visiting))
-                    done.add(child)
+                    children.append(LayerNode(k, function_kind(val), val))
+            if calls and not calls.keys() <= done:   # a Sequential's calls are its elements, done above
+                for child in calls:
+                    if child not in done:
+                        child_node(child, child[-1])
             # pytree subtrees no module reported (setup modules never called,
             # or variables given without a sample input): still list them
             for sub in subs or ():
                 child = path + (sub,)
-                if child not in done:
-                    n.children.append(node(child, sub, visiting))
-                    done.add(child)
+                if child not in done and child not in modules and pytree.has_leaf(pytree.step(dicts, sub)):
+                    child_node(child, sub)
             return n
 
-        root = node((), "", frozenset())
+        root = node((), "", frozenset(), pytree.collection_dicts(variables) if materialized else ())
 
         def feature_orders():
-            spatial = rec.orders is None and _may_flatten_maps(rec, owned)
+            spatial = rec.orders is None and _may_flatten_maps(rec, owning)
             for slots, plan, leaves, family in featured:
-                for slot, (i, _, _) in zip(slots, plan):
-                    full, leaf = leaves[i]
+                for slot, entry in zip(slots, plan):
+                    full, leaf = leaves[entry[0]]
                     slot.layout = feature_layout(rec.orders, full, slot.shape_layout, np.shape(leaf), slot.native_name,
                                                  family=family, spatial=spatial)
 

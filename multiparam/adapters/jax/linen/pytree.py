@@ -39,29 +39,66 @@ def ordered_leaves(variables) -> list:
     return out
 
 
-def leaves_by_module(variables) -> dict:
-    """``{module path: [(full path, leaf)]}``: :func:`ordered_leaves`
-    grouped by the path of the dict holding them (collection left out),
-    in one walk; modules in the order their first leaf comes."""
-    owned: dict = {}
+class _SubtreeTypes(dict):
+    """value type -> whether a value of it is a subtree (a dict or
+    FrozenDict), asked once per type: ``isinstance`` against FrozenDict, an
+    ABC, would cost a metaclass call per leaf."""
 
-    def walk(prefix, node, module_path):
-        leaves = None
-        for k, v in node.items():
-            if isinstance(v, _DICTS):
-                walk(prefix + (k,), v, module_path + (k,))
-                continue
-            if leaves is None:
-                leaves = owned.get(module_path)
-                if leaves is None:
-                    leaves = owned[module_path] = []
-            leaves.append((prefix + (k,), v))
+    def __missing__(self, t: type) -> bool:
+        self[t] = subtree = issubclass(t, _DICTS)
+        return subtree
 
-    for c in sorted(variables.keys(), key=lambda c: c != "params"):  # stable: params first
-        v = variables[c]
-        if isinstance(v, _DICTS):
-            walk((c,), v, ())
-    return owned
+
+_IS_SUBTREE = _SubtreeTypes()
+
+
+def collection_dicts(variables) -> list:
+    """``[(collection, its dict)]``, ``params`` first: the dicts a module
+    at the root path reads; :func:`step` goes one module down."""
+    return [(c, variables[c]) for c in sorted(variables.keys(), key=lambda c: c != "params")  # stable
+            if _IS_SUBTREE[variables[c].__class__]]
+
+
+def step(dicts: list, name) -> list:
+    """The ``[(collection, dict)]`` of the child module ``name`` of the
+    module whose dicts are ``dicts`` (the collections holding it)."""
+    out = []
+    for c, d in dicts:
+        sub = d.get(name)
+        if sub is not None and _IS_SUBTREE[sub.__class__]:
+            out.append((c, sub))
+    return out
+
+
+def dicts_at(variables, path: tuple) -> list:
+    """:func:`step` from the root along ``path``."""
+    dicts = collection_dicts(variables)
+    for name in path:
+        dicts = step(dicts, name)
+    return dicts
+
+
+def level(dicts: list, path: tuple) -> tuple:
+    """What a module at ``path`` holds directly, from its dicts in one
+    pass: ``([(full path, leaf)], {name of a child subtree: None} or
+    None)``, leaves in creation order and ``params`` first (a layer lists
+    weight, bias, then its running statistics, as torch does)."""
+    leaves, subs = [], None
+    for c, d in dicts:
+        prefix = (c,) + path
+        for k, v in d.items():
+            if _IS_SUBTREE[v.__class__]:
+                if subs is None:
+                    subs = {}
+                subs[k] = None      # ordered set
+            else:
+                leaves.append((prefix + (k,), v))
+    return leaves, subs
+
+
+def has_leaf(dicts: list) -> bool:
+    """Whether any leaf is under the dicts (an empty subtree holds none)."""
+    return any(not _IS_SUBTREE[v.__class__] or has_leaf([(c, v)]) for c, d in dicts for v in d.values())
 
 
 def has_boxes(node) -> bool:

@@ -58,10 +58,6 @@ class CallRecord:
 _NESTING = (list, tuple, dict, FrozenDict)
 
 
-def _first(kv):
-    return kv[0]
-
-
 def _suffixed(val) -> list:
     """[(suffix, value)] as Flax names submodules held in one attribute:
     ``""`` for a bare module, ``_<i>`` / ``_<key>`` inside lists, tuples and
@@ -69,8 +65,8 @@ def _suffixed(val) -> list:
     them (``_map_over_modules_in_tree``), which decides the name a shared
     object gets."""
     if isinstance(val, (list, tuple)) and not hasattr(val, "_fields") and not any(
-            isinstance(e, _NESTING) for e in val):   # the usual list of modules: one level
-        return [("_" + k, e) for k, e in sorted([(str(i), e) for i, e in enumerate(val)], key=_first)]
+            issubclass(t, _NESTING) for t in set(map(type, val))):   # the usual list of modules: one level
+        return [(f"_{i}", val[i]) for i in sorted(range(len(val)), key=str)]   # by index as text
     flat = []
 
     def walk(prefix, v):
@@ -121,12 +117,14 @@ def static_record(root: nn.Module) -> CallRecord:
     adopted: dict = {}  # id(module) -> path; Flax adopts a shared object once
     preserve_default = bool(flax.config.flax_preserve_adopted_names)
 
+    modules = rec.modules
+
     def walk(module, path):
-        rec.modules[path] = module
         fields = _init_fields(type(module))
         if not fields:
             return      # a Dense, a LayerNorm: no submodule, not a Sequential
         preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
+        calls = None    # this module's callees, made at its first child
         for field_name in fields:
             val = getattr(module, field_name)
             holds = _MAY_HOLD_MODULES.get(type(val))
@@ -140,11 +138,16 @@ def static_record(root: nn.Module) -> CallRecord:
                 own = object.__getattribute__(sub, "name")
                 name = own if (preserve and own) else f"{field_name}{suffix}"
                 child = adopted[id(sub)] = path + (name,)
-                rec.add_call(path, child)
-                walk(sub, child)
+                if calls is None:
+                    calls = rec.calls.setdefault(path, {})
+                calls[child] = None     # ordered set, as add_call
+                modules[child] = sub
+                if type(sub) not in _LEAF_LAYERS:   # a leaf layer has no field to walk
+                    walk(sub, child)
         if isinstance(module, SEQUENTIAL_TYPES):
             rec.add_sequential(path, module, lambda el: adopted[id(el)])
 
+    modules[()] = root
     walk(root, ())
     return rec
 
