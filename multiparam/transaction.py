@@ -105,8 +105,8 @@ class WritePlan:
 
         The writes themselves are made one at a time on this thread, in
         order; the layout conversions before them (a transposing copy into
-        fresh memory for a Flax or Keras kernel) run ahead on the other
-        cores (:class:`_ConversionsAhead`)."""
+        fresh memory for a Flax kernel) run one per core at a time where the
+        backend allows it (:class:`_ConversionsAhead`)."""
         writes, self._writes = self._writes, []
         # each handle's lock, in a fixed order: one transaction's writes are
         # never interleaved with another's, nor with a copy or a grad
@@ -154,10 +154,12 @@ class _ConversionsAhead:
     core at a time: the writing thread converts one value itself while
     worker threads convert the next ones.
 
-    A transfer into Flax or Keras is mostly transposing copies into fresh
-    memory, and torch's transposing copy runs on one core; this way a
-    transfer uses every core, and holds at most one converted value per
-    core beyond the parameters themselves (never the model).  The large
+    A transfer into Flax is mostly transposing copies into fresh memory,
+    and torch's transposing copy runs on one core; this way a transfer uses
+    every core, and holds at most one converted value per core beyond the
+    parameters themselves (never the model).  Only into a backend whose
+    adapter says ``converts_values_in_parallel`` (where one value per core
+    stays within what the framework's own idiom holds).  The large
     values go round in groups of one per core: at the first of a group
     (:meth:`result` gives None, and the caller converts it with
     ``write_validated``) the workers start on the others, whose results
@@ -176,10 +178,12 @@ class _ConversionsAhead:
         #: the first value of each group -> the values the workers convert beside it
         self._groups: Dict[int, List[int]] = {}
         cores = threads.cores()
-        # whole arrays only: a deferred read, or Blocks (a sharded or drawn
-        # value), is written in order by write_validated
-        large = [i for i, (_, value) in enumerate(writes)
-                 if isinstance(value, np.ndarray) and value.nbytes >= CONVERT_AHEAD_BYTES]
+        # whole arrays only (a deferred read, or Blocks, a sharded or drawn
+        # value, is written in order by write_validated), into a backend
+        # whose memory promise allows one converted value per core
+        large = [i for i, (param, value) in enumerate(writes)
+                 if isinstance(value, np.ndarray) and value.nbytes >= CONVERT_AHEAD_BYTES
+                 and param.model.adapter.converts_values_in_parallel]
         if cores > 1:
             for k in range(0, len(large), cores):
                 self._groups[large[k]] = large[k + 1:k + cores]

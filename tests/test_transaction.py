@@ -116,6 +116,7 @@ def converting_beside(monkeypatch):
     from multiparam import threads, transaction
     monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
     monkeypatch.setattr(threads, "cores", lambda: 3)
+    monkeypatch.setattr(ADAPTER, "converts_values_in_parallel", True)
 
 
 def test_writes_converted_beside_each_other_land_in_order(converting_beside):

@@ -1013,6 +1013,15 @@ class Adapter:
     #: uses the first one offered by a framework the process has imported.
     transposing_copy: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
 
+    #: whether a write plan converts this backend's large values one per
+    #: core at a time (``multiparam.transaction``), holding one converted
+    #: value per core instead of one.  True where every write makes a new
+    #: array anyway and the framework's own conversion holds a whole new
+    #: model (JAX); False where values are assigned one at a time and the
+    #: user's own idiom holds one value (``var.assign(w.T)`` on Keras), so
+    #: the peak stays what that idiom needs.
+    converts_values_in_parallel: bool = False
+
     # -- building from the neutral spec: one memoised walk ---------------------
     #: spec kind (``multiparam.nn`` ``Spec.kind``) -> constructor.  A
     #: constructor is ``fn(spec, name)`` returning the native layer, where

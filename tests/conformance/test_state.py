@@ -45,9 +45,9 @@ def test_load_state_dict_round_trip(m, kit, X):
 
 @pytest.fixture
 def conversion_threads(monkeypatch):
-    """Every value of a write converts beside the others, as a gigabyte
-    transfer's do (the size bar at 0 bytes, three cores); returns the names
-    of the threads the conversions ran on."""
+    """Every value of a write is large enough to convert beside the others
+    (the size bar at 0 bytes, three cores); returns the names of the
+    threads the conversions ran on."""
     from multiparam import param, threads, transaction
     monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
     monkeypatch.setattr(threads, "cores", lambda: 3)
@@ -68,14 +68,27 @@ def conversion_threads(monkeypatch):
     return seen
 
 
-def test_load_state_dict_converting_beside_the_writes(m, kit, conversion_threads):
+def _random_state(m):
     rng = np.random.default_rng(7)
-    truth = {name: rng.standard_normal(p.shape).astype(p.dtype) for name, p in m.named_parameters().items()}
+    return {name: rng.standard_normal(p.shape).astype(p.dtype) for name, p in m.named_parameters().items()}
+
+
+def test_load_state_dict_converting_beside_the_writes(m, kit, conversion_threads, monkeypatch):
+    monkeypatch.setattr(type(m.adapter), "converts_values_in_parallel", True)   # on every backend here
+    truth = _random_state(m)
     m.load_state_dict(truth)
     for name, value in truth.items():       # read back through the framework's own API
         np.testing.assert_array_equal(kit.read(m, name), value, err_msg=name)
     assert any(t.startswith("multiparam-convert") for t in conversion_threads), conversion_threads
     assert threading.current_thread().name in conversion_threads     # and the writing thread converts its share
+
+
+def test_values_convert_on_workers_only_where_the_backend_allows(m, conversion_threads):
+    # the memory promise: one converted value per core only where the
+    # adapter says so, else one at a time on the writing thread
+    m.load_state_dict(_random_state(m))
+    on_workers = any(t.startswith("multiparam-convert") for t in conversion_threads)
+    assert on_workers == m.adapter.converts_values_in_parallel, conversion_threads
 
 
 def test_load_state_dict_checks_everything_first(m, kit):

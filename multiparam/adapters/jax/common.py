@@ -72,6 +72,7 @@ class FlaxAdapter(Adapter):
     static_capabilities: dict = {}
     extensions = {"flax": FlaxExtension}
     channels_last = True    # Flax convolutions are NHWC
+    converts_values_in_parallel = True    # a new array per write; Flax's own idiom holds a new pytree
     #: "linen" or "nnx": which kind of Flax model this adapter wraps
     flavour: str = ""
 
