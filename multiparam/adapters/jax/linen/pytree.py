@@ -22,21 +22,25 @@ _DICTS = DICTS = (dict, FrozenDict)
 def ordered_leaves(variables) -> list:
     """[(path tuple, leaf)] in creation order, ``params`` first (so a layer
     lists weight, bias, then its running statistics, as torch does)."""
-    out = []
-
-    def walk(prefix, node):
-        for k, v in node.items():
-            if isinstance(v, _DICTS):
-                walk(prefix + (k,), v)
-            else:
-                out.append((prefix + (k,), v))
-
+    out: list = []
     collections = sorted(variables.keys(), key=lambda c: c != "params")  # stable: params first
     for c in collections:
         v = variables[c]
         if isinstance(v, _DICTS):
-            walk((c,), v)
+            _collect_leaves((c,), v, out)
     return out
+
+
+def _collect_leaves(prefix: tuple, node, out: list) -> None:
+    # a module-level function, not a closure calling itself: such a closure
+    # is a reference cycle, and the list it fills (every leaf of the tree)
+    # would live until the garbage collector runs; each Flax write calls
+    # this, so a transfer kept every replaced array alive until then
+    for k, v in node.items():
+        if isinstance(v, _DICTS):
+            _collect_leaves(prefix + (k,), v, out)
+        else:
+            out.append((prefix + (k,), v))
 
 
 class _SubtreeTypes(dict):
