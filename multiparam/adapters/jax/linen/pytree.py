@@ -23,11 +23,8 @@ def ordered_leaves(variables) -> list:
     """[(path tuple, leaf)] in creation order, ``params`` first (so a layer
     lists weight, bias, then its running statistics, as torch does)."""
     out: list = []
-    collections = sorted(variables.keys(), key=lambda c: c != "params")  # stable: params first
-    for c in collections:
-        v = variables[c]
-        if isinstance(v, _DICTS):
-            _collect_leaves((c,), v, out)
+    for c, d in collection_dicts(variables):
+        _collect_leaves((c,), d, out)
     return out
 
 
@@ -37,7 +34,7 @@ def _collect_leaves(prefix: tuple, node, out: list) -> None:
     # would live until the garbage collector runs; each Flax write calls
     # this, so a transfer kept every replaced array alive until then
     for k, v in node.items():
-        if isinstance(v, _DICTS):
+        if _IS_SUBTREE[v.__class__]:
             _collect_leaves(prefix + (k,), v, out)
         else:
             out.append((prefix + (k,), v))
