@@ -267,11 +267,14 @@ class Param:
         self.write_native(convert())
 
     def native_conversion(self, canonical: np.ndarray,
-                          owned: bool = False) -> Optional[Callable[[], np.ndarray]]:
+                          owned: bool = False) -> Optional[Callable[[], Any]]:
         """The first half of :meth:`write_validated` (package-internal): a
         function turning the checked ``canonical`` array into what the
-        adapter writes (native layout, C-contiguous, read-only when the
-        memory is borrowed), for :meth:`write_native`.
+        adapter writes, for :meth:`write_native`: a NumPy array in native
+        layout, C-contiguous, read-only when the memory is borrowed; or,
+        where the native layout is a transpose and the adapter has its own
+        (:meth:`~multiparam.adapters.base.Adapter.transposed_array`), the
+        framework's own array.
 
         Everything that reads the model is decided here, on the caller's
         thread (the slot's layout, whose deferred work runs once; whether
@@ -282,9 +285,16 @@ class Param:
         if _sharding.wants_blocks(self, canonical):
             return None
         layout = self._slot.layout
+        # a composite's parts are split from one NumPy array
+        transposed = None if isinstance(self._slot.ref, Composite) else self._model.adapter.transposed_array
 
-        def convert() -> np.ndarray:
+        def convert() -> Any:
             native = _layout.to_native(canonical, layout)
+            if transposed is not None and native.ndim == 2 and native.T.flags.c_contiguous \
+                    and not native.flags.c_contiguous:
+                made = transposed(native.T)    # the framework's own transpose, if it has one
+                if made is not None:
+                    return made
             prepared = fastcopy.contiguous(native)
             if not owned and (prepared is native or np.may_share_memory(prepared, canonical)):
                 # borrowed memory (the caller's array, another model's value):

@@ -1013,6 +1013,18 @@ class Adapter:
     #: uses the first one offered by a framework the process has imported.
     transposing_copy: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
 
+    def transposed_array(self, source: np.ndarray) -> Any:
+        """Primitive: ``source.T`` as the framework's own array, made by the
+        framework's own transpose, for :meth:`write_array` to keep.
+        ``source`` is a C-contiguous 2-D NumPy array that is only read (it
+        may be read-only: another model's value, a memory-mapped file).
+        A write of a parameter whose native layout is the transpose of its
+        canonical one asks this first.  None (the default) where the
+        framework offers nothing faster than
+        :func:`multiparam.fastcopy.contiguous` into NumPy memory, or cannot
+        take this array; the write then makes that NumPy copy."""
+        return None
+
     #: whether a write plan converts this backend's large values one per
     #: core at a time (``multiparam.transaction``), holding one converted
     #: value per core instead of one.  True where every write makes a new

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from multiparam import dtypes, fastcopy
+from multiparam.adapters.base import Adapter
 
 DTYPES = ["float32", "float16", "bfloat16", "float64", "int8", "int64", "bool"]
 
@@ -25,3 +26,45 @@ def test_transposing_copy_is_bit_exact(dtype, shape):
     out = fastcopy.contiguous(view)
     assert out.dtype == view.dtype and out.flags.c_contiguous and fastcopy.is_aligned(out)
     np.testing.assert_array_equal(out.view(np.uint8), np.ascontiguousarray(view).view(np.uint8))
+
+
+def _offers_own_transpose(adapter) -> bool:
+    return type(adapter).transposed_array is not Adapter.transposed_array
+
+
+def _every_bit_pattern(dtype, shape, offset_items=0):
+    """A C-contiguous array of random bits (NaNs included), read-only,
+    starting ``offset_items`` elements past a 64-byte boundary."""
+    dtype = dtypes.dtype(dtype)
+    size = int(np.prod(shape))
+    raw = fastcopy.empty_aligned((size + offset_items,), dtype)
+    rng = np.random.default_rng(2)
+    raw.view(np.uint8)[...] = rng.integers(0, 256, size=raw.nbytes, dtype=np.uint8)
+    source = raw[offset_items:].reshape(shape)
+    source.flags.writeable = False
+    return source
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(300, 700), (1024, 256)], ids=str)
+def test_framework_transpose_is_bit_exact(adapter, dtype, shape):
+    source = _every_bit_pattern(dtype, shape)
+    before = source.copy()
+    made = adapter.transposed_array(source)
+    if made is None:
+        # declining is always allowed, except for the case it is made for
+        assert not (_offers_own_transpose(adapter) and dtype == "float32")
+    else:
+        out = np.asarray(made)
+        assert out.shape == shape[::-1] and out.dtype == source.dtype
+        np.testing.assert_array_equal(out.view(np.uint8), np.ascontiguousarray(source.T).view(np.uint8))
+    np.testing.assert_array_equal(source.view(np.uint8), before.view(np.uint8))   # only read
+
+
+def test_framework_transpose_declines_unaligned_memory(adapter):
+    # a framework's transpose may need aligned memory (one aborts the
+    # process without it): such a source is declined or copied exactly
+    source = _every_bit_pattern("float32", (300, 700), offset_items=1)
+    assert not fastcopy.is_aligned(source)
+    made = adapter.transposed_array(source)
+    assert made is None or np.array_equal(np.asarray(made).view(np.uint8), np.ascontiguousarray(source.T).view(np.uint8))

@@ -91,6 +91,35 @@ def test_values_convert_on_workers_only_where_the_backend_allows(m, conversion_t
     assert on_workers == m.adapter.converts_values_in_parallel, conversion_threads
 
 
+def test_transposed_writes_use_the_frameworks_own_transpose(m, kit, monkeypatch):
+    # a kernel stored transposed is made by the framework's own transpose
+    # where the adapter offers one (every size here, the size bar at 0),
+    # from read-only values that stay as they were
+    from multiparam import fastcopy
+    from multiparam.adapters.base import Adapter
+    monkeypatch.setattr(fastcopy, "SMALL", 0)
+    adapter_type = type(m.adapter)
+    made = []
+    own = adapter_type.transposed_array
+
+    def recorded(self, source):
+        result = own(self, source)
+        made.append(result is not None)
+        return result
+
+    monkeypatch.setattr(adapter_type, "transposed_array", recorded)
+    # aligned, as a framework's own tensors are, and read-only
+    truth = {name: fastcopy.aligned_copy(value) for name, value in _random_state(m).items()}
+    for value in truth.values():
+        value.flags.writeable = False
+    kept = {name: value.copy() for name, value in truth.items()}
+    m.load_state_dict(truth)
+    for name, value in kept.items():        # read back through the framework's own API
+        np.testing.assert_array_equal(kit.read(m, name), value, err_msg=name)
+        np.testing.assert_array_equal(truth[name], value, err_msg=name)
+    assert any(made) == (own is not Adapter.transposed_array), made
+
+
 def test_load_state_dict_checks_everything_first(m, kit):
     snap = _snapshot(m, kit)
     good = m.state_dict()
