@@ -95,6 +95,21 @@ def _numpy_transpose_2d(src: np.ndarray, out: np.ndarray) -> None:
         list(pool.map(lambda k: _tiled_rows(src, out, starts[k::workers]), range(workers)))
 
 
+def copy_into(out: np.ndarray, src: np.ndarray) -> None:
+    """``out[...] = src`` for a C-contiguous ``out`` of ``src``'s shape and
+    dtype, by the fastest kernel here (see the module docstring)."""
+    if src.size < SMALL or src.flags.c_contiguous:
+        np.copyto(out, src)          # a plain copy: NumPy's is as fast as any
+        return
+    kernel = _framework_kernel()
+    if kernel is not None and kernel(out, src):
+        return
+    if src.ndim == 2 and src.T.flags.c_contiguous:
+        _numpy_transpose_2d(src.T, out)
+    else:
+        np.copyto(out, src)
+
+
 def contiguous(native: np.ndarray) -> np.ndarray:
     """``native`` as C-contiguous memory for an adapter's write: itself when
     it already is, else one fresh aligned copy made by the fastest kernel
@@ -102,16 +117,7 @@ def contiguous(native: np.ndarray) -> np.ndarray:
     if native.flags.c_contiguous:
         return native
     out = empty_aligned(native.shape, native.dtype)
-    if native.size < SMALL:
-        np.copyto(out, native)
-        return out
-    kernel = _framework_kernel()
-    if kernel is not None and kernel(out, native):
-        return out
-    if native.ndim == 2 and native.T.flags.c_contiguous:
-        _numpy_transpose_2d(native.T, out)
-    else:
-        np.copyto(out, native)
+    copy_into(out, native)
     return out
 
 

@@ -45,7 +45,7 @@ from .checkpoint import (Checkpoint, FileFormatError, PlannedTensor, TensorCheck
                          write_checkpoint)
 from . import engine_io, sharded_io
 from .model import Model, wrap
-from .state import DeferredArray, IncompatibleKeys, StateDict, load_state_dict, state_dict, state_views
+from .state import DeferredArray, IncompatibleKeys, StateDict, load_state_dict, state_dict, state_streams
 from .version import __version__
 
 __all__ = ["FileFormatError", "save", "load", "transfer", "read_state", "save_state"]
@@ -102,13 +102,20 @@ def save_state(sd: Dict[str, np.ndarray], path: Union[str, os.PathLike], backend
     groups = [list(g) for g in ties]
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "library_version": __version__,
             "origin_backend": backend, "ties": json.dumps(groups)}
-    tensors = [PlannedTensor(name, np.asarray(v).dtype, tuple(np.shape(v)), (lambda v=v: np.asarray(v)))
-               for name, v in sd.items()]
+    tensors = [_planned(name, v) for name, v in sd.items()]
 
     total = sum(t.nbytes for t in tensors)
     with _progress.bar("save", total, len(tensors), progress) as bar:
         return write_checkpoint(path, tensors, metadata=meta, max_shard_size=max_shard_size,
                                 checksum=WRITTEN, on_tensor=lambda t, a: bar.update(a.nbytes))
+
+
+def _planned(name: str, value) -> PlannedTensor:
+    # a deferred entry (a Keras or Gluon value, see state_streams) is read
+    # when its bytes are written, one at a time
+    if isinstance(value, DeferredArray):
+        return PlannedTensor(name, np.dtype(value.dtype), tuple(value.shape), value.read)
+    return PlannedTensor(name, np.asarray(value).dtype, tuple(np.shape(value)), lambda: np.asarray(value))
 
 
 def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, None] = None,
@@ -148,7 +155,7 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
         return engine_io.save_engine(model, path, format, names)
     if sharded_io.is_sharded_model(model):
         return sharded_io.save(model, path)
-    views = state_views(model)        # read-only views: written out, never copied first
+    views = state_streams(model)      # views, or reads one at a time: never a copy of the model
     written = save_state(views, path, backend=views.backend, ties=views.ties,
                          max_shard_size=max_shard_size, progress=progress)
     return written[-1]
@@ -294,8 +301,9 @@ def transfer(src, dst, strict: bool = True, progress: Optional[bool] = None) -> 
         # one model: its views would change under the writes, so copy first
         return load_state_dict(dst, state_dict(src), strict=strict, progress=progress,
                                description="transfer")
-    # no copy: the src's read-only values (zero-copy views on torch and JAX)
+    # no copy of the model: the src's read-only values (zero-copy views on
+    # torch and JAX; read one at a time where reads copy, on Keras and Gluon)
     # go straight to the dst's writes, which copy them once into the dst's
     # native layout (Param.write_validated)
-    return load_state_dict(dst, state_views(src), strict=strict, progress=progress,
+    return load_state_dict(dst, state_streams(src), strict=strict, progress=progress,
                            description="transfer")

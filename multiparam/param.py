@@ -189,15 +189,33 @@ class Param:
         view = self._view
         if key is not None and view is not None and view[0] is key:
             return view[1]
-        read = self._read
-        if read is None:
-            read = self._read = adapter.reader(ref)
-        out = _layout.to_canonical(read(state, ref), self._slot.layout)
+        out = self._read_canonical()
         if out.flags.writeable:
             out = out.view()
             out.flags.writeable = False
         self._view = None if key is None else (key, out)
         return out
+
+    def _read_canonical(self) -> np.ndarray:
+        # the framework's read in canonical layout, as it comes: a view of
+        # its memory, or (value_reads_copy) a fresh array nobody else holds
+        model = self._model
+        read = self._read
+        if read is None:
+            read = self._read = model.adapter.reader(self._slot.ref)
+        return _layout.to_canonical(read(model.adapter_state, self._slot.ref), self._slot.layout)
+
+    def read_copy(self) -> np.ndarray:
+        """The value as a fresh canonical array nobody else holds, for an
+        adapter whose reads copy (package-internal: a whole-model read
+        takes values one at a time this way, see ``state.state_streams``)."""
+        self._require_value()
+        return self._read_canonical()
+
+    def read_into(self, out: np.ndarray) -> None:
+        """Copy the value into ``out`` (C-contiguous, canonical shape and
+        dtype) with the fastest copy here (package-internal)."""
+        fastcopy.copy_into(out, self.read_copy())
 
     @value.setter
     def value(self, _new) -> None:

@@ -89,6 +89,17 @@ def state_views(model) -> StateDict:
     return _collect(model, lambda p: p.value)
 
 
+def state_streams(model) -> StateDict:
+    """``state_views`` for a caller that reads each entry once, in order
+    (``save``, ``transfer``): where the framework's reads copy
+    (``Adapter.value_reads_copy``: Keras, Gluon), each entry is a
+    :class:`DeferredArray` read when it is written out, so the caller holds
+    one copy at a time instead of a second model."""
+    if not model.adapter.value_reads_copy:
+        return state_views(model)
+    return _collect(model, lambda p: DeferredArray(p.shape, p.dtype, p.read_copy, p.read_into))
+
+
 def _collect(model, read) -> StateDict:
     out = StateDict()
     for name, p in model.named_parameters().items():

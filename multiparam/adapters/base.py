@@ -1025,6 +1025,13 @@ class Adapter:
         take this array; the write then makes that NumPy copy."""
         return None
 
+    #: whether reading a value copies it out of the framework (Keras and
+    #: Gluon arrays cannot be viewed).  A read of the whole model (``save``,
+    #: ``transfer``) then reads each value when it is written out, so it
+    #: holds one copy at a time, never a second model; where reads are
+    #: views (False: torch, JAX) it takes them all at once, for free.
+    value_reads_copy: bool = False
+
     #: whether a write plan converts this backend's large values one per
     #: core at a time (``multiparam.transaction``), holding one converted
     #: value per core instead of one.  True where every write makes a new

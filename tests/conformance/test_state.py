@@ -120,6 +120,58 @@ def test_transposed_writes_use_the_frameworks_own_transpose(m, kit, monkeypatch)
     assert any(made) == (own is not Adapter.transposed_array), made
 
 
+def test_value_reads_copy_as_the_adapter_says(m):
+    # the fact whole-model reads rely on, against what the framework does
+    p = m["0.weight"]
+    assert np.shares_memory(p.value, p.value) != m.adapter.value_reads_copy
+
+
+@pytest.fixture
+def source_reads(m, monkeypatch):
+    """Weak references to every array ``m``'s adapter reads out of ``m``,
+    each with the ones of earlier reads still alive when it was made."""
+    import weakref
+    reads = []
+    adapter_type = type(m.adapter)
+    plain = adapter_type.read_array
+
+    def recorded(self, state, ref):
+        alive = sum(1 for earlier, _ in reads if earlier() is not None)
+        array = plain(self, state, ref)
+        if state is m.adapter_state:
+            reads.append((weakref.ref(array), alive))
+        return array
+
+    monkeypatch.setattr(adapter_type, "read_array", recorded)
+    return reads
+
+
+def _save(m, X, path):
+    mp.save(m, path)
+    return mp.io.read_state(path)
+
+
+def _transfer(m, X, path):
+    other = mp.wrap(mlp(), sample_input=X)
+    mp.transfer(m, other)
+    return other.state_dict()
+
+
+@pytest.mark.parametrize("whole_model_read", [_save, _transfer], ids=lambda f: f.__name__.strip("_"))
+def test_whole_model_reads_hold_one_copy_at_a_time(m, X, tmp_path, source_reads, whole_model_read):
+    # where reads copy, save and transfer read each value when they write it
+    # out and drop it, so they never hold a second model; views cost nothing
+    # and may all be taken at once
+    truth = m.state_dict()
+    source_reads.clear()
+    result = whole_model_read(m, X, tmp_path / "m.safetensors")
+    for name, value in truth.items():
+        np.testing.assert_array_equal(np.asarray(result[name]), value, err_msg=name)
+    if m.adapter.value_reads_copy:
+        assert len(source_reads) >= len(truth)
+        assert all(alive == 0 for _, alive in source_reads), source_reads
+
+
 def test_load_state_dict_checks_everything_first(m, kit):
     snap = _snapshot(m, kit)
     good = m.state_dict()

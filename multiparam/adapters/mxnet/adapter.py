@@ -336,6 +336,7 @@ class MxnetAdapter(Adapter):
 
     name = "mxnet"
     channels_last = False   # Gluon convolutions are NCHW, the canonical layout
+    value_reads_copy = True     # NDArray.asnumpy() copies: Gluon gives no view of its memory
     capabilities = {
         "tie_transposed": Capability(
             False, "a Gluon layer passes its own Parameter's data to its operator, and a "

@@ -112,6 +112,7 @@ class TensorflowAdapter(Adapter):
     }
     channels_last = True    # Keras' default data_format: NHWC images
     builders = BUILDERS
+    value_reads_copy = True     # variable.numpy() copies: TensorFlow gives no view of a variable
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
