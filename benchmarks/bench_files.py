@@ -29,7 +29,10 @@ What each multiparam operation is compared with, in the same run:
   ``layer.kernel.assign(w.T)``, ``layer.bias.assign(b)`` per layer;
 * save from torch: ``safetensors.torch.save_file(net.state_dict(), p)``
   plus an fsync of ``p`` (``mp.save`` fsyncs);
-* transfer torch -> jax and torch -> tensorflow: the transposing copy
+* transfer torch -> jax and torch -> tensorflow, and back (jax -> torch,
+  tensorflow -> torch, the Hugging Face ``load_flax_weights_in_pytorch_model``
+  and ``load_tf2_weights_in_pytorch_model`` idioms: each kernel as NumPy,
+  transposed, ``torch.from_numpy`` into ``load_state_dict``): the transposing copy
   bound, torch's ``dst.copy_(src.t())`` into preallocated tensors (the
   issue's bar: at least 80% of its throughput); the same copies spread over
   the cores, one thread per core (torch runs one transposing copy on one
@@ -107,11 +110,15 @@ def _child(case: str, path: str, layers: int, repeat: int) -> dict:
         src = mp.wrap(_spec(layers), backend="torch")
         dst = mp.wrap(_spec(layers), backend=backend)
         fn = _transfer_case(src, dst, backend, side, layers)
+    elif op == "transfer-back":
+        src = mp.wrap(_spec(layers), backend=backend)
+        dst = mp.wrap(_spec(layers), backend="torch")
+        fn = _transfer_back_case(src, dst, backend, side, layers)
     else:
         m = mp.wrap(_spec(layers), backend=backend)
         fn = _file_case(m, op, backend, side, path, layers)
     result = measure(fn, repeat)
-    if op == "load" or (op == "transfer" and not side.startswith("copy-bound")):
+    if op == "load" or (op.startswith("transfer") and not side.startswith("copy-bound")):
         result["checked"] = _check(m if op == "load" else dst, path if op == "load" else src, layers)
     return result
 
@@ -211,6 +218,39 @@ def _transfer_case(src, dst, backend: str, side: str, layers: int):
     return keras_idiom
 
 
+def _transfer_back_case(src, dst, backend: str, side: str, layers: int):
+    """jax -> torch and tensorflow -> torch: multiparam, or the Hugging Face
+    conversion idiom (``load_flax_weights_in_pytorch_model``,
+    ``load_tf2_weights_in_pytorch_model``): each kernel as NumPy, transposed,
+    through ``torch.from_numpy`` into ``load_state_dict``."""
+    import multiparam as mp
+    if side == "multiparam":
+        return lambda: mp.transfer(src, dst)
+    import numpy as np
+    import torch
+    net = dst.native
+    if backend == "jax":
+        handle = src
+
+        def jax_idiom():
+            params = handle.flax.variables["params"]
+            state = {}
+            for i in range(layers):
+                state[f"{i}.weight"] = torch.from_numpy(np.asarray(params[f"layers_{i}"]["kernel"].T))
+                state[f"{i}.bias"] = torch.from_numpy(np.asarray(params[f"layers_{i}"]["bias"]))
+            net.load_state_dict(state)
+        return jax_idiom
+    dense = [layer for layer in src.native.layers]
+
+    def keras_idiom():
+        state = {}
+        for i, layer in enumerate(dense):
+            state[f"{i}.weight"] = torch.from_numpy(layer.kernel.numpy().T)
+            state[f"{i}.bias"] = torch.from_numpy(layer.bias.numpy())
+        net.load_state_dict(state)
+    return keras_idiom
+
+
 # -- the parent: the file, the cases, the table ---------------------------------
 CASES = {
     "load": [("load/torch/idiom", "load/torch/multiparam"), ("load/torch/idiom", "load/torch/multiparam-noverify"),
@@ -218,7 +258,12 @@ CASES = {
     "save": [("save/torch/idiom", "save/torch/multiparam")],
     "transfer": [(f"transfer/{backend}/{against}", f"transfer/{backend}/multiparam")
                  for backend in ("jax", "tensorflow")
-                 for against in ("copy-bound", "copy-bound-parallel", "idiom")],
+                 for against in ("copy-bound", "copy-bound-parallel", "idiom")]
+    # the other way, into torch: the same copy bounds (torch's transposing copies)
+    + [(f"transfer/{backend}/{against}" if against.startswith("copy-bound") else f"transfer-back/{backend}/{against}",
+        f"transfer-back/{backend}/multiparam")
+       for backend in ("jax", "tensorflow")
+       for against in ("copy-bound", "copy-bound-parallel", "idiom")],
 }
 
 
