@@ -59,6 +59,12 @@ def is_identity(layout: Any, ndim: int) -> bool:
     return not _converts_itself(layout) and _to_canonical_axes(layout, ndim) is None
 
 
+def is_transpose(layout: Any, ndim: int) -> bool:
+    """Whether the canonical array is the plain transpose of the native one
+    (a Keras or Flax Dense kernel)."""
+    return not _converts_itself(layout) and ndim == 2 and _to_canonical_axes(layout, ndim) == (1, 0)
+
+
 def to_canonical(array: np.ndarray, layout: Any) -> np.ndarray:
     """A view of a native-layout array in canonical layout (a copy for a
     :class:`Permuted` one, whose features are reordered)."""

@@ -208,8 +208,15 @@ class Param:
     def read_copy(self) -> np.ndarray:
         """The value as a fresh canonical array nobody else holds, for an
         adapter whose reads copy (package-internal: a whole-model read
-        takes values one at a time this way, see ``state.state_streams``)."""
+        takes values one at a time this way, see ``state.state_streams``).
+        A kernel stored transposed comes C-contiguous from the framework's
+        own transpose where the adapter has one (``read_transposed``)."""
         self._require_value()
+        model, ref, shape = self._model, self._slot.ref, self.shape
+        if _layout.is_transpose(self._slot.layout, len(shape)) and not isinstance(ref, Composite):
+            made = model.adapter.read_transposed(model.adapter_state, ref)
+            if made is not None:
+                return made
         return self._read_canonical()
 
     def read_into(self, out: np.ndarray) -> None:

@@ -1014,8 +1014,10 @@ class Adapter:
     transposing_copy: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
 
     def transposed_array(self, source: np.ndarray) -> Any:
-        """Primitive: ``source.T`` as the framework's own array, made by the
-        framework's own transpose, for :meth:`write_array` to keep.
+        """Primitive: ``source.T`` as the framework's own array for
+        :meth:`write_array`: made by the framework's own transpose (for a
+        write that keeps it), or a transposed view of ``source`` that the
+        write's own copy transposes into the parameter's memory.
         ``source`` is a C-contiguous 2-D NumPy array that is only read (it
         may be read-only: another model's value, a memory-mapped file).
         A write of a parameter whose native layout is the transpose of its
@@ -1023,6 +1025,16 @@ class Adapter:
         framework offers nothing faster than
         :func:`multiparam.fastcopy.contiguous` into NumPy memory, or cannot
         take this array; the write then makes that NumPy copy."""
+        return None
+
+    def read_transposed(self, state: Any, ref: Any) -> Optional[np.ndarray]:
+        """Primitive: the transpose of one native 2-D array, as a fresh
+        C-contiguous NumPy array nobody else holds, made by the framework's
+        own transpose.  Asked by reads that copy anyway (see
+        ``value_reads_copy``) for a parameter whose canonical layout is the
+        native one transposed, so the copy out is also the layout change.
+        None (the default) where the framework has none, or not for this
+        array: the read then copies and transposes as NumPy views do."""
         return None
 
     #: whether reading a value copies it out of the framework (Keras and

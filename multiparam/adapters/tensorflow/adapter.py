@@ -202,6 +202,25 @@ class TensorflowAdapter(Adapter):
             raise NotMaterializedError(ref.label(), ())
         return v
 
+    def read_transposed(self, state, ref) -> Optional[np.ndarray]:
+        """``tf.transpose`` of the variable (oneDNN, on every core) handed
+        to NumPy through DLPack without a copy: one pass instead of
+        ``numpy()``'s copy and a transposing copy after it."""
+        var = self._var(ref)
+        if math.prod(var.shape) < fastcopy.SMALL:
+            return None
+        dtype = dtypes.dtype(var.dtype)
+        bits = _BITS.get(dtype.itemsize)
+        if bits is None:
+            return None
+        try:
+            transposed = tf.transpose(var.value)
+            if transposed.dtype != tf.as_dtype(bits):
+                transposed = tf.bitcast(transposed, tf.as_dtype(bits))   # DLPack carries plain bits
+            return np.from_dlpack(transposed).view(dtype)
+        except (TypeError, ValueError, BufferError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            return None   # a dtype TensorFlow cannot transpose or bitcast (float8)
+
     def read_array(self, state, ref) -> np.ndarray:
         """``variable.numpy()``: a copy (TF variables are not viewable)."""
         return self._var(ref).numpy()

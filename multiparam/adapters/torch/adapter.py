@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -199,6 +198,12 @@ class TorchAdapter(Adapter):
     # transfer into Keras or Flax whenever torch is imported
     transposing_copy = staticmethod(tensors.transposing_copy)
 
+    def transposed_array(self, source: np.ndarray) -> Any:
+        """A transposed view of ``source`` (no copy): :meth:`write_array`'s
+        ``copy_`` transposes it straight into the parameter's own memory
+        with torch's kernel, one copy in all, as ``load_state_dict`` does."""
+        return tensors.transposed_view(source)
+
     def is_model(self, obj: Any) -> bool:
         return isinstance(obj, nn.Module)
 
@@ -372,10 +377,10 @@ class TorchAdapter(Adapter):
                 self.write_shards(state, ref, lambda index: whole[index])
                 return
         t = _tensor(ref)
-        with torch.no_grad(), warnings.catch_warnings():  # an in-place edit, as torch's .data idiom
-            # a read-only (borrowed) array is only read here: copy_ copies it
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            t.copy_(value if isinstance(value, torch.Tensor) else tensors.from_numpy(value))
+        # a read-only (borrowed) array is only read here: copy_ copies it
+        source = value if isinstance(value, torch.Tensor) else tensors.borrowed(value, tensors.from_numpy)
+        with torch.no_grad():   # an in-place edit, as torch's .data idiom
+            t.copy_(source)
 
     def fill_array(self, state, ref, fill) -> bool:
         return tensors.fill_in_place(_tensor(ref), fill)

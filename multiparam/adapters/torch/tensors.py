@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -96,19 +96,34 @@ _QUIET_FROM_NUMPY = threading.Lock()
 _BITS = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
 
 
+def borrowed(a: np.ndarray, convert: Callable[[np.ndarray], torch.Tensor] = torch.from_numpy) -> torch.Tensor:
+    """``convert(a)``, a tensor on ``a``'s memory that is only read (``a``
+    may be read-only: a memory map, another model's value): torch's warning
+    about that is silenced, under a lock because ``catch_warnings`` swaps
+    the process's filters and WritePlans copy on several threads at once."""
+    with _QUIET_FROM_NUMPY, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return convert(a)
+
+
 def transposing_copy(out: np.ndarray, src: np.ndarray) -> bool:
-    """``out[...] = src`` by torch's copy kernel (tiled and multi-threaded:
-    ~6x NumPy's strided copy for a transposed matrix), as bits, so any dtype
-    of 1, 2, 4 or 8 bytes is copied exactly.  False for anything else."""
+    """``out[...] = src`` by torch's copy kernel (tiled: ~6x NumPy's strided
+    copy for a transposed matrix), as bits, so any dtype of 1, 2, 4 or 8
+    bytes is copied exactly.  False for anything else."""
     bits = _BITS.get(out.dtype.itemsize)
     if bits is None or src.dtype.itemsize != out.dtype.itemsize or out.shape != src.shape:
         return False
-    # src is only read (it may be a read-only memory map): torch's warning
-    # about it is silenced, under a lock because catch_warnings swaps the
-    # process's filters and WritePlans copy on several threads at once
-    with _QUIET_FROM_NUMPY, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        target, source = torch.from_numpy(out.view(bits)), torch.from_numpy(src.view(bits))
+    target, source = torch.from_numpy(out.view(bits)), borrowed(src.view(bits))
     with torch.no_grad():
         target.copy_(source)
     return True
+
+
+def transposed_view(source: np.ndarray) -> Optional[torch.Tensor]:
+    """``source.T`` as a tensor on ``source``'s memory (no copy), for a
+    write whose ``copy_`` then transposes it straight into the parameter
+    with torch's own kernel; None for a dtype torch has not."""
+    try:
+        return borrowed(source, from_numpy).t()
+    except dtypes.DtypeError:
+        return None
