@@ -155,7 +155,8 @@ def save(model, path: Union[str, os.PathLike], max_shard_size: Union[int, str, N
         return engine_io.save_engine(model, path, format, names)
     if sharded_io.is_sharded_model(model):
         return sharded_io.save(model, path)
-    views = state_streams(model)      # views, or reads one at a time: never a copy of the model
+    # views, or reads one at a time (as the file stores them): never a copy of the model
+    views = state_streams(model, contiguous=True)
     written = save_state(views, path, backend=views.backend, ties=views.ties,
                          max_shard_size=max_shard_size, progress=progress)
     return written[-1]

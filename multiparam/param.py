@@ -205,24 +205,33 @@ class Param:
             read = self._read = model.adapter.reader(self._slot.ref)
         return _layout.to_canonical(read(model.adapter_state, self._slot.ref), self._slot.layout)
 
-    def read_copy(self) -> np.ndarray:
+    def read_copy(self, contiguous: bool = False) -> np.ndarray:
         """The value as a fresh canonical array nobody else holds, for an
         adapter whose reads copy (package-internal: a whole-model read
         takes values one at a time this way, see ``state.state_streams``).
-        A kernel stored transposed comes C-contiguous from the framework's
-        own transpose where the adapter has one (``read_transposed``)."""
+        As the framework's copy comes, in native layout under a canonical
+        view (a writer converting to its own layout starts from that), or
+        with ``contiguous`` C-contiguous (a file stores canonical bytes)."""
         self._require_value()
-        model, ref, shape = self._model, self._slot.ref, self.shape
-        if _layout.is_transpose(self._slot.layout, len(shape)) and not isinstance(ref, Composite):
-            made = model.adapter.read_transposed(model.adapter_state, ref)
-            if made is not None:
-                return made
-        return self._read_canonical()
+        if not contiguous:
+            return self._read_canonical()
+        made = self._read_transposed()
+        return fastcopy.contiguous(self._read_canonical()) if made is None else made
 
     def read_into(self, out: np.ndarray) -> None:
         """Copy the value into ``out`` (C-contiguous, canonical shape and
         dtype) with the fastest copy here (package-internal)."""
-        fastcopy.copy_into(out, self.read_copy())
+        self._require_value()
+        made = self._read_transposed()
+        fastcopy.copy_into(out, self._read_canonical() if made is None else made)
+
+    def _read_transposed(self) -> Optional[np.ndarray]:
+        # a kernel stored transposed, made C-contiguous canonical by the
+        # framework's own transpose in the copy out (None: no such kernel)
+        model, ref, shape = self._model, self._slot.ref, self.shape
+        if not _layout.is_transpose(self._slot.layout, len(shape)) or isinstance(ref, Composite):
+            return None
+        return model.adapter.read_transposed(model.adapter_state, ref)
 
     @value.setter
     def value(self, _new) -> None:

@@ -8,6 +8,7 @@ state dict leaves the model as it was.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -89,15 +90,17 @@ def state_views(model) -> StateDict:
     return _collect(model, lambda p: p.value)
 
 
-def state_streams(model) -> StateDict:
+def state_streams(model, contiguous: bool = False) -> StateDict:
     """``state_views`` for a caller that reads each entry once, in order
     (``save``, ``transfer``): where the framework's reads copy
     (``Adapter.value_reads_copy``: Keras, Gluon), each entry is a
     :class:`DeferredArray` read when it is written out, so the caller holds
-    one copy at a time instead of a second model."""
+    one copy at a time instead of a second model.  ``contiguous``: each
+    read gives C-contiguous memory (``Param.read_copy``)."""
     if not model.adapter.value_reads_copy:
         return state_views(model)
-    return _collect(model, lambda p: DeferredArray(p.shape, p.dtype, p.read_copy, p.read_into))
+    return _collect(model, lambda p: DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous),
+                                                   p.read_into))
 
 
 def _collect(model, read) -> StateDict:

@@ -131,10 +131,12 @@ def test_value_reads_copy_as_the_adapter_says(m):
     assert np.shares_memory(p.value, p.value) != m.adapter.value_reads_copy
 
 
-def test_read_copy_is_the_value_in_fresh_memory(X, monkeypatch):
+@pytest.mark.parametrize("contiguous", [False, True], ids=["as-read", "contiguous"])
+def test_read_copy_is_the_value_in_fresh_memory(X, monkeypatch, contiguous):
     # what a whole-model read takes where reads copy: the value, bit for
-    # bit, in memory nobody else holds; a kernel stored transposed comes
-    # from the framework's own transpose where the adapter has one
+    # bit, in memory nobody else holds; C-contiguous when asked (a file's
+    # bytes), a kernel stored transposed then coming from the framework's
+    # own transpose where the adapter has one
     from multiparam import fastcopy
     from multiparam.adapters.base import Adapter
     monkeypatch.setattr(fastcopy, "SMALL", 0)
@@ -150,11 +152,22 @@ def test_read_copy_is_the_value_in_fresh_memory(X, monkeypatch):
 
     monkeypatch.setattr(adapter_type, "read_transposed", recorded)
     for name, p in m.named_parameters().items():
-        first, second = p.read_copy(), p.read_copy()
+        first, second = p.read_copy(contiguous), p.read_copy(contiguous)
         np.testing.assert_array_equal(first, p.value, err_msg=name)
+        assert first.flags.c_contiguous or not contiguous, name
         if m.adapter.value_reads_copy:
             assert not np.shares_memory(first, second), name
-    assert any(made) == (own is not Adapter.read_transposed), made
+    assert any(made) == (contiguous and own is not Adapter.read_transposed), made
+
+
+def test_read_into_fills_the_value(X, monkeypatch):
+    from multiparam import fastcopy
+    monkeypatch.setattr(fastcopy, "SMALL", 0)
+    m = mp.wrap(block1(), sample_input=X)
+    for name, p in m.named_parameters().items():
+        out = fastcopy.empty_aligned(p.shape, p.dtype)
+        p.read_into(out)
+        np.testing.assert_array_equal(out, p.value, err_msg=name)
 
 
 @pytest.fixture
