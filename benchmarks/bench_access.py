@@ -12,7 +12,11 @@ it with the MXNet environment's interpreter).  Measurements:
   - warm: ``m.named_parameters()`` on a handle whose index is cached,
   - first look (wrap): ``mp.wrap(net).named_parameters()`` and
     ``mp.wrap(net).shapes()``, a fresh handle each time (issue 14's target:
-    within 2x of the native listing),
+    within 2x of the native listing); ``shapes()`` also against the native
+    listing of shapes (torch ``{n: tuple(p.shape) for n, p in
+    net.named_parameters()}``, Keras ``{v.path: tuple(v.shape) for v in
+    net.weights}``, Flax ``{k: v.shape for k, v in flatten_dict(...).items()}``,
+    Gluon ``{n: p.shape for n, p in net.collect_params().items()}``),
   - cold (refresh): ``m.refresh(); m.named_parameters()``,
   against the native collect-all (torch ``dict(net.named_parameters())``,
   Keras ``[(v.path, v) for v in net.weights]``, Flax
@@ -91,6 +95,8 @@ def case_torch() -> Case:
     c.wrap_many = lambda: mp.wrap(c.many)
     c.collect = lambda: dict(c.many.named_parameters())
     c.native_collect_idiom = "dict(net.named_parameters())"
+    c.collect_shapes = lambda: {n: tuple(p.shape) for n, p in c.many.named_parameters()}
+    c.native_shapes_idiom = "{n: tuple(p.shape) for n, p in net.named_parameters()}"
     c.big = nn.Sequential(nn.Linear(BIG, BIG, bias=False))
     c.wrap_big = lambda: mp.wrap(c.big)
     c.read = lambda: c.big[0].weight.detach().numpy()
@@ -119,6 +125,8 @@ def case_jax() -> Case:
     c.wrap_many = lambda: mp.wrap(c.many, variables=c.many_vars)
     c.collect = lambda: traverse_util.flatten_dict(c.many_vars["params"])
     c.native_collect_idiom = "flatten_dict(variables['params'])"
+    c.collect_shapes = lambda: {k: v.shape for k, v in traverse_util.flatten_dict(c.many_vars["params"]).items()}
+    c.native_shapes_idiom = "{k: v.shape for k, v in flatten_dict(variables['params']).items()}"
     c.big = nn.Sequential([nn.Dense(BIG, use_bias=False)])
     c.big_vars = jax.jit(c.big.init)(key, jnp.zeros((1, BIG)))
     c.wrap_big = lambda: mp.wrap(c.big, variables=c.big_vars)
@@ -141,6 +149,8 @@ def case_tensorflow() -> Case:
     c.wrap_many = lambda: mp.wrap(c.many)
     c.collect = lambda: [(v.path, v) for v in c.many.weights]
     c.native_collect_idiom = "[(v.path, v) for v in net.weights]"
+    c.collect_shapes = lambda: {v.path: tuple(v.shape) for v in c.many.weights}
+    c.native_shapes_idiom = "{v.path: tuple(v.shape) for v in net.weights}"
     c.big = keras.Sequential([keras.layers.Dense(BIG, use_bias=False)])
     c.big.build((None, BIG))
     layer = c.big.layers[0]
@@ -165,6 +175,8 @@ def case_mxnet() -> Case:
     c.wrap_many = lambda: mp.wrap(c.many)
     c.collect = lambda: c.many.collect_params()
     c.native_collect_idiom = "net.collect_params()"
+    c.collect_shapes = lambda: {n: p.shape for n, p in c.many.collect_params().items()}
+    c.native_shapes_idiom = "{n: p.shape for n, p in net.collect_params().items()}"
     c.big = nn.Sequential()
     c.big.add(nn.Dense(BIG, in_units=BIG, use_bias=False))
     c.big.initialize()
@@ -223,6 +235,10 @@ def run(backend: str, repeat: int, budget: float) -> dict:
         compare(c.collect, cold_wrap, repeat, budget), TARGET_COLLECT)
     add("shapes, first look (wrap)", c.native_collect_idiom, "mp.wrap(net).shapes()",
         compare(c.collect, cold_shapes, repeat, budget), TARGET_COLLECT)
+    # the same against the framework's own listing of shapes (reading a
+    # shape costs on both sides)
+    add("shapes, first look (wrap), vs native shapes", c.native_shapes_idiom, "mp.wrap(net).shapes()",
+        compare(c.collect_shapes, cold_shapes, repeat, budget), TARGET_COLLECT)
     add("collect-all, cold (refresh)", c.native_collect_idiom, "m.refresh(); m.named_parameters()",
         compare(c.collect, cold_refresh, max(5, repeat // 3), budget), None)
     add("value 64 MiB", c.native_read_idiom, 'm["0.weight"].value',
