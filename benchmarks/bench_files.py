@@ -28,7 +28,9 @@ What each multiparam operation is compared with, in the same run:
 * load into tensorflow: ``safetensors.numpy.load_file(p)`` and
   ``layer.kernel.assign(w.T)``, ``layer.bias.assign(b)`` per layer;
 * save from torch: ``safetensors.torch.save_file(net.state_dict(), p)``
-  plus an fsync of ``p`` (``mp.save`` fsyncs);
+  plus an fsync of ``p`` (``mp.save`` fsyncs); from Keras:
+  ``safetensors.numpy.save_file`` of each ``kernel.numpy().T`` and
+  ``bias.numpy()`` under torch's names, plus the fsync;
 * transfer torch -> jax and torch -> tensorflow, and back (jax -> torch,
   tensorflow -> torch, the Hugging Face ``load_flax_weights_in_pytorch_model``
   and ``load_tf2_weights_in_pytorch_model`` idioms: each kernel as NumPy,
@@ -143,6 +145,19 @@ def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
         return (lambda: mp.load(m, path)) if op == "load" else (lambda: mp.save(m, path))
     if side == "multiparam-noverify":
         return lambda: mp.load(m, path, verify=False)
+    if op == "save" and backend == "tensorflow":
+        import safetensors.numpy
+        dense = [layer for layer in m.native.layers]
+
+        def keras_save_idiom():
+            # torch's names and layout, as the file multiparam writes
+            state = {}
+            for i, layer in enumerate(dense):
+                state[f"{i}.weight"] = layer.kernel.numpy().T
+                state[f"{i}.bias"] = layer.bias.numpy()
+            safetensors.numpy.save_file(state, path)
+            _fsync(path)
+        return keras_save_idiom
     if op == "save":
         import safetensors.torch
         net = m.native
@@ -255,7 +270,8 @@ def _transfer_back_case(src, dst, backend: str, side: str, layers: int):
 CASES = {
     "load": [("load/torch/idiom", "load/torch/multiparam"), ("load/torch/idiom", "load/torch/multiparam-noverify"),
              ("load/jax/idiom", "load/jax/multiparam"), ("load/tensorflow/idiom", "load/tensorflow/multiparam")],
-    "save": [("save/torch/idiom", "save/torch/multiparam")],
+    "save": [("save/torch/idiom", "save/torch/multiparam"),
+             ("save/tensorflow/idiom", "save/tensorflow/multiparam")],
     "transfer": [(f"transfer/{backend}/{against}", f"transfer/{backend}/multiparam")
                  for backend in ("jax", "tensorflow")
                  for against in ("copy-bound", "copy-bound-parallel", "idiom")]
