@@ -71,7 +71,7 @@ class _ReadAlias:
 
 def _transposed(source: np.ndarray) -> Any:
     """``source.T`` by TensorFlow's own transpose (oneDNN, on every core:
-    about 2.5x torch's single-core transposing copy for float32 here), read
+    about twice torch's single-core transposing copy for float32 here), read
     straight from ``source``'s memory through DLPack; the result is a fresh
     tensor that ``assign`` keeps, so the write holds one value, as
     ``var.assign(w.T)`` does.  None when TensorFlow cannot take ``source``:
