@@ -91,6 +91,24 @@ def test_values_convert_on_workers_only_where_the_backend_allows(m, conversion_t
     assert on_workers == m.adapter.converts_values_in_parallel, conversion_threads
 
 
+def _kernel_calls(monkeypatch, adapter, primitive: str, took=lambda result: result is not None):
+    """Record, at every call of the adapter's ``primitive`` (a framework's
+    own kernel, None where it declines), whether the kernel ``took`` the
+    array; returns that list and whether the adapter offers its own."""
+    from multiparam.adapters.base import Adapter
+    adapter_type = type(adapter)
+    own = getattr(adapter_type, primitive)
+    made = []
+
+    def recorded(self, *args):
+        result = own(self, *args)
+        made.append(took(result))
+        return result
+
+    monkeypatch.setattr(adapter_type, primitive, recorded)
+    return made, own is not getattr(Adapter, primitive)
+
+
 def test_transposed_writes_use_the_frameworks_own_transpose(X, kit, monkeypatch):
     # a value whose native layout is its transpose is made by the
     # framework's own transpose where the adapter offers one (every size
@@ -99,19 +117,9 @@ def test_transposed_writes_use_the_frameworks_own_transpose(X, kit, monkeypatch)
     # value read from a framework of the other layout), so on every backend
     # one of them is stored transposed
     from multiparam import fastcopy
-    from multiparam.adapters.base import Adapter
     m = mp.wrap(block1(), sample_input=X)
     monkeypatch.setattr(fastcopy, "SMALL", 0)
-    adapter_type = type(m.adapter)
-    made = []
-    own = adapter_type.transposed_array
-
-    def recorded(self, source):
-        result = own(self, source)
-        made.append(result is not None)
-        return result
-
-    monkeypatch.setattr(adapter_type, "transposed_array", recorded)
+    made, offered = _kernel_calls(monkeypatch, m.adapter, "transposed_array")
     # aligned, as a framework's own tensors are, and read-only
     truth = {name: fastcopy.aligned_copy(value) for name, value in _random_state(m).items()}
     truth["2.weight"] = fastcopy.aligned_copy(truth["2.weight"].T).T
@@ -122,7 +130,7 @@ def test_transposed_writes_use_the_frameworks_own_transpose(X, kit, monkeypatch)
     for name, value in kept.items():        # read back through the framework's own API
         np.testing.assert_array_equal(kit.read(m, name), value, err_msg=name)
         np.testing.assert_array_equal(truth[name], value, err_msg=name)
-    assert made == [own is not Adapter.transposed_array], made
+    assert made == [offered], made
 
 
 def test_value_reads_copy_as_the_adapter_says(m):
@@ -138,26 +146,17 @@ def test_read_copy_is_the_value_in_fresh_memory(X, monkeypatch, contiguous):
     # bytes), a kernel stored transposed then coming from the framework's
     # own transpose where the adapter has one
     from multiparam import fastcopy
-    from multiparam.adapters.base import Adapter
     monkeypatch.setattr(fastcopy, "SMALL", 0)
     m = mp.wrap(block1(), sample_input=X)
-    adapter_type = type(m.adapter)
-    made = []
-    own = adapter_type.read_transposed
-
-    def recorded(self, state, ref):
-        result = own(self, state, ref)
-        made.append(result is not None and result.flags.c_contiguous)
-        return result
-
-    monkeypatch.setattr(adapter_type, "read_transposed", recorded)
+    made, offered = _kernel_calls(monkeypatch, m.adapter, "read_transposed",
+                                  took=lambda result: result is not None and result.flags.c_contiguous)
     for name, p in m.named_parameters().items():
         first, second = p.read_copy(contiguous), p.read_copy(contiguous)
         np.testing.assert_array_equal(first, p.value, err_msg=name)
         assert first.flags.c_contiguous or not contiguous, name
         if m.adapter.value_reads_copy:
             assert not np.shares_memory(first, second), name
-    assert any(made) == (contiguous and own is not Adapter.read_transposed), made
+    assert any(made) == (contiguous and offered), made
 
 
 def test_read_into_fills_the_value(X, monkeypatch):
