@@ -22,6 +22,10 @@ plain safetensors file: the idioms read it too).
 What each multiparam operation is compared with, in the same run:
 
 * load into torch: ``net.load_state_dict(safetensors.torch.load_file(p))``;
+  and, for the checked load, the same idiom with the check a user would
+  add: each tensor's XXH3-64 against the file's metadata before
+  ``load_state_dict`` (a load that checks before its first write reads
+  every byte once more; the plain idiom does not);
 * load into jax: ``safetensors.flax.load_file(p)`` and the Flax variables
   pytree rebuilt with each kernel transposed (``w.T``), the Hugging Face
   conversion idiom;
@@ -169,6 +173,8 @@ def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
     if backend == "torch":
         import safetensors.torch
         net = m.native
+        if side == "idiom-verified":
+            return _verified_torch_idiom(net, path)
         return lambda: net.load_state_dict(safetensors.torch.load_file(path))
     if backend == "jax":
         import safetensors.flax
@@ -189,6 +195,29 @@ def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
             layer.kernel.assign(sd[f"{i}.weight"].T)
             layer.bias.assign(sd[f"{i}.bias"])
     return keras_idiom
+
+
+def _verified_torch_idiom(net, path: str):
+    """The torch idiom with the check a user would add to it: every
+    tensor's XXH3-64 (the checksums ``mp.save`` wrote in the file's
+    metadata) compared before ``load_state_dict``, so a damaged file
+    changes nothing.  Any load that checks before its first write pays this
+    read of every byte; the plain idiom does not."""
+    import numpy as np
+    import safetensors
+    import safetensors.torch
+    import xxhash
+
+    with safetensors.safe_open(path, framework="pt") as f:
+        want = json.loads(f.metadata()["xxh3_64"])
+
+    def verified_idiom():
+        state = safetensors.torch.load_file(path)
+        for name, tensor in state.items():
+            if xxhash.xxh3_64_hexdigest(tensor.numpy().reshape(-1).view(np.uint8)) != want[name]:
+                raise ValueError(f"{path}: tensor {name!r} is damaged")
+        net.load_state_dict(state)
+    return verified_idiom
 
 
 def _transfer_case(src, dst, backend: str, side: str, layers: int):
@@ -268,7 +297,8 @@ def _transfer_back_case(src, dst, backend: str, side: str, layers: int):
 
 # -- the parent: the file, the cases, the table ---------------------------------
 CASES = {
-    "load": [("load/torch/idiom", "load/torch/multiparam"), ("load/torch/idiom", "load/torch/multiparam-noverify"),
+    "load": [("load/torch/idiom", "load/torch/multiparam"), ("load/torch/idiom-verified", "load/torch/multiparam"),
+             ("load/torch/idiom", "load/torch/multiparam-noverify"),
              ("load/jax/idiom", "load/jax/multiparam"), ("load/tensorflow/idiom", "load/tensorflow/multiparam")],
     "save": [("save/torch/idiom", "save/torch/multiparam"),
              ("save/tensorflow/idiom", "save/tensorflow/multiparam")],
