@@ -255,3 +255,53 @@ def test_map_tensors_gives_each_tensor_its_own_result(tmp_path, names):
     truth = load_file(str(path))
     got = C.open_checkpoint(path).map_tensors(lambda a: xxhash.xxh3_64_hexdigest(a.tobytes()), names)
     assert got == {n: xxhash.xxh3_64_hexdigest(truth[n].tobytes()) for n in names}
+
+
+@pytest.mark.parametrize("name", ["small.0", "small.39", "large.0", "large.2", "empty"])
+def test_read_into_copies_each_tensor_as_safetensors_reads_it(tmp_path, name):
+    """``read_into`` (what a load streams through; a large tensor is copied
+    in parallel parts) and ``read`` give safetensors' own bytes."""
+    path = tmp_path / "mixed.safetensors"
+    save_file(MIXED, str(path))
+    want = load_file(str(path))[name]
+    ck = C.open_checkpoint(path)
+    out = np.full(want.shape, -1, want.dtype)
+    ck.read_into(name, out)
+    np.testing.assert_array_equal(out, want)
+    fresh = ck.read(name)
+    np.testing.assert_array_equal(fresh, want)
+    assert fresh.flags.writeable and (fresh.size == 0 or fresh.ctypes.data % 64 == 0)
+
+
+def test_a_file_shortened_after_it_was_opened_is_refused(tmp_path):
+    path = tmp_path / "mixed.safetensors"
+    save_file(MIXED, str(path))
+    ck = C.open_checkpoint(path)
+    os.truncate(path, os.path.getsize(path) // 2)
+    out = np.zeros(MIXED["large.0"].shape, MIXED["large.0"].dtype)
+    with pytest.raises(C.FileFormatError, match="changed after it was opened"):
+        ck.read_into("large.0", out)
+    assert not out.any()
+
+
+def _resident_file_kib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssFile:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc accounting")
+def test_reading_every_tensor_keeps_about_one_tensor_of_the_file_resident(tmp_path):
+    """A load copies from a mapping of the file; each tensor's pages are
+    unmapped once copied, so a model larger than free memory still loads
+    and the load's resident memory stays about one tensor (here: 8 of 4 MiB
+    read, at most one resident afterwards)."""
+    tensors = {f"{i}.weight": np.full((1 << 20,), i, np.float32) for i in range(8)}
+    path = tmp_path / "big.safetensors"
+    save_file(tensors, str(path))
+    ck = C.open_checkpoint(path)
+    outs = {n: np.ones(a.shape, a.dtype) for n, a in tensors.items()}    # touched before: not counted
+    before = _resident_file_kib()
+    for name, out in outs.items():
+        ck.read_into(name, out)
+        np.testing.assert_array_equal(out, tensors[name])
+    assert _resident_file_kib() - before < 4 << 10
