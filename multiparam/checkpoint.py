@@ -262,6 +262,12 @@ class Checkpoint:
         mapped = self._mapped.get(e.path)
         if mapped is None:
             mapped = self._mapped.setdefault(e.path, _map_file(e.path, self._file_size(e.path)))
+        elif mapped.size() < e.offset + e.nbytes:
+            # the file shrank under its mapping (rewritten in place, as
+            # safetensors' save_file does; multiparam's save renames instead):
+            # touching the lost pages would kill the process with SIGBUS
+            raise FileFormatError(f"{e.path} ended before tensor {name!r}; was it changed after it "
+                                  "was opened?")
         source = np.frombuffer(mapped, np.uint8, e.nbytes, e.offset)
         target = out.reshape(-1).view(np.uint8)
         # a large tensor is copied in parts on every core (NumPy releases the

@@ -284,6 +284,22 @@ def test_a_file_shortened_after_it_was_opened_is_refused(tmp_path):
     assert not out.any()
 
 
+def test_a_file_shortened_while_it_is_read_is_refused_not_a_crash(tmp_path):
+    """Rewritten in place mid-load (safetensors' ``save_file`` truncates
+    the file it writes), the rest of the file is gone from under the
+    mapping: the next read raises instead of touching a lost page."""
+    path = tmp_path / "mixed.safetensors"
+    save_file(MIXED, str(path))
+    ck = C.open_checkpoint(path)
+    first = np.zeros(MIXED["small.0"].shape, MIXED["small.0"].dtype)
+    ck.read_into("small.0", first)
+    os.truncate(path, 0)
+    out = np.zeros(MIXED["large.2"].shape, MIXED["large.2"].dtype)
+    with pytest.raises(C.FileFormatError, match="changed after it was opened"):
+        ck.read_into("large.2", out)
+    assert not out.any()
+
+
 def _resident_file_kib() -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("RssFile:"))
