@@ -92,15 +92,21 @@ def state_views(model) -> StateDict:
 
 def state_streams(model, contiguous: bool = False) -> StateDict:
     """``state_views`` for a caller that reads each entry once, in order
-    (``save``, ``transfer``): where the framework's reads copy
-    (``Adapter.value_reads_copy``: Keras, Gluon), each entry is a
+    (``save``, ``transfer``): where a read copies, each entry is a
     :class:`DeferredArray` read when it is written out, so the caller holds
-    one copy at a time instead of a second model.  ``contiguous``: each
-    read gives C-contiguous memory (``Param.read_copy``)."""
-    if not model.adapter.value_reads_copy:
-        return state_views(model)
-    return _collect(model, lambda p: DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous),
-                                                   p.read_into))
+    one copy at a time instead of a second model.  Reads copy on a backend
+    whose framework gives no view of its memory
+    (``Adapter.value_reads_copy``: Keras, Gluon), and for a sharded
+    parameter on any backend (its value is gathered into this process).
+    ``contiguous``: each read gives C-contiguous memory
+    (``Param.read_copy``)."""
+    copies = model.adapter.value_reads_copy
+
+    def stream(p):
+        if copies or p.is_sharded:
+            return DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous), p.read_into)
+        return p.value
+    return _collect(model, stream)
 
 
 def _collect(model, read) -> StateDict:
