@@ -19,13 +19,12 @@ allocation (so a destination that keeps it is written once).
 """
 from __future__ import annotations
 
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from . import threads
 from .registry import all_backends, load_adapter
 
 #: what JAX and TensorFlow need to adopt a buffer without a copy (XLA's
@@ -85,14 +84,16 @@ def _tiled_rows(src: np.ndarray, out: np.ndarray, rows: range) -> None:
 
 
 def _numpy_transpose_2d(src: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = src.T`` for a C-contiguous ``src``, tiled, over the cores."""
+    """``out[...] = src.T`` for a C-contiguous ``src``, tiled, over the cores
+    (the package's transpose workers, made once: their tasks never wait on
+    one another, so callers on several threads may share them)."""
     starts = list(range(0, src.shape[0], TILE))
-    workers = min(os.cpu_count() or 1, len(starts))
+    workers = min(threads.cores(), len(starts))
     if workers <= 1:
         _tiled_rows(src, out, range(0, src.shape[0], TILE))
         return
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda k: _tiled_rows(src, out, starts[k::workers]), range(workers)))
+    pool = threads.pool("transpose", threads.cores())
+    list(pool.map(lambda k: _tiled_rows(src, out, starts[k::workers]), range(workers)))
 
 
 def copy_into(out: np.ndarray, src: np.ndarray) -> None:

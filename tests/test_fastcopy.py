@@ -50,3 +50,14 @@ def test_aligned_copy_casts_and_never_aliases(dtype):
 def test_empty_and_tiny_buffers_are_aligned(shape):
     out = fastcopy.empty_aligned(shape, np.float32)
     assert out.shape == shape and out.flags.c_contiguous
+
+
+def test_transposes_from_several_threads_at_once_are_each_exact():
+    # callers on several threads (a transfer's conversion workers) share the
+    # package's transpose workers: each must get its own exact result
+    from concurrent.futures import ThreadPoolExecutor
+    views = [_transposed_view((600 + 7 * i, 1000 - 13 * i), "float32") for i in range(8)]
+    with ThreadPoolExecutor(4) as callers:
+        outs = list(callers.map(fastcopy.contiguous, views))
+    for out, view in zip(outs, views):
+        np.testing.assert_array_equal(out, np.ascontiguousarray(view))
