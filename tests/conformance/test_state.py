@@ -176,8 +176,8 @@ def source_reads(m, monkeypatch):
     had been written (anywhere) before it."""
     import weakref
 
-    from multiparam import param
-    reads, arrays, writes = [], [], [0]
+    from tests.spies import count_writes
+    reads, arrays = [], []
     adapter_type = type(m.adapter)
     plain_read = adapter_type.read_array
 
@@ -188,17 +188,8 @@ def source_reads(m, monkeypatch):
             arrays.append(weakref.ref(array))
         return array
 
-    def counted(plain):
-        def write(self, *args, **kwargs):
-            done = plain(self, *args, **kwargs)
-            if done is not False:          # fill_validated: False wrote nothing
-                writes[0] += 1
-            return done
-        return write
-
     monkeypatch.setattr(adapter_type, "read_array", read)
-    monkeypatch.setattr(param.Param, "write_validated", counted(param.Param.write_validated))
-    monkeypatch.setattr(param.Param, "fill_validated", counted(param.Param.fill_validated))
+    writes = count_writes(monkeypatch)
     return reads
 
 

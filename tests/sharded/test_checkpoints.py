@@ -188,27 +188,29 @@ def test_sharded_save_and_load_hold_at_most_one_shard_in_flight(peaks):
 @pytest.fixture
 def gathers(monkeypatch):
     """Each read of a sharded parameter's whole value (a gather into this
-    process): how many values had been written anywhere before it."""
+    process): how many values had been written anywhere before it
+    (``written``), and a weak reference to the memory it returned
+    (``memory``)."""
+    import types
+    import weakref
+
     from multiparam import param
-    seen, writes = [], [0]
+    from tests.spies import count_writes
+    seen = types.SimpleNamespace(written=[], memory=[])
     plain_read = param.Param._read_canonical
 
     def read(self):
+        out = plain_read(self)
         if self.is_sharded:
-            seen.append(writes[0])
-        return plain_read(self)
-
-    def counted(plain):
-        def write(self, *args, **kwargs):
-            done = plain(self, *args, **kwargs)
-            if done is not False:          # fill_validated: False wrote nothing
-                writes[0] += 1
-            return done
-        return write
+            seen.written.append(writes[0])
+            root = out
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            seen.memory.append(weakref.ref(root))
+        return out
 
     monkeypatch.setattr(param.Param, "_read_canonical", read)
-    monkeypatch.setattr(param.Param, "write_validated", counted(param.Param.write_validated))
-    monkeypatch.setattr(param.Param, "fill_validated", counted(param.Param.fill_validated))
+    writes = count_writes(monkeypatch)
     return seen
 
 
@@ -216,13 +218,16 @@ def gathers(monkeypatch):
 def test_a_transfer_off_a_mesh_gathers_each_value_at_its_write(label, gathers):
     """``mp.transfer`` from a sharded model gathers each value when it
     writes it, so it holds one gathered value at a time, never the whole
-    model before the first write; the unsharded model then computes what
-    the sharded one computes."""
+    model before the first write, and keeps none afterwards; the unsharded
+    model then computes what the sharded one computes."""
+    import gc
     src, src_forward = jax_named_case("2x4")
     dst, dst_forward = plain_case(label)
     sharded = sum(p.is_sharded for p in src.named_parameters().values())
     assert sharded >= 3
-    gathers.clear()
     mp.transfer(src, dst)
-    assert gathers == list(range(len(gathers))) and len(gathers) == sharded
+    assert gathers.written == list(range(sharded))
     np.testing.assert_allclose(dst_forward(X), src_forward(X), rtol=1e-5, atol=1e-5)
+    del dst, dst_forward
+    gc.collect()
+    assert not [ref for ref in gathers.memory if ref() is not None]    # the source keeps no gathered copy

@@ -22,6 +22,7 @@ import numpy as np
 from flax.core import meta
 from jax.sharding import NamedSharding, SingleDeviceSharding
 
+from ... import fastcopy
 from ... import sharding as S
 
 
@@ -107,9 +108,20 @@ def grad_array(array: jax.Array) -> Any:
 
 
 def gathered(array: jax.Array, what: str) -> np.ndarray:
-    """The whole array in this process, within ``MULTIPARAM_MAX_GATHER``."""
+    """The whole array in this process, within ``MULTIPARAM_MAX_GATHER``:
+    fresh memory nobody else holds, assembled from this process's shards.
+
+    Not ``np.asarray(array)``: JAX keeps the NumPy value it assembles on
+    the array (``_npy_value``), so every parameter once gathered would stay
+    gathered beside its shards for as long as the model lives (a transfer
+    off a mesh held a second, whole model)."""
     S.check_gather(array.shape, array.dtype, describe(array), what)
-    return np.asarray(array)
+    if not array.is_fully_addressable:
+        return np.asarray(array)    # JAX's own answer across processes
+    out = fastcopy.empty_aligned(array.shape, array.dtype)
+    for index, block in local_shards(array):
+        out[index] = block
+    return out
 
 
 # -- Flax linen's partitioning boxes ---------------------------------------------------

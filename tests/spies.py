@@ -1,0 +1,20 @@
+"""Spies the suites share: what multiparam did, counted where it does it."""
+
+
+def count_writes(monkeypatch) -> list:
+    """Count every value written into any parameter from now on (both of
+    ``Param``'s write paths); returns the one-item list that holds the count."""
+    from multiparam import param
+    writes = [0]
+
+    def counted(plain):
+        def write(self, *args, **kwargs):
+            done = plain(self, *args, **kwargs)
+            if done is not False:          # fill_validated: False wrote nothing
+                writes[0] += 1
+            return done
+        return write
+
+    monkeypatch.setattr(param.Param, "write_validated", counted(param.Param.write_validated))
+    monkeypatch.setattr(param.Param, "fill_validated", counted(param.Param.fill_validated))
+    return writes
