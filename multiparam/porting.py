@@ -38,6 +38,7 @@ destination parameter and the rule.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import json
 import os
@@ -53,7 +54,8 @@ from .errors import MultiparamError, NotMaterializedError, UnknownNameError
 from .layout import input_to_native, output_to_canonical
 from .model import Model, wrap
 from .param import as_numpy
-from .state import StateDict, is_framework_only, load_state_dict, state_dict, state_views
+from .state import (DeferredArray, StateDict, is_framework_only, load_state_dict, state_dict, state_streams,
+                    state_views)
 from .transaction import WritePlan
 
 __all__ = ["Rule", "rule", "TransferPlan", "PlanEntry", "PlanError", "plan", "transfer", "check",
@@ -230,6 +232,14 @@ class _Source:
             return dict(state_views(self.model))
         return {n: as_numpy(self.state[n]) for n in self.tensors}
 
+    def streams(self) -> Dict[str, Any]:
+        """:meth:`values` for a caller that writes each as it goes: where a
+        read copies (a Keras or Gluon model, a sharded parameter), a
+        :class:`DeferredArray` read at its write (``state_streams``)."""
+        if self.model is not None:
+            return dict(state_streams(self.model))
+        return self.values()
+
     def describe(self) -> dict:
         return {"kind": self.kind, "tensors": {n: [list(t.shape), t.dtype.name] for n, t in self.tensors.items()}}
 
@@ -405,6 +415,24 @@ class TransferPlan:
             out[e.dst] = e.run([values[s] for s in e.sources])
         return out
 
+    def _writes(self) -> StateDict:
+        """:meth:`arrays` as ``apply`` writes them: an entry whose source
+        is read by a copy (a Keras or Gluon model, a sharded parameter) is
+        a :class:`DeferredArray`, read and converted at its write, so a port
+        holds one such value at a time instead of a second model."""
+        if self._src is None:
+            raise PlanError("this plan is not bound to a source; use plan.bind(src, dst)")
+        values = self._src.streams()
+        out = StateDict()
+        for e in self.entries:
+            inputs = [values[s] for s in e.sources]
+            if any(isinstance(v, DeferredArray) for v in inputs):
+                dtype = np.result_type(*[v.dtype for v in inputs])
+                out[e.dst] = DeferredArray(tuple(e.dst_shape), dtype, functools.partial(_converted, e, inputs))
+            else:
+                out[e.dst] = e.run(inputs)
+        return out
+
     def check(self, inputs, grads: bool = False, loss=None) -> "CheckReport":
         """:func:`check` of the two models this plan joins, through its mapping."""
         if self._dst is None or self._src is None or self._src.model is None:
@@ -422,11 +450,21 @@ class TransferPlan:
             raise PlanError(_unmatched_message(self.unmatched_dst, self.unmatched_src))
         src_model = self._src.model if self._src is not None else None
         if src_model is not None and src_model.native is self._dst.native:
-            values = dict(state_dict(src_model))
+            writes = self.arrays(dict(state_dict(src_model)))
         else:
-            values = None
-        return load_state_dict(self._dst, self.arrays(values), strict=False, progress=progress,
-                               description="port")
+            writes = self._writes()
+        return load_state_dict(self._dst, writes, strict=False, progress=progress, description="port")
+
+
+def _converted(entry: PlanEntry, inputs: list) -> np.ndarray:
+    """``entry`` run on its inputs, deferred ones read now: memory nobody
+    else holds (a result that is still a view of a model's own memory is
+    copied), as a deferred write needs."""
+    arrays = [v.read() if isinstance(v, DeferredArray) else v for v in inputs]
+    out = entry.run(arrays)
+    if any(not isinstance(v, DeferredArray) and np.shares_memory(out, v) for v in inputs):
+        out = out.copy()
+    return out
 
 
 def _fmt(shape) -> str:

@@ -204,6 +204,13 @@ def _transfer(m, X, path):
     return other.state_dict()
 
 
+def _port(m, X, path):
+    # the plan path (mp.plan(...).apply(), what mp.transfer takes with rules)
+    other = mp.wrap(mlp(), sample_input=X)
+    mp.plan(m, other).apply()
+    return other.state_dict()
+
+
 def _no_earlier_read_alive(reads):
     # the file writer drops each tensor before it fetches the next
     return all(r["alive"] == 0 for r in reads)
@@ -216,13 +223,14 @@ def _each_read_after_the_write_before(reads):
 
 
 @pytest.mark.parametrize("whole_model_read, one_at_a_time", [(_save, _no_earlier_read_alive),
-                                                             (_transfer, _each_read_after_the_write_before)],
-                         ids=["save", "transfer"])
+                                                             (_transfer, _each_read_after_the_write_before),
+                                                             (_port, _each_read_after_the_write_before)],
+                         ids=["save", "transfer", "port"])
 def test_whole_model_reads_hold_one_copy_at_a_time(m, X, tmp_path, source_reads, whole_model_read,
                                                    one_at_a_time):
-    # where reads copy, save and transfer read each value when they write it
-    # out, so they never hold a second model; views cost nothing and may
-    # all be taken at once
+    # where reads copy, save, transfer and a planned port read each value
+    # when they write it out, so they never hold a second model; views cost
+    # nothing and may all be taken at once
     truth = m.state_dict()
     source_reads.clear()
     result = whole_model_read(m, X, tmp_path / "m.safetensors")
