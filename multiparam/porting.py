@@ -407,31 +407,21 @@ class TransferPlan:
         """``{destination name: canonical array}`` the plan writes, from the
         source's values (or ``values``, by source name: gradients, say)."""
         if values is None:
-            if self._src is None:
-                raise PlanError("this plan is not bound to a source; use plan.bind(src, dst)")
-            values = self._src.values()
-        out = StateDict()
-        for e in self.entries:
-            out[e.dst] = e.run([values[s] for s in e.sources])
-        return out
+            values = self._bound_source().values()
+        return StateDict((e.dst, e.run([values[s] for s in e.sources])) for e in self.entries)
 
     def _writes(self) -> StateDict:
         """:meth:`arrays` as ``apply`` writes them: an entry whose source
         is read by a copy (a Keras or Gluon model, a sharded parameter) is
         a :class:`DeferredArray`, read and converted at its write, so a port
         holds one such value at a time instead of a second model."""
+        values = self._bound_source().streams()
+        return StateDict((e.dst, _planned(e, [values[s] for s in e.sources])) for e in self.entries)
+
+    def _bound_source(self) -> _Source:
         if self._src is None:
             raise PlanError("this plan is not bound to a source; use plan.bind(src, dst)")
-        values = self._src.streams()
-        out = StateDict()
-        for e in self.entries:
-            inputs = [values[s] for s in e.sources]
-            if any(isinstance(v, DeferredArray) for v in inputs):
-                dtype = np.result_type(*[v.dtype for v in inputs])
-                out[e.dst] = DeferredArray(tuple(e.dst_shape), dtype, functools.partial(_converted, e, inputs))
-            else:
-                out[e.dst] = e.run(inputs)
-        return out
+        return self._src
 
     def check(self, inputs, grads: bool = False, loss=None) -> "CheckReport":
         """:func:`check` of the two models this plan joins, through its mapping."""
@@ -454,6 +444,15 @@ class TransferPlan:
         else:
             writes = self._writes()
         return load_state_dict(self._dst, writes, strict=False, progress=progress, description="port")
+
+
+def _planned(entry: PlanEntry, inputs: list):
+    """What ``apply`` writes for ``entry``: its array now, or, when a source
+    is read by a copy, a :class:`DeferredArray` converted at its write."""
+    if not any(isinstance(v, DeferredArray) for v in inputs):
+        return entry.run(inputs)
+    dtype = np.result_type(*[v.dtype for v in inputs])
+    return DeferredArray(tuple(entry.dst_shape), dtype, functools.partial(_converted, entry, inputs))
 
 
 def _converted(entry: PlanEntry, inputs: list) -> np.ndarray:
