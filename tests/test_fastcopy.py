@@ -61,3 +61,18 @@ def test_transposes_from_several_threads_at_once_are_each_exact():
         outs = list(callers.map(fastcopy.contiguous, views))
     for out, view in zip(outs, views):
         np.testing.assert_array_equal(out, np.ascontiguousarray(view))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float64"])
+def test_a_large_plain_copy_is_exact_from_read_only_memory(dtype):
+    # at LARGE_COPY and above a contiguous copy is handed to a framework's
+    # kernel or split over the cores: every element lands once, in place,
+    # also for a size the parts do not divide evenly
+    itemsize = np.dtype(dtype).itemsize
+    source = np.random.default_rng(3).integers(0, 256, fastcopy.LARGE_COPY + 3 * 4096 + 8 * 7,
+                                                dtype=np.uint8).view(dtype)
+    source.flags.writeable = False
+    out = np.zeros_like(source)
+    fastcopy.copy_into(out, source)
+    assert out.nbytes >= fastcopy.LARGE_COPY and out.size * itemsize == source.nbytes
+    np.testing.assert_array_equal(out.view(np.uint8), source.view(np.uint8))

@@ -1008,10 +1008,13 @@ class Adapter:
         raise CapabilityError(self.name, "tie parameters after construction", "not implemented")
 
     #: ``fn(out, src) -> bool``: ``out[...] = src`` for NumPy arrays of one
-    #: dtype, ``src`` a strided view (a transposed matrix), with the
-    #: framework's own copy kernel; False if it cannot.  ``multiparam.fastcopy``
-    #: uses the first one offered by a framework the process has imported.
-    transposing_copy: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
+    #: dtype and shape, ``out`` C-contiguous and ``src`` C-contiguous or a
+    #: strided view (a transposed matrix), with the framework's own copy
+    #: kernel; False if it cannot.  ``src`` is only read (it may be
+    #: read-only: a memory-mapped file).  ``multiparam.fastcopy`` uses the
+    #: first one offered by a framework the process has imported, for
+    #: transposing copies and large plain ones.
+    copy_kernel: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
 
     def transposed_array(self, source: np.ndarray) -> Any:
         """Primitive: ``source.T`` as the framework's own array for

@@ -1,6 +1,7 @@
-"""Transposing copies in a process where the backend's framework is
-imported: whichever kernel ``multiparam.fastcopy`` picks here (a backend's
-own, or tiled NumPy) copies every bit as NumPy's strided copy does."""
+"""Copies in a process where the backend's framework is imported: whichever
+kernel ``multiparam.fastcopy`` picks here (a backend's own, or NumPy's)
+copies every bit as NumPy's own copy does, and a load's large tensors go
+through it."""
 import numpy as np
 import pytest
 
@@ -26,6 +27,44 @@ def test_transposing_copy_is_bit_exact(dtype, shape):
     out = fastcopy.contiguous(view)
     assert out.dtype == view.dtype and out.flags.c_contiguous and fastcopy.is_aligned(out)
     np.testing.assert_array_equal(out.view(np.uint8), np.ascontiguousarray(view).view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_plain_copy_is_bit_exact(dtype):
+    # what a load's read of a large tensor from the file's mapping runs
+    size = fastcopy.LARGE_COPY // dtypes.dtype(dtype).itemsize + 4099
+    source = _every_bit_pattern(dtype, (size,))
+    out = np.zeros_like(source)
+    fastcopy.copy_into(out, source)
+    np.testing.assert_array_equal(out.view(np.uint8), source.view(np.uint8))
+
+
+def test_a_large_tensor_loads_through_the_framework_kernel_when_offered(adapter, tmp_path, monkeypatch):
+    """A load copies a large tensor from the file's mapping exactly, and by
+    the backend's own copy kernel where it offers one (faster than NumPy's;
+    see ``multiparam.fastcopy``); a small one by one NumPy copy."""
+    from safetensors.numpy import save_file
+
+    from multiparam import checkpoint
+    calls = []
+    offered = type(adapter).copy_kernel
+    if offered is not None:
+        kernel = offered.__func__ if hasattr(offered, "__func__") else offered
+
+        def spy(out, src):
+            calls.append(src.nbytes)
+            return kernel(out, src)
+        monkeypatch.setattr(type(adapter), "copy_kernel", staticmethod(spy))
+    monkeypatch.setattr(fastcopy, "_kernel_cache", {})
+    big = _every_bit_pattern("float32", (fastcopy.LARGE_COPY // 4 + 1024,))
+    small = _every_bit_pattern("float32", (300,))
+    save_file({"big": big, "small": small}, str(tmp_path / "f.safetensors"))
+    ck = checkpoint.open_checkpoint(tmp_path / "f.safetensors")
+    for name, want in (("big", big), ("small", small)):
+        out = np.zeros_like(want)
+        ck.read_into(name, out)
+        np.testing.assert_array_equal(out.view(np.uint8), want.view(np.uint8))
+    assert calls == ([big.nbytes] if offered is not None else [])
 
 
 def _offers_own_transpose(adapter) -> bool:

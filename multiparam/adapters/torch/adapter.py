@@ -196,7 +196,7 @@ class TorchAdapter(Adapter):
     channels_last = False   # NCHW, the canonical layout
     # torch's copy kernel makes the (out, in) -> (in, out) copies of a
     # transfer into Keras or Flax whenever torch is imported
-    transposing_copy = staticmethod(tensors.transposing_copy)
+    copy_kernel = staticmethod(tensors.copy_kernel)
 
     def transposed_array(self, source: np.ndarray) -> Any:
         """A transposed view of ``source`` (no copy): :meth:`write_array`'s
