@@ -259,8 +259,8 @@ def test_map_tensors_gives_each_tensor_its_own_result(tmp_path, names):
 
 @pytest.mark.parametrize("name", ["small.0", "small.39", "large.0", "large.2", "empty"])
 def test_read_into_copies_each_tensor_as_safetensors_reads_it(tmp_path, name):
-    """``read_into`` (what a load streams through; a large tensor is copied
-    in parallel parts) and ``read`` give safetensors' own bytes."""
+    """``read_into`` (what a load streams through, one copy from the file's
+    mapping) and ``read`` give safetensors' own bytes."""
     path = tmp_path / "mixed.safetensors"
     save_file(MIXED, str(path))
     want = load_file(str(path))[name]
