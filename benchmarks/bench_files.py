@@ -2,7 +2,7 @@
 """Big models: load, save and transfer against the user's own idiom, with
 time ratios and peak memory, at any size (1 and 4 GiB in the README).
 
-    python -m benchmarks.bench_files [--gib 1] [--repeat 3] [--cases load,save,transfer]
+    python -m benchmarks.bench_files [--gib 1] [--repeat 3] [--rounds 1] [--cases load,save,transfer]
                                      [--backends torch,jax,tensorflow] [--json out.json]
 
 Run it with the interpreter that has torch, jax, tensorflow and safetensors
@@ -12,7 +12,12 @@ model, runs the operation once to warm up, then resets the kernel's
 high-water mark (``/proc/self/clear_refs``) and times ``--repeat`` runs.
 "peak extra" is the largest resident-set growth over the operation (VmHWM
 minus the resident set just before it; mapped file pages count, on both
-sides alike).  Times are the best of the runs.
+sides alike).  Times are the best of the runs.  With ``--rounds N`` every
+case runs in N fresh processes, the cases taking turns (in reverse order
+every other round), so a drift of the machine's speed over the run hits
+every case alike: a case's time is then its best over all rounds, and each
+row also gets the median over rounds of the ratio within a round, which a
+slow spell in one round cannot move much.
 
 The model: ``gib * 16`` layers of ``Dense(4096, in_features=4096)`` with
 biases, float32 (64 MiB per kernel), built with ``mp.nn``; the file is
@@ -52,6 +57,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +128,10 @@ def _child(case: str, path: str, layers: int, repeat: int) -> dict:
         fn = _transfer_back_case(src, dst, backend, side, layers)
     else:
         m = mp.wrap(_spec(layers), backend=backend)
-        fn = _file_case(m, op, backend, side, path, layers)
+        # a save writes a file of its own: the one every load reads stays
+        # mp.save's, whatever order the cases run in
+        target = path + ".saved" if op == "save" else path
+        fn = _file_case(m, op, backend, side, target, layers)
     result = measure(fn, repeat)
     if op == "load" or (op.startswith("transfer") and not side.startswith("copy-bound")):
         result["checked"] = _check(m if op == "load" else dst, path if op == "load" else src, layers)
@@ -328,6 +337,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gib", type=float, default=1.0, help="model size in GiB of float32 kernels")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (best is kept)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="fresh processes per case, the cases taking turns (best is kept)")
     ap.add_argument("--cases", default="load,save,transfer")
     ap.add_argument("--backends", default="torch,jax,tensorflow", help="destinations measured")
     ap.add_argument("--dir", default=None, help="folder for the file (default: a temporary one)")
@@ -357,31 +368,44 @@ def main(argv=None) -> int:
         gc.collect()
         nbytes = os.path.getsize(path)
         print(f"{layers} x Dense({WIDTH}, {WIDTH}) + bias: {nbytes / 2**30:.2f} GiB file", flush=True)
+        cases = list(dict.fromkeys(case for pair in pairs for case in pair))
+        rounds: dict = {case: [] for case in cases}
+        for turn in range(args.rounds):
+            for case in (cases if turn % 2 == 0 else cases[::-1]):
+                r = _run_child(case, path, layers, args.repeat)
+                rounds[case].append(r)
+                print(f"  {case:<36} {r['seconds']:7.3f} s  {nbytes / r['seconds'] / 1e9:6.2f} GB/s  "
+                      f"peak +{r['peak_extra'] / 2**30:5.2f} GiB", flush=True)
+        for case, runs in rounds.items():
+            results[case] = {"seconds": min(r["seconds"] for r in runs),
+                             "peak_extra": max(r["peak_extra"] for r in runs),
+                             "round_seconds": [r["seconds"] for r in runs]}
+            if any("checked" in r for r in runs):
+                results[case]["checked"] = all(r.get("checked") for r in runs)
         for base, ours in pairs:
-            for case in (base, ours):
-                if case not in results:
-                    results[case] = _run_child(case, path, layers, args.repeat)
-                    r = results[case]
-                    print(f"  {case:<36} {r['seconds']:7.3f} s  {nbytes / r['seconds'] / 1e9:6.2f} GB/s  "
-                          f"peak +{r['peak_extra'] / 2**30:5.2f} GiB", flush=True)
             a, b = results[base], results[ours]
             rows.append({"operation": ours, "against": base, "time_ratio": b["seconds"] / a["seconds"],
+                         # the ratio within each round, then their median
+                         "ratio_median": statistics.median(
+                             x / y for x, y in zip(b["round_seconds"], a["round_seconds"])),
                          "throughput_share": a["seconds"] / b["seconds"],
                          "memory_ratio": b["peak_extra"] / max(a["peak_extra"], 1),
                          "seconds": b["seconds"], "against_seconds": a["seconds"],
                          "peak_extra": b["peak_extra"], "against_peak_extra": a["peak_extra"]})
     print()
-    print(f"| {nbytes / 2**30:.2f} GiB | multiparam | idiom | time ratio | peak extra (multiparam / idiom) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| {nbytes / 2**30:.2f} GiB | multiparam | idiom | time ratio | median of the rounds' ratios "
+          "| peak extra (multiparam / idiom) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         # the copy bound writes into memory it allocated before timing: no ratio
         memory = (f"{r['peak_extra'] / 2**30:.2f} / {r['against_peak_extra'] / 2**30:.2f} GiB"
                   + (f" ({r['memory_ratio']:.2f}x)" if r["against_peak_extra"] >= 2**20 else " (preallocated)"))
         print(f"| `{r['operation']}` vs `{r['against']}` | {r['seconds']:.2f} s | {r['against_seconds']:.2f} s | "
-              f"{r['time_ratio']:.2f}x | {memory} |")
+              f"{r['time_ratio']:.2f}x | {r['ratio_median']:.2f}x ({args.rounds}) | {memory} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"bytes": nbytes, "layers": layers, "results": results, "rows": rows}, f, indent=1)
+            json.dump({"bytes": nbytes, "layers": layers, "rounds": args.rounds, "results": results, "rows": rows},
+                      f, indent=1)
     return 0
 
 
