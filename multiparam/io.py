@@ -284,7 +284,8 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
     if verify:
         _verify(ck)
     entries = StateDict((name, DeferredArray(e.shape, e.dtype, functools.partial(ck.read, name),
-                                             functools.partial(ck.read_into, name)))
+                                             functools.partial(ck.read_into, name),
+                                             functools.partial(ck.array, name)))
                         for name, e in ck.entries.items())
     entries.ties = ties
     entries.backend = backend

@@ -59,6 +59,14 @@ def is_identity(layout: Any, ndim: int) -> bool:
     return not _converts_itself(layout) and _to_canonical_axes(layout, ndim) is None
 
 
+def permutes(layout: Any, ndim: int) -> bool:
+    """Whether the native array is a plain axis permutation of the canonical
+    one, other than the identity (a Keras or Flax Dense or conv kernel): a
+    write then copies the value into fresh memory in native order, and may
+    read it from wherever it lies."""
+    return not _converts_itself(layout) and _to_canonical_axes(layout, ndim) is not None
+
+
 def is_transpose(layout: Any, ndim: int) -> bool:
     """Whether the canonical array is the plain transpose of the native one
     (a Keras or Flax Dense kernel)."""

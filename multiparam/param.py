@@ -361,6 +361,21 @@ class Param:
         self._view = None
         return True
 
+    def write_from_view(self, view: Callable[[], np.ndarray]) -> bool:
+        """Write a checked canonical value from ``view()``, a read-only array
+        on its source's own memory (a tensor mapped from a file), where the
+        layout conversion copies it into fresh memory anyway (a Keras or
+        Flax kernel: :func:`multiparam.layout.permutes`), so the value is
+        not first read into fresh memory of its own (package-internal, for
+        a WritePlan's deferred values).  False, having done nothing,
+        otherwise."""
+        shape = self.shape
+        if shape is None or isinstance(self._slot.ref, Composite) \
+                or not _layout.permutes(self._slot.layout, len(shape)):
+            return False
+        self.write_validated(view())     # borrowed: the conversion copies it
+        return True
+
     def __getitem__(self, index) -> np.ndarray:
         """A writable copy of ``value[index]`` (so ``p[:] += 1`` works),
         taken under the handle's lock.  ``p[i] += 1`` is Python's read, then
@@ -470,6 +485,9 @@ class TransposedParam(Param):
 
     def fill_validated(self, fill) -> bool:
         return False        # the values land transposed: write_validated does it
+
+    def write_from_view(self, view) -> bool:
+        return False        # rare (a transposed tie): written whole, in order
 
     def __repr__(self) -> str:
         return f"TransposedParam({self.name!r}, shape={format_shape(self.shape)}, of={self._primary.name!r})"

@@ -35,12 +35,16 @@ class DeferredArray(NamedTuple):
     checked from the header and read at the write, one tensor at a time.
     ``read()`` gives a fresh array nobody else holds; ``read_into(out)``
     fills a C-contiguous array of its shape and dtype (a parameter's own
-    memory, where the framework exposes it)."""
+    memory, where the framework exposes it); ``view()``, where the source
+    has one, a read-only array on the source's own memory (a file's
+    mapping) for a write that copies the value into a layout of its own
+    anyway."""
 
     shape: Tuple[int, ...]
     dtype: np.dtype
     read: Callable[[], np.ndarray]
     read_into: Optional[Callable[[np.ndarray], None]] = None
+    view: Optional[Callable[[], np.ndarray]] = None
 
 
 def _array(value: Any) -> np.ndarray:
@@ -196,7 +200,8 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
     for _name, p, key in matched:
         value = given[key]
         if isinstance(value, DeferredArray):
-            writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into, source=key)
+            writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into,
+                                value.view, source=key)
         else:
             value = as_numpy(value)
             writes.add(p, value, source=key)

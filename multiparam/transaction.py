@@ -88,15 +88,19 @@ class WritePlan:
 
     def add_deferred(self, param: "Param", shape: tuple, dtype: np.dtype,
                      read: Callable[[], np.ndarray],
-                     read_into: Optional[Callable[[np.ndarray], None]] = None, source: Any = None) -> None:
+                     read_into: Optional[Callable[[np.ndarray], None]] = None,
+                     view: Optional[Callable[[], np.ndarray]] = None, source: Any = None) -> None:
         """Check a value of ``shape`` and ``dtype`` that ``read()`` will give
-        (a tensor in a file, known from its header) and keep how to read it:
-        at ``commit`` it is read straight into the parameter's memory with
-        ``read_into`` where the framework allows and no cast is needed, else
-        read into a fresh array the framework may keep, written and dropped."""
+        (a tensor in a file, known from its header) and keep how to read it.
+        At ``commit``, where no cast is needed, it is read straight into
+        the parameter's memory with ``read_into`` where the framework allows,
+        or converted from ``view()`` (the source's own memory, a file's
+        mapping) where the parameter's layout copies it anyway (a Keras or
+        Flax kernel); else it is read into a fresh array the framework may
+        keep, written and dropped."""
         target = self.check(param, shape, dtype, source)
-        direct = read_into if np.dtype(dtype) == target else None
-        self._writes.append((param, (read, direct, target)))
+        same = np.dtype(dtype) == target
+        self._writes.append((param, (read, read_into if same else None, view if same else None, target)))
 
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
@@ -118,8 +122,9 @@ class WritePlan:
             for i, (param, value) in enumerate(writes):
                 writes[i] = None       # a deferred value's memory map goes with it
                 if isinstance(value, tuple):     # deferred: read now
-                    read, direct, target = value
-                    if direct is None or not param.fill_validated(direct):
+                    read, direct, view, target = value
+                    if not ((direct is not None and param.fill_validated(direct))
+                            or (view is not None and param.write_from_view(view))):
                         value = read().astype(target, copy=False)
                         param.write_validated(value, owned=True)
                 else:
