@@ -13,7 +13,7 @@ import numpy as np
 
 from . import fastcopy
 from . import layout as _layout
-from .adapters.base import DENSE_IN_OUT, SAME, Adapter, Composite
+from .adapters.base import DENSE_IN_OUT, SAME, Composite
 from . import sharding as _sharding
 from .errors import NotMaterializedError, ReadOnlyError
 from .registry import backend_of_type, load_adapter
@@ -374,13 +374,12 @@ class Param:
                 or not _layout.permutes(self._slot.layout, len(shape)):
             return False
         source = view()
-        adapter = self._model.adapter
-        if not fastcopy.is_aligned(source) and type(adapter).transposed_array is not Adapter.transposed_array:
+        if self._model.adapter.transposes_aligned_only and not fastcopy.is_aligned(source):
+            # a tensor's place in a file is rarely 64-byte aligned; without
             # the framework's own transpose (TensorFlow's, on every core)
-            # takes only aligned memory, which a tensor's place in a file
-            # rarely is; without it torch's one-core transpose would run:
-            # a fresh aligned read first is faster (1 GiB into Keras:
-            # 0.35-0.38 s against 0.46-0.52 s, alternating processes)
+            # torch's one-core transpose would run: a fresh aligned read
+            # first is faster (1 GiB into Keras: 0.35-0.38 s against
+            # 0.46-0.52 s, alternating processes)
             return False
         self.write_validated(source)     # borrowed: the conversion copies it
         return True

@@ -1056,6 +1056,13 @@ class Adapter:
     #: the peak stays what that idiom needs.
     converts_values_in_parallel: bool = False
 
+    #: whether :meth:`transposed_array` takes only 64-byte-aligned memory
+    #: (``multiparam.fastcopy.ALIGNMENT``; TensorFlow's transpose).  A load
+    #: then reads a tensor whose place in the file is not aligned into
+    #: aligned memory first, instead of converting it straight from the
+    #: file's mapping, so that the framework's transpose still runs.
+    transposes_aligned_only: bool = False
+
     # -- building from the neutral spec: one memoised walk ---------------------
     #: spec kind (``multiparam.nn`` ``Spec.kind``) -> constructor.  A
     #: constructor is ``fn(spec, name)`` returning the native layer, where

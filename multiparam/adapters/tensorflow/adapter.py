@@ -113,6 +113,7 @@ class TensorflowAdapter(Adapter):
     channels_last = True    # Keras' default data_format: NHWC images
     builders = BUILDERS
     value_reads_copy = True     # variable.numpy() copies: TensorFlow gives no view of a variable
+    transposes_aligned_only = True   # see _transposed: TensorFlow aborts on unaligned memory
 
     # -- recognising and preparing models ---------------------------------
     def is_model(self, obj: Any) -> bool:
