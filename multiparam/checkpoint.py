@@ -162,14 +162,21 @@ def _read_pool() -> ThreadPoolExecutor:
     return threads.pool("read", threads.cores())
 
 
+def _changed_since_opened(path: Path, name: Optional[str] = None) -> FileFormatError:
+    """The error for a file that no longer holds what its header promised
+    when it was opened (rewritten in place, as safetensors' ``save_file``
+    does; multiparam's save renames instead)."""
+    where = f"ended before tensor {name!r}" if name is not None else "is shorter than when it was opened"
+    return FileFormatError(f"{path} {where}; was it changed after it was opened?")
+
+
 def _map_file(path: Path, size: int) -> mmap.mmap:
     """``path`` mapped read-only, checked to still hold the ``size`` bytes
     its header promised when it was opened."""
     fd = os.open(path, os.O_RDONLY)
     try:
         if os.fstat(fd).st_size < size:
-            raise FileFormatError(f"{path} is shorter than when it was opened; was it changed after "
-                                  "it was opened?")
+            raise _changed_since_opened(path)
         return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)    # the mapping keeps the file open
@@ -243,6 +250,11 @@ class Checkpoint:
             empty = np.empty(e.shape, e.dtype)
             empty.flags.writeable = False
             return empty
+        # checked as read_into checks: np.memmap would refuse a shrunk file
+        # too, but with NumPy's ValueError about mmap lengths, not with what
+        # happened to the file
+        if os.stat(e.path).st_size < e.offset + e.nbytes:
+            raise _changed_since_opened(e.path, name)
         raw = np.memmap(e.path, dtype=np.uint8, mode="r", offset=e.offset, shape=(e.nbytes,))
         return raw.view(e.dtype).reshape(e.shape)
 
@@ -264,11 +276,9 @@ class Checkpoint:
         if mapped is None:
             mapped = self._mapped.setdefault(e.path, _map_file(e.path, self._file_size(e.path)))
         elif mapped.size() < e.offset + e.nbytes:
-            # the file shrank under its mapping (rewritten in place, as
-            # safetensors' save_file does; multiparam's save renames instead):
-            # touching the lost pages would kill the process with SIGBUS
-            raise FileFormatError(f"{e.path} ended before tensor {name!r}; was it changed after it "
-                                  "was opened?")
+            # the file shrank under its mapping: touching the lost pages
+            # would kill the process with SIGBUS
+            raise _changed_since_opened(e.path, name)
         source = np.frombuffer(mapped, np.uint8, e.nbytes, e.offset)
         try:
             # a large tensor is copied on every core, by the framework's own
