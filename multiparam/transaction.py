@@ -42,6 +42,11 @@ def nbytes_of(shape: tuple, dtype: np.dtype) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
+#: how a deferred value is read at commit (see :meth:`WritePlan.add_deferred`)
+_Deferred = Tuple[Callable[[], np.ndarray], Optional[Callable[[np.ndarray], None]],
+                  Optional[Callable[[], np.ndarray]], np.dtype]
+
+
 class WritePlan:
     """Writes checked now and made later, all or none (see the module
     docstring).  ``source`` is whatever the caller's messages name the value
@@ -50,8 +55,9 @@ class WritePlan:
     __slots__ = ("_writes",)
 
     def __init__(self) -> None:
-        # (param, value) or (param, (read, dtype)) for a deferred value
-        self._writes: List[Tuple["Param", Union[np.ndarray, Tuple[Callable[[], np.ndarray], np.dtype]]]] = []
+        # (param, value), or for a deferred value (param, (read, read_into,
+        # view, dtype)): read_into and view are None where a cast is needed
+        self._writes: List[Tuple["Param", Union[np.ndarray, _Deferred]]] = []
 
     # -- checks ---------------------------------------------------------------
     def require_materialized(self, param: "Param") -> None:
