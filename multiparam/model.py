@@ -42,16 +42,18 @@ class ParamTable(Mapping):
     first look lists names without making a handle per parameter, and the
     handle a user holds is the one every later access returns."""
 
-    __slots__ = ("_index", "_names")
+    __slots__ = ("_params", "_names")
 
-    def __init__(self, index: "ModelIndex", names: Dict[str, Any]):
-        self._index = index
+    def __init__(self, params: "_Params", names: Dict[str, Any]):
+        # the index's Params, not the index itself: the index holds its
+        # tables, and a table holding the index would be a reference cycle
+        self._params = params
         self._names = names     # the table's names, in order (a dict: membership in O(1))
 
     def __getitem__(self, name: str) -> Param:
         if name not in self._names:
             raise KeyError(name)
-        return self._index.param(name)
+        return self._params.param(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -64,6 +66,31 @@ class ParamTable(Mapping):
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
+
+
+class _Params:
+    """The Params of one index, made at their first ask (what the index's
+    tables look names up in)."""
+
+    __slots__ = ("model", "slots", "owner", "aliases", "made")
+
+    def __init__(self, model: "Model", slots: Dict[str, tuple], owner: Dict[Hashable, str],
+                 aliases: Dict[str, tuple], made: Dict[str, Param]):
+        self.model, self.slots, self.owner, self.aliases, self.made = model, slots, owner, aliases, made
+
+    def param(self, name: str) -> Param:
+        param = self.made.get(name)
+        if param is not None:
+            return param
+        slot = self.slots[name][0]
+        owner = self.owner[slot.ident if slot.ident is not None else id(slot)]
+        if owner == name:
+            param = Param(self.model, slot, name)
+            param.aliases = self.aliases.get(name, (name,))
+        else:
+            primary = self.param(owner)
+            param = TransposedParam(primary, name) if slot.transposed else primary
+        return self.made.setdefault(name, param)
 
 
 class ModelIndex:
@@ -90,7 +117,13 @@ class ModelIndex:
         nodes, slots, unique, owner, aliases = self.nodes, self.slots, self._unique, self._owner, self._aliases
         late = []    # a name tied transposed before its parameter's first plain name
 
-        def visit(node, path: str) -> None:
+        # depth first, each layer before its children, in the framework's
+        # order (a loop, not a nested function calling itself: that is a
+        # reference cycle, which would keep the index, and through it the
+        # model, alive until the garbage collector runs)
+        stack = [(root, "")]
+        while stack:
+            node, path = stack.pop()
             nodes[path] = node
             prefix = path + "." if path else ""
             for slot in node.params:
@@ -108,34 +141,23 @@ class ModelIndex:
                     unique[name] = slot
                 else:
                     aliases[first] = aliases.get(first, (first,)) + (name,)
-            for child in node.children:
-                visit(child, prefix + child.key)
-
-        visit(root, "")
+            children = node.children
+            if children:
+                stack.extend([(child, prefix + child.key) for child in reversed(children)])
         if late:   # rare: redo the owners and aliases in the framework's order
             self._alias_in_order()
+        self._params = _Params(model, slots, owner, self._aliases, self.made)
         #: every canonical name, aliases included
-        self.params = ParamTable(self, slots)
+        self.params = ParamTable(self._params, slots)
         #: each parameter once, by its first name
-        self.unique = ParamTable(self, unique)
+        self.unique = ParamTable(self._params, unique)
 
     def param(self, name: str) -> Param:
         """The Param of canonical ``name`` (any of a tie's names), made at
         the first ask and the same object from then on (made once even when
         threads ask together: the first stored wins).  KeyError for an
         unknown name."""
-        param = self.made.get(name)
-        if param is not None:
-            return param
-        slot = self.slots[name][0]
-        owner = self._owner[slot.ident if slot.ident is not None else id(slot)]
-        if owner == name:
-            param = Param(self.model, slot, name)
-            param.aliases = self.aliases(name)
-        else:
-            primary = self.param(owner)
-            param = TransposedParam(primary, name) if slot.transposed else primary
-        return self.made.setdefault(name, param)
+        return self._params.param(name)
 
     def aliases(self, name: str) -> tuple:
         """Every canonical name of the parameter whose first name is
@@ -531,18 +553,19 @@ class Model:
     def apply(self, fn: Callable[[Layer], Any]) -> "Model":
         """Call ``fn(layer)`` on every layer, children before parents, as
         torch's ``Module.apply`` does; a layer reused twice is visited once."""
-        seen = set()
-
-        def visit(layer: Layer) -> None:
-            for child in layer.children():
-                visit(child)
-            if id(layer.native) in seen and layer.path:
-                return
-            seen.add(id(layer.native))
-            fn(layer)
-
-        visit(self.index().root)
+        _apply_children_first(self.index().root, fn, set())
         return self
+
+
+def _apply_children_first(layer: Layer, fn: Callable[[Layer], Any], seen: set) -> None:
+    """:meth:`Model.apply` on ``layer``'s subtree; ``seen``: the native
+    layers visited so far."""
+    for child in layer.children():
+        _apply_children_first(child, fn, seen)
+    if id(layer.native) in seen and layer.path:
+        return
+    seen.add(id(layer.native))
+    fn(layer)
 
 
 def wrap(obj: Any, sample_input: Any = None, backend: Optional[str] = None, **options) -> Model:

@@ -248,44 +248,41 @@ class Sequential(Spec):
 def to_config(spec: Spec) -> dict:
     """A JSON-able description of ``spec``; a spec object used in two places
     is written once and referenced by id, so sharing survives the trip."""
-    seen: dict = {}
+    return _encoded(spec, {})
 
-    def enc(s: Spec) -> dict:
-        if id(s) in seen:
-            return {"ref": seen[id(s)]}
-        seen[id(s)] = len(seen)
-        cfg = {"id": seen[id(s)], "kind": type(s).__name__}
-        if isinstance(s, Sequential):
-            cfg["children"] = [[k, enc(c)] for k, c in s.children]
-        else:
-            cfg["config"] = s._config()
-        return cfg
 
-    return enc(spec)
+def _encoded(s: Spec, seen: dict) -> dict:
+    if id(s) in seen:
+        return {"ref": seen[id(s)]}
+    seen[id(s)] = len(seen)
+    cfg = {"id": seen[id(s)], "kind": type(s).__name__}
+    if isinstance(s, Sequential):
+        cfg["children"] = [[k, _encoded(c, seen)] for k, c in s.children]
+    else:
+        cfg["config"] = s._config()
+    return cfg
 
 
 def from_config(cfg: dict) -> Spec:
     """The spec written by :func:`to_config`."""
-    made: dict = {}
-    kinds = {cls.__name__: cls for cls in SPEC_CLASSES}
+    return _decoded(cfg, {}, {cls.__name__: cls for cls in SPEC_CLASSES})
 
-    def dec(c: dict) -> Spec:
-        if "ref" in c:
-            return made[c["ref"]]
-        cls = kinds.get(c["kind"])
-        if cls is None:
-            raise ValueError(f"unknown spec kind {c['kind']!r}; known: {', '.join(sorted(kinds))}")
-        if cls is Sequential:
-            s = Sequential()
-            made[c["id"]] = s
-            for key, child in c["children"]:
-                s.add(dec(child), name=None if key == str(len(s.children)) else key)
-        else:
-            s = cls(**c.get("config", {}))
-            made[c["id"]] = s
-        return s
 
-    return dec(cfg)
+def _decoded(c: dict, made: dict, kinds: dict) -> Spec:
+    if "ref" in c:
+        return made[c["ref"]]
+    cls = kinds.get(c["kind"])
+    if cls is None:
+        raise ValueError(f"unknown spec kind {c['kind']!r}; known: {', '.join(sorted(kinds))}")
+    if cls is Sequential:
+        s = Sequential()
+        made[c["id"]] = s
+        for key, child in c["children"]:
+            s.add(_decoded(child, made, kinds), name=None if key == str(len(s.children)) else key)
+    else:
+        s = cls(**c.get("config", {}))
+        made[c["id"]] = s
+    return s
 
 
 #: every spec class, by which ``from_config`` rebuilds specs (add new layers here)

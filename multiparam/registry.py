@@ -77,18 +77,19 @@ def import_order(names: Iterable[str]) -> List[str]:
     specs = all_backends()
     rank = {n: i for i, n in enumerate(specs)}
     out: List[str] = []
-
-    def place(name: str, stack: tuple) -> None:
-        if name in out or name in stack:
-            return
-        for before in getattr(specs.get(name), "import_after", ()):
-            if before in names:
-                place(before, stack + (name,))
-        out.append(name)
-
     for name in sorted(names, key=lambda n: rank.get(n, len(rank))):
-        place(name, ())
+        _place(name, (), names, specs, out)
     return out
+
+
+def _place(name: str, stack: tuple, names: List[str], specs: dict, out: List[str]) -> None:
+    """Append ``name`` to ``out`` after the backends it must follow."""
+    if name in out or name in stack:
+        return
+    for before in getattr(specs.get(name), "import_after", ()):
+        if before in names:
+            _place(before, stack + (name,), names, specs, out)
+    out.append(name)
 
 
 def versions(name: str) -> Dict[str, str]:

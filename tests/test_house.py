@@ -14,6 +14,12 @@
 2. Every built-in kit (``tests/conformance/kits/native_<backend>.py``)
    defines every member of :class:`multiparam.testing.NativeKit`, and the
    conformance suite uses no kit member the protocol does not document.
+3. No nested function calls itself, directly or through another function
+   nested beside it.  Such a closure holds the cell that holds it: a
+   reference cycle, so whatever it captured (a description, and through
+   it a model and its arrays) outlives the call until the garbage
+   collector happens to run.  Recurse in a module-level function or a
+   method, or loop over a stack.
 """
 from __future__ import annotations
 
@@ -169,3 +175,66 @@ def test_the_suite_uses_only_documented_kit_members():
                     if name not in documented and not name.startswith("__")}
     assert not undocumented, f"kit members used but not in multiparam.testing.NativeKit: {undocumented}"
     assert len(used) >= 10          # the scan does see the suite's kit calls
+
+
+# -- 3. no recursive closures -------------------------------------------------------------
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _own_nested_functions(outer: ast.AST) -> List[ast.AST]:
+    """The functions defined in ``outer``'s own scope (not inside a
+    function nested in it)."""
+    found, todo = [], list(ast.iter_child_nodes(outer))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _FUNCTIONS):
+            found.append(node)
+        elif not isinstance(node, (ast.Lambda, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def recursive_closures(source: str) -> List[Tuple[int, str]]:
+    """``(line, name)`` of every nested function that calls itself,
+    directly or through functions nested beside it (a cycle in the graph
+    of which sibling each one calls)."""
+    found = []
+    for outer in ast.walk(ast.parse(source)):
+        if not isinstance(outer, _FUNCTIONS):
+            continue
+        nested = {f.name: f for f in _own_nested_functions(outer)}
+        calls = {name: {n.func.id for n in ast.walk(f)
+                        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in nested}
+                 for name, f in nested.items()}
+        for name, f in nested.items():
+            reached, todo = set(), list(calls[name])
+            while todo:
+                callee = todo.pop()
+                if callee not in reached:
+                    reached.add(callee)
+                    todo.extend(calls[callee])
+            if name in reached:
+                found.append((f.lineno, name))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_no_nested_function_calls_itself(path):
+    found = recursive_closures(path.read_text(encoding="utf-8"))
+    where = path.relative_to(REPO).as_posix()
+    assert not found, (f"{where} has nested functions that call themselves (a reference cycle per call); "
+                       "recurse in a module-level function or a method, or loop over a stack:\n"
+                       + "\n".join(f"  {where}:{line}: {name}" for line, name in found))
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("def f():\n    def walk(n):\n        return [walk(c) for c in n]\n    return walk\n", [(2, "walk")]),
+    ("def f():\n    def a(n):\n        return b(n)\n    def b(n):\n        return a(n)\n", [(2, "a"), (4, "b")]),
+    ("def f():\n    def a(n):\n        def inner():\n            return a(n)\n        return inner\n", [(2, "a")]),
+    ("def walk(n):\n    return [walk(c) for c in n]\n", []),              # module level: no cell
+    ("def f():\n    def g(n):\n        return h(n)\n    def h(n):\n        return n\n", []),
+    ("def f():\n    def memo(x):\n        return (memo, x)\n    return memo\n", []),   # refers, never calls
+    ("class C:\n    def walk(self, n):\n        return [self.walk(c) for c in n]\n", []),
+])
+def test_the_recursion_rule_sees_closures_only(source, expected):
+    assert recursive_closures(source) == expected

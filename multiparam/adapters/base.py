@@ -231,6 +231,12 @@ class Deferred:
         if fn is not None:
             fn()
 
+    def cancel(self) -> None:
+        """Drop the work unrun, for a description read for its structure
+        only: the work refers to the description's slots and they to it,
+        a reference cycle until it runs or is dropped."""
+        self.fn = None
+
 
 class ParamSlot:
     """One parameter (or non-trainable state array) of one layer.
@@ -870,23 +876,26 @@ class Adapter:
         :meth:`native_grads`, plus one entry per composite slot joined from
         its parts' gradients."""
         grads = self.native_grads(state, inputs, loss=loss, target=target, train=train)
-
-        def joined(ref):   # None when a part has no gradient (not trainable)
-            if not isinstance(ref, Composite):
-                return grads.get(self.grad_key(state, ref))
-            parts = [joined(part) for part in ref.parts]
-            return None if any(g is None for g in parts) else ref.join_grads(parts)
-
-        stack = [self.describe(state)]
+        stack = [self.describe(state)]    # for its composites only: no layout is asked
         while stack:
             node = stack.pop()
             stack.extend(node.children)
             for slot in node.params:
+                if slot.pending is not None:
+                    slot.pending.cancel()
                 if isinstance(slot.ref, Composite) and slot.ident not in grads:
-                    g = joined(slot.ref)
+                    g = self._joined_grad(state, slot.ref, grads)
                     if g is not None:
                         grads[slot.ident] = g
         return grads
+
+    def _joined_grad(self, state: Any, ref: Any, grads: dict) -> Any:
+        """The gradient of ``ref`` from ``grads``, a composite's joined from
+        its parts'; None when a part has no gradient (not trainable)."""
+        if not isinstance(ref, Composite):
+            return grads.get(self.grad_key(state, ref))
+        parts = [self._joined_grad(state, part, grads) for part in ref.parts]
+        return None if any(g is None for g in parts) else ref.join_grads(parts)
 
     def native_grads(self, state: Any, inputs: Inputs, loss: Any = None, target: Any = None,
                      train: bool = False) -> dict:
@@ -1076,25 +1085,26 @@ class Adapter:
 
         A spec object used twice becomes one native layer used twice (the
         framework's own sharing idiom), so its parameters are tied."""
-        built: dict = {}
+        return self.finish_build(self._build_node(spec, None, {}))
 
-        def make(node, name):
-            if id(node) in built:
-                return self.reuse(built[id(node)], node)
-            constructor = self.builders.get(node.kind)
-            if constructor is None:
-                raise CapabilityError(self.name, f"build {node.kind} layers",
-                                      f"known kinds: {', '.join(sorted(self.builders))}")
-            if node.kind == "Sequential":
-                named = getattr(node, "named", False)
-                children = [(key, make(child, key if named else None)) for key, child in node.children]
-                native = constructor(node, name, children)
-            else:
-                native = constructor(node, name)
-            built[id(node)] = native
-            return native
-
-        return self.finish_build(make(spec, None))
+    def _build_node(self, node: Any, name: Optional[str], built: dict) -> Any:
+        """The native layer of spec ``node`` (``built``: id(spec) -> native
+        layer, for the specs built so far)."""
+        if id(node) in built:
+            return self.reuse(built[id(node)], node)
+        constructor = self.builders.get(node.kind)
+        if constructor is None:
+            raise CapabilityError(self.name, f"build {node.kind} layers",
+                                  f"known kinds: {', '.join(sorted(self.builders))}")
+        if node.kind == "Sequential":
+            named = getattr(node, "named", False)
+            children = [(key, self._build_node(child, key if named else None, built))
+                        for key, child in node.children]
+            native = constructor(node, name, children)
+        else:
+            native = constructor(node, name)
+        built[id(node)] = native
+        return native
 
     def reuse(self, native: Any, spec: Any) -> Any:
         """What a second use of ``spec`` becomes, given its first build

@@ -100,6 +100,75 @@ def _inputs(model: nnx.Module, inputs: Inputs) -> Inputs:
     return jax_inputs(inputs, _floating(model))
 
 
+class _NnxWalk:
+    """One :meth:`NnxAdapter.describe`.  A class, not nested functions: a
+    nested function that calls itself is a reference cycle, which would
+    keep the description (and the model) alive until the garbage collector
+    runs."""
+
+    def __init__(self, root, orders):
+        self.orders = orders
+        self.first_path: dict = {}
+        for path, value in nnx.iter_graph(root):
+            if isinstance(value, nnx.Variable):
+                self.first_path.setdefault(id(value), "/".join(map(str, path)))
+        self.after_conv = False   # untraced: a Conv was met before, in attribute order
+
+    def slots(self, obj, variables, path) -> list:
+        family = layer_family(obj)
+        kinds = leaf_kinds(obj, None, [(attr, np.shape(var.get_value()), isinstance(var, nnx.Param))
+                                       for attr, var in variables])
+        out = []
+        for (attr, var), kind in zip(variables, kinds):
+            name = self.first_path.get(id(var), "/".join(path + (attr,)))
+            layout = feature_layout(self.orders, id(var), kind.layout, np.shape(var.get_value()), name,
+                                    family=family, spatial=self.after_conv)
+            out.append(ParamSlot(kind.role, name, var, layout, kind.trainable, id(var), key=kind.key,
+                                 declared=kind.declared))
+        self.after_conv = self.after_conv or family == "Conv"
+        # trainable Params first (weight, bias, then running stats), as linen
+        return sorted(out, key=lambda s: not s.trainable)
+
+    def container(self, key, items, native, path, visiting) -> LayerNode:
+        kind = "Sequential" if isinstance(native, nnx.Sequential) else "List"
+        n = LayerNode(key, kind, native)
+        for k, element in items:
+            n.children.append(self.child(element, str(k), path + (str(k),), visiting))
+        return n
+
+    def child(self, obj, key, path, visiting) -> LayerNode:
+        if isinstance(obj, nnx.Module):
+            return self.node(obj, key, path, visiting)
+        if callable(obj):
+            return LayerNode(key, function_kind(obj), obj)
+        return LayerNode(key, type(obj).__name__, obj)
+
+    def node(self, obj, key, path, visiting) -> LayerNode:
+        if isinstance(obj, nnx.Sequential):
+            return self.container(key, enumerate(obj.layers), obj, path + ("layers",), visiting)
+        if isinstance(obj, nnx.List):
+            return self.container(key, enumerate(obj), obj, path, visiting)
+        family = layer_family(obj)
+        n = LayerNode(key, "Dense" if family == "Dense" else type(obj).__name__, obj)
+        if id(obj) in visiting:
+            return n
+        visiting = visiting | {id(obj)}
+        variables = []
+        for attr, value in vars(obj).items():
+            if attr.startswith("_pytree__") or isinstance(value, _RNG_TYPES):
+                continue
+            if isinstance(value, nnx.Variable):
+                variables.append((attr, value))
+            elif isinstance(value, nnx.Module):
+                n.children.append(self.node(value, attr, path + (attr,), visiting))
+            elif isinstance(value, (list, tuple)) and any(isinstance(e, nnx.Module) for e in value):
+                n.children.append(self.container(attr, enumerate(value), value, path + (attr,), visiting))
+            elif isinstance(value, dict) and any(isinstance(e, nnx.Module) for e in value.values()):
+                n.children.append(self.container(attr, value.items(), value, path + (attr,), visiting))
+        n.params = self.slots(obj, variables, path)
+        return n
+
+
 class NnxAdapter(FlaxAdapter):
     """Flax NNX modules (``nnx.Module``); the state an :class:`NnxState`."""
 
@@ -165,68 +234,8 @@ class NnxAdapter(FlaxAdapter):
         Layouts follow the traced feature order (:meth:`orders`); untraced,
         every Linear and norm met after the first Conv in this (attribute)
         order may be fed a flattened map and cannot be known."""
-        root, orders = state.module, self.orders(state)
-        first_path: dict = {}
-        for path, value in nnx.iter_graph(root):
-            if isinstance(value, nnx.Variable):
-                first_path.setdefault(id(value), "/".join(map(str, path)))
-        after_conv = [False]   # untraced: a Conv was met before, in attribute order
-
-        def slots(obj, variables, path):
-            family = layer_family(obj)
-            kinds = leaf_kinds(obj, None, [(attr, np.shape(var.get_value()), isinstance(var, nnx.Param))
-                                           for attr, var in variables])
-            out = []
-            for (attr, var), kind in zip(variables, kinds):
-                name = first_path.get(id(var), "/".join(path + (attr,)))
-                layout = feature_layout(orders, id(var), kind.layout, np.shape(var.get_value()), name,
-                                        family=family, spatial=after_conv[0])
-                out.append(ParamSlot(kind.role, name, var, layout, kind.trainable, id(var), key=kind.key,
-                                     declared=kind.declared))
-            after_conv[0] = after_conv[0] or family == "Conv"
-            # trainable Params first (weight, bias, then running stats), as linen
-            return sorted(out, key=lambda s: not s.trainable)
-
-        def container(key, items, native, path, visiting):
-            kind = "Sequential" if isinstance(native, nnx.Sequential) else "List"
-            n = LayerNode(key, kind, native)
-            for k, element in items:
-                n.children.append(child(element, str(k), path + (str(k),), visiting))
-            return n
-
-        def child(obj, key, path, visiting):
-            if isinstance(obj, nnx.Module):
-                return node(obj, key, path, visiting)
-            if callable(obj):
-                return LayerNode(key, function_kind(obj), obj)
-            return LayerNode(key, type(obj).__name__, obj)
-
-        def node(obj, key, path, visiting):
-            if isinstance(obj, nnx.Sequential):
-                return container(key, enumerate(obj.layers), obj, path + ("layers",), visiting)
-            if isinstance(obj, nnx.List):
-                return container(key, enumerate(obj), obj, path, visiting)
-            family = layer_family(obj)
-            n = LayerNode(key, "Dense" if family == "Dense" else type(obj).__name__, obj)
-            if id(obj) in visiting:
-                return n
-            visiting = visiting | {id(obj)}
-            variables = []
-            for attr, value in vars(obj).items():
-                if attr.startswith("_pytree__") or isinstance(value, _RNG_TYPES):
-                    continue
-                if isinstance(value, nnx.Variable):
-                    variables.append((attr, value))
-                elif isinstance(value, nnx.Module):
-                    n.children.append(node(value, attr, path + (attr,), visiting))
-                elif isinstance(value, (list, tuple)) and any(isinstance(e, nnx.Module) for e in value):
-                    n.children.append(container(attr, enumerate(value), value, path + (attr,), visiting))
-                elif isinstance(value, dict) and any(isinstance(e, nnx.Module) for e in value.values()):
-                    n.children.append(container(attr, value.items(), value, path + (attr,), visiting))
-            n.params = slots(obj, variables, path)
-            return n
-
-        return node(root, "", (), frozenset())
+        root = state.module
+        return _NnxWalk(root, self.orders(state)).node(root, "", (), frozenset())
 
     # -- forward ---------------------------------------------------------------
     def call(self, state: NnxState, inputs: Inputs, train: Optional[bool] = None) -> Any:

@@ -129,24 +129,40 @@ def _is_box(x: Any) -> bool:
     return isinstance(x, meta.AxisMetadata)
 
 
+def _is_mapping(node: Any) -> bool:
+    return isinstance(node, dict) or hasattr(node, "items") and not hasattr(node, "shape")
+
+
+def _unboxed(node: Any, path: tuple, boxes: Dict[tuple, Any]) -> Any:
+    if _is_box(node):
+        boxes[path] = node
+        return node.unbox()
+    if _is_mapping(node):
+        items = {k: _unboxed(v, path + (k,), boxes) for k, v in node.items()}
+        return type(node)(items) if not isinstance(node, dict) else items
+    return node
+
+
 def unbox(variables: Any) -> Tuple[Any, Dict[tuple, Any]]:
     """``(variables with every box's array in its place, {path: box})``;
     no boxes: the tree itself and ``{}``."""
     if variables is None:
         return variables, {}
+    # module-level recursion, not a closure: a nested function that calls
+    # itself is a reference cycle, which would keep the boxes (and so the
+    # arrays they hold) alive until the garbage collector runs
     boxes: Dict[tuple, Any] = {}
-
-    def walk(node, path):
-        if _is_box(node):
-            boxes[path] = node
-            return node.unbox()
-        if isinstance(node, dict) or hasattr(node, "items") and not hasattr(node, "shape"):
-            items = {k: walk(v, path + (k,)) for k, v in node.items()}
-            return type(node)(items) if not isinstance(node, dict) else items
-        return node
-
-    plain = walk(variables, ())
+    plain = _unboxed(variables, (), boxes)
     return (plain, boxes) if boxes else (variables, {})
+
+
+def _reboxed(node: Any, path: tuple, boxes: Dict[tuple, Any]) -> Any:
+    if path in boxes:
+        return boxes[path].replace_boxed(node)
+    if _is_mapping(node):
+        items = {k: _reboxed(v, path + (k,), boxes) for k, v in node.items()}
+        return type(node)(items) if not isinstance(node, dict) else items
+    return node
 
 
 def rebox(variables: Any, boxes: Dict[tuple, Any]) -> Any:
@@ -154,13 +170,4 @@ def rebox(variables: Any, boxes: Dict[tuple, Any]) -> Any:
     metadata, a ``nn.Partitioned``'s names, kept)."""
     if not boxes or variables is None:
         return variables
-
-    def walk(node, path):
-        if path in boxes:
-            return boxes[path].replace_boxed(node)
-        if isinstance(node, dict) or hasattr(node, "items") and not hasattr(node, "shape"):
-            items = {k: walk(v, path + (k,)) for k, v in node.items()}
-            return type(node)(items) if not isinstance(node, dict) else items
-        return node
-
-    return walk(variables, ())
+    return _reboxed(variables, (), boxes)

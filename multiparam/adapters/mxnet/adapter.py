@@ -231,15 +231,12 @@ def _global_stats(block: Block, on: bool):
     duration (forward *and* backward then use the running statistics),
     then back as it was; cached hybrid graphs are dropped both times."""
     norms = []
-
-    def walk(b):
+    stack = [block] if on else []
+    while stack:
+        b = stack.pop()
         if isinstance(b, nn.BatchNorm):
             norms.append((b, b._kwargs.get("use_global_stats", False)))
-        for c in b._children.values():
-            walk(c)
-
-    if on:
-        walk(block)
+        stack.extend(b._children.values())
     if not norms:
         yield
         return

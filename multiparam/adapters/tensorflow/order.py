@@ -220,27 +220,29 @@ def apply_feature_orders(root: LayerNode, model: Any) -> None:
         follower.layer(model, start, shape, _model_output_shape(model, shape))
     unknown = start is None and isinstance(model, keras.Layer) and _holds_maps(model)
 
-    def visit(node: LayerNode, inside_opaque: bool) -> None:
-        inside_opaque = inside_opaque or id(node.native) in follower.opaque
-        for slot in node.params:
-            ref = slot.ref
-            if isinstance(ref, Composite) or getattr(ref, "attr", None) is None:
-                continue
-            var = ref.resolve()
-            if var is None:
-                continue
-            ndim = len(var.shape)
-            if not ((slot.layout == DENSE_IN_OUT and ndim == 2) or (slot.layout == SAME and ndim == 1)):
-                continue
-            if unknown or inside_opaque:
-                slot.layout = UnknownOrder(slot.layout, _WHY.format(name=var.path))
-                continue
-            slot.layout = follower.labels.layout((id(ref.layer), ref.attr.lstrip("_")), 0, slot.layout,
-                                                 var.path)
-        for child in node.children:
-            visit(child, inside_opaque)
+    _set_feature_layouts(root, False, follower, unknown)
 
-    visit(root, False)
+
+def _set_feature_layouts(node: LayerNode, inside_opaque: bool, follower: "_Follower", unknown: bool) -> None:
+    """:func:`apply_feature_orders` on ``node`` and its subtree."""
+    inside_opaque = inside_opaque or id(node.native) in follower.opaque
+    for slot in node.params:
+        ref = slot.ref
+        if isinstance(ref, Composite) or getattr(ref, "attr", None) is None:
+            continue
+        var = ref.resolve()
+        if var is None:
+            continue
+        ndim = len(var.shape)
+        if not ((slot.layout == DENSE_IN_OUT and ndim == 2) or (slot.layout == SAME and ndim == 1)):
+            continue
+        if unknown or inside_opaque:
+            slot.layout = UnknownOrder(slot.layout, _WHY.format(name=var.path))
+            continue
+        slot.layout = follower.labels.layout((id(ref.layer), ref.attr.lstrip("_")), 0, slot.layout,
+                                             var.path)
+    for child in node.children:
+        _set_feature_layouts(child, inside_opaque, follower, unknown)
 
 
 _WHY = ("{name} may be fed a flattened channels-last feature map by a layer multiparam cannot follow "

@@ -231,6 +231,114 @@ def _layer_plan(module, name: Optional[str], family: Optional[str], leaves: list
     return plan
 
 
+class _LinenWalk:
+    """One :meth:`LinenAdapter.describe`: the module tree read along the
+    call record, each node handing its children their dicts one key down.
+    A class, not nested functions: a nested function that calls itself is
+    a reference cycle, which would keep the description (and through it
+    the model's arrays) alive until the garbage collector runs."""
+
+    def __init__(self, state: LinenState, rec: CallRecord):
+        self.state, self.rec = state, rec
+        self.variables = state.variables
+        self.materialized = state.variables is not None
+        # feature orders are only needed for values: set at the first need
+        # of a layout (names and shapes never need them)
+        self.pending = Deferred(None)
+        self.featured: list = []   # (slots, their plan, leaves, family) per layer
+        self.owning: list = []     # paths of the layers holding leaves (what _may_flatten_maps looks at)
+
+    def leaf_slots(self, module, name, leaves) -> list:
+        family = layer_family(module, name)
+        state, pending = self.state, self.pending
+        ties, ties_t = state.ties, state.ties_canonical_t
+        plan = _layer_plan(module, name, family, leaves)
+        if ties or ties_t:
+            out = []
+            for i, role, layout, trainable, key, declared in plan:
+                full = leaves[i][0]
+                src, transposed = ties.get(full, (full, False)) if ties else (full, False)
+                if ties_t:
+                    transposed = ties_t.get(full, transposed)
+                out.append(ParamSlot(role, "/".join(full), full, layout, trainable, src,
+                                     None, transposed, key, declared, None, pending))
+        else:   # the usual case: no tie, each leaf its own storage
+            out = [ParamSlot(role, "/".join(full), full, layout, trainable, full, None, False, key, declared,
+                             None, pending)
+                   for i, role, layout, trainable, key, declared in plan for full in (leaves[i][0],)]
+        self.featured.append((out, plan, leaves, family))
+        return out
+
+    def config_slots(self, path, module, name) -> list:
+        config = _config_leaves(module)
+        kinds = leaf_kinds(module, name, [(leafname, native, collection == "params")
+                                          for collection, leafname, native in config])
+        out, paths = [], []
+        for (collection, leafname, native), kind in zip(config, kinds):
+            full = (collection, *path, leafname)
+            self.state.hints[full] = native
+            out.append(ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, full,
+                                 shape_hint=_layout.shape_to_canonical(native, kind.layout),
+                                 key=kind.key, declared=kind.declared))
+            paths.append(full)
+        return _unique_keys(out, paths)
+
+    def node(self, path, key, visiting, dicts) -> LayerNode:
+        rec = self.rec
+        module = rec.modules.get(path)
+        name = path[-1] if path else None
+        kind = _kind(module, name)
+        subs = None
+        if kind == "LSTM":
+            slots = lstm_slots(self.state, path, module, self.materialized)
+        elif self.materialized:
+            leaves, subs = pytree.level(dicts, path)
+            slots = self.leaf_slots(module, name, leaves) if leaves else []
+            if leaves:
+                self.owning.append(path)
+        else:
+            slots = self.config_slots(path, module, name) if module is not None else []
+        n = LayerNode(key, kind, module, slots)
+        seq, calls = rec.seq.get(path), rec.calls.get(path)
+        if not (seq or calls or subs) or path in visiting or kind == "LSTM":
+            return n    # a leaf layer; self-calling; LSTM: its cell is its slots
+        visiting = visiting | {path}
+        children, done = n.children, set()
+        for k, (what, val) in seq or ():
+            if what == "mod":
+                self.child_node(path, dicts, visiting, children, done, val, k)
+            else:
+                children.append(LayerNode(k, function_kind(val), val))
+        if calls and not calls.keys() <= done:   # a Sequential's calls are its elements, done above
+            for child in calls:
+                if child not in done:
+                    self.child_node(path, dicts, visiting, children, done, child, child[-1])
+        # pytree subtrees no module reported (setup modules never called,
+        # or variables given without a sample input): still list them
+        for sub in subs or ():
+            child = path + (sub,)
+            if child not in done and child not in rec.modules and pytree.has_leaf(pytree.step(dicts, sub)):
+                self.child_node(path, dicts, visiting, children, done, child, sub)
+        return n
+
+    def child_node(self, path, dicts, visiting, children: list, done: set, child, child_key) -> None:
+        # a child module's dicts are one key down, unless it lives
+        # elsewhere (a module shared from another parent)
+        sub_dicts = (pytree.step(dicts, child[-1]) if child[:-1] == path
+                     else pytree.dicts_at(self.variables, child)) if self.materialized else ()
+        children.append(self.node(child, child_key, visiting, sub_dicts))
+        done.add(child)
+
+    def feature_orders(self) -> None:
+        rec = self.rec
+        spatial = rec.orders is None and _may_flatten_maps(rec, self.owning)
+        for slots, plan, leaves, family in self.featured:
+            for slot, entry in zip(slots, plan):
+                full, leaf = leaves[entry[0]]
+                slot.layout = feature_layout(rec.orders, full, slot.shape_layout, np.shape(leaf), slot.native_name,
+                                             family=family, spatial=spatial)
+
+
 class LinenAdapter(FlaxAdapter):
     """Flax linen modules with their variables pytree (:class:`LinenState`).
 
@@ -326,105 +434,11 @@ class LinenAdapter(FlaxAdapter):
         a layer's leaves and its unreported subtrees come from one pass
         over its own dicts."""
         rec = self._record(state)
-        variables = state.variables
-        materialized = variables is not None
-        modules, seqs, callees = rec.modules, rec.seq, rec.calls
-        # feature orders are only needed for values: set at the first need
-        # of a layout (names and shapes never need them)
-        pending, featured = Deferred(None), []   # featured: (slots, their plan, leaves, family) per layer
-        owning = []     # paths of the layers holding leaves (what _may_flatten_maps looks at)
-
-        def leaf_slots(module, name, leaves):
-            family = layer_family(module, name)
-            ties, ties_t = state.ties, state.ties_canonical_t
-            plan = _layer_plan(module, name, family, leaves)
-            if ties or ties_t:
-                out = []
-                for i, role, layout, trainable, key, declared in plan:
-                    full = leaves[i][0]
-                    src, transposed = ties.get(full, (full, False)) if ties else (full, False)
-                    if ties_t:
-                        transposed = ties_t.get(full, transposed)
-                    out.append(ParamSlot(role, "/".join(full), full, layout, trainable, src,
-                                         None, transposed, key, declared, None, pending))
-            else:   # the usual case: no tie, each leaf its own storage
-                out = [ParamSlot(role, "/".join(full), full, layout, trainable, full, None, False, key, declared,
-                                 None, pending)
-                       for i, role, layout, trainable, key, declared in plan for full in (leaves[i][0],)]
-            featured.append((out, plan, leaves, family))
-            return out
-
-        def config_slots(path, module, name):
-            config = _config_leaves(module)
-            kinds = leaf_kinds(module, name, [(leafname, native, collection == "params")
-                                              for collection, leafname, native in config])
-            out, paths = [], []
-            for (collection, leafname, native), kind in zip(config, kinds):
-                full = (collection, *path, leafname)
-                state.hints[full] = native
-                out.append(ParamSlot(kind.role, "/".join(full), full, kind.layout, kind.trainable, full,
-                                     shape_hint=_layout.shape_to_canonical(native, kind.layout),
-                                     key=kind.key, declared=kind.declared))
-                paths.append(full)
-            return _unique_keys(out, paths)
-
-        def node(path, key, visiting, dicts):
-            module = modules.get(path)
-            name = path[-1] if path else None
-            kind = _kind(module, name)
-            subs = None
-            if kind == "LSTM":
-                slots = lstm_slots(state, path, module, materialized)
-            elif materialized:
-                leaves, subs = pytree.level(dicts, path)
-                slots = leaf_slots(module, name, leaves) if leaves else []
-                if leaves:
-                    owning.append(path)
-            else:
-                slots = config_slots(path, module, name) if module is not None else []
-            n = LayerNode(key, kind, module, slots)
-            seq, calls = seqs.get(path), callees.get(path)
-            if not (seq or calls or subs) or path in visiting or kind == "LSTM":
-                return n    # a leaf layer; self-calling; LSTM: its cell is its slots
-            visiting = visiting | {path}
-            children, done = n.children, set()
-
-            def child_node(child, child_key):
-                # a child module's dicts are one key down, unless it lives
-                # elsewhere (a module shared from another parent)
-                sub_dicts = (pytree.step(dicts, child[-1]) if child[:-1] == path
-                             else pytree.dicts_at(variables, child)) if materialized else ()
-                children.append(node(child, child_key, visiting, sub_dicts))
-                done.add(child)
-
-            for k, (what, val) in seq or ():
-                if what == "mod":
-                    child_node(val, k)
-                else:
-                    children.append(LayerNode(k, function_kind(val), val))
-            if calls and not calls.keys() <= done:   # a Sequential's calls are its elements, done above
-                for child in calls:
-                    if child not in done:
-                        child_node(child, child[-1])
-            # pytree subtrees no module reported (setup modules never called,
-            # or variables given without a sample input): still list them
-            for sub in subs or ():
-                child = path + (sub,)
-                if child not in done and child not in modules and pytree.has_leaf(pytree.step(dicts, sub)):
-                    child_node(child, sub)
-            return n
-
-        root = node((), "", frozenset(), pytree.collection_dicts(variables) if materialized else ())
-
-        def feature_orders():
-            spatial = rec.orders is None and _may_flatten_maps(rec, owning)
-            for slots, plan, leaves, family in featured:
-                for slot, entry in zip(slots, plan):
-                    full, leaf = leaves[entry[0]]
-                    slot.layout = feature_layout(rec.orders, full, slot.shape_layout, np.shape(leaf), slot.native_name,
-                                                 family=family, spatial=spatial)
-
-        pending.fn = feature_orders
+        walk = _LinenWalk(state, rec)
+        root = walk.node((), "", frozenset(), pytree.collection_dicts(state.variables) if walk.materialized else ())
+        # worked out at the first need of a layout: until then the slots'
+        # Deferred holds the walk (its featured layers)
+        walk.pending.fn = walk.feature_orders
         return root
 
     # -- forward -------------------------------------------------------------

@@ -58,6 +58,19 @@ class CallRecord:
 _NESTING = (list, tuple, dict, FrozenDict)
 
 
+def _flatten_nested(prefix: tuple, v, flat: list) -> None:
+    """``(key path, value)`` of every non-container in ``v`` (lists,
+    tuples and dicts, nested), appended to ``flat``."""
+    if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
+        for i, e in enumerate(v):
+            _flatten_nested(prefix + (str(i),), e, flat)
+    elif isinstance(v, (dict, FrozenDict)):
+        for k, e in v.items():
+            _flatten_nested(prefix + (str(k),), e, flat)
+    else:
+        flat.append((prefix, v))
+
+
 def _suffixed(val) -> list:
     """[(suffix, value)] as Flax names submodules held in one attribute:
     ``""`` for a bare module, ``_<i>`` / ``_<key>`` inside lists, tuples and
@@ -67,19 +80,8 @@ def _suffixed(val) -> list:
     if isinstance(val, (list, tuple)) and not hasattr(val, "_fields") and not any(
             issubclass(t, _NESTING) for t in set(map(type, val))):   # the usual list of modules: one level
         return [(f"_{i}", val[i]) for i in sorted(range(len(val)), key=str)]   # by index as text
-    flat = []
-
-    def walk(prefix, v):
-        if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
-            for i, e in enumerate(v):
-                walk(prefix + (str(i),), e)
-        elif isinstance(v, (dict, FrozenDict)):
-            for k, e in v.items():
-                walk(prefix + (str(k),), e)
-        else:
-            flat.append((prefix, v))
-
-    walk((), val)
+    flat: list = []
+    _flatten_nested((), val, flat)
     if not flat or flat == [((), val)]:
         return [("", val)]
     return [("_" + "_".join(k), v) for k, v in sorted(flat, key=lambda kv: kv[0])]
@@ -114,42 +116,42 @@ def static_record(root: nn.Module) -> CallRecord:
     here are the pytree paths after ``init``).  Sees Sequential and
     attribute submodules; not those made in ``setup``/``@nn.compact``."""
     rec = CallRecord()
-    adopted: dict = {}  # id(module) -> path; Flax adopts a shared object once
-    preserve_default = bool(flax.config.flax_preserve_adopted_names)
-
-    modules = rec.modules
-
-    def walk(module, path):
-        fields = _init_fields(type(module))
-        if not fields:
-            return      # a Dense, a LayerNorm: no submodule, not a Sequential
-        preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
-        calls = None    # this module's callees, made at its first child
-        for field_name in fields:
-            val = getattr(module, field_name)
-            holds = _MAY_HOLD_MODULES.get(type(val))
-            if holds is None:
-                holds = _MAY_HOLD_MODULES[type(val)] = isinstance(val, (nn.Module, list, tuple, dict, FrozenDict))
-            if not holds:
-                continue  # features=16, kernel_init=...: no submodule
-            for suffix, sub in _suffixed(val):
-                if not isinstance(sub, nn.Module) or id(sub) in adopted:
-                    continue
-                own = object.__getattribute__(sub, "name")
-                name = own if (preserve and own) else f"{field_name}{suffix}"
-                child = adopted[id(sub)] = path + (name,)
-                if calls is None:
-                    calls = rec.calls.setdefault(path, {})
-                calls[child] = None     # ordered set, as add_call
-                modules[child] = sub
-                if type(sub) not in _LEAF_LAYERS:   # a leaf layer has no field to walk
-                    walk(sub, child)
-        if isinstance(module, SEQUENTIAL_TYPES):
-            rec.add_sequential(path, module, lambda el: adopted[id(el)])
-
-    modules[()] = root
-    walk(root, ())
+    rec.modules[()] = root
+    # id(module) -> path: Flax adopts a shared object once
+    _adopt_fields(root, (), rec, {}, bool(flax.config.flax_preserve_adopted_names))
     return rec
+
+
+def _adopt_fields(module: nn.Module, path: tuple, rec: CallRecord, adopted: dict, preserve_default: bool) -> None:
+    """Record the submodules ``module``'s fields hold, and theirs, under
+    the names Flax adopts them by (see :func:`static_record`)."""
+    fields = _init_fields(type(module))
+    if not fields:
+        return      # a Dense, a LayerNorm: no submodule, not a Sequential
+    preserve = getattr(type(module), "preserve_adopted_names", preserve_default)
+    modules = rec.modules
+    calls = None    # this module's callees, made at its first child
+    for field_name in fields:
+        val = getattr(module, field_name)
+        holds = _MAY_HOLD_MODULES.get(type(val))
+        if holds is None:
+            holds = _MAY_HOLD_MODULES[type(val)] = isinstance(val, (nn.Module, list, tuple, dict, FrozenDict))
+        if not holds:
+            continue  # features=16, kernel_init=...: no submodule
+        for suffix, sub in _suffixed(val):
+            if not isinstance(sub, nn.Module) or id(sub) in adopted:
+                continue
+            own = object.__getattribute__(sub, "name")
+            name = own if (preserve and own) else f"{field_name}{suffix}"
+            child = adopted[id(sub)] = path + (name,)
+            if calls is None:
+                calls = rec.calls.setdefault(path, {})
+            calls[child] = None     # ordered set, as add_call
+            modules[child] = sub
+            if type(sub) not in _LEAF_LAYERS:   # a leaf layer has no field to walk
+                _adopt_fields(sub, child, rec, adopted, preserve_default)
+    if isinstance(module, SEQUENTIAL_TYPES):
+        rec.add_sequential(path, module, lambda el: adopted[id(el)])
 
 
 def traced_record(apply: Callable, variables: Any, sample: Any) -> CallRecord:
