@@ -12,7 +12,10 @@ model, runs the operation once to warm up, then resets the kernel's
 high-water mark (``/proc/self/clear_refs``) and times ``--repeat`` runs.
 "peak extra" is the largest resident-set growth over the operation (VmHWM
 minus the resident set just before it; mapped file pages count, on both
-sides alike).  Times are the best of the runs.  With ``--rounds N`` every
+sides alike).  "left resident" is what the child's very first run leaves
+resident with the garbage collector off (:func:`left_resident`): memory
+only a reference cycle would hold until a collection.  Times are the best
+of the runs.  With ``--rounds N`` every
 case runs in N fresh processes, the cases taking turns (in reverse order
 every other round), so a drift of the machine's speed over the run hits
 every case alike: a case's time is then its best over all rounds, and each
@@ -99,6 +102,22 @@ def measure(fn, repeat: int) -> dict:
     return {"seconds": min(times), "peak_extra": max(peaks)}
 
 
+def left_resident(fn) -> int:
+    """The resident-set growth a first run of ``fn`` leaves behind with no
+    garbage collection before it returns (bytes): what a user's process
+    holds after one call until a collection happens to run.  Beyond what
+    the operation keeps by design, only reference cycles hold memory here
+    (a load that replaces a model's arrays should leave about nothing)."""
+    gc.collect()
+    gc.disable()
+    try:
+        before = _status_kib("VmRSS")
+        fn()
+        return (_status_kib("VmRSS") - before) * 1024
+    finally:
+        gc.enable()
+
+
 def _spec(layers: int):
     import multiparam as mp
     return mp.nn.Sequential(*[mp.nn.Dense(WIDTH, in_features=WIDTH) for _ in range(layers)])
@@ -132,7 +151,9 @@ def _child(case: str, path: str, layers: int, repeat: int) -> dict:
         # mp.save's, whatever order the cases run in
         target = path + ".saved" if op == "save" else path
         fn = _file_case(m, op, backend, side, target, layers)
+    left = left_resident(fn)
     result = measure(fn, repeat)
+    result["left_resident"] = left
     if op == "load" or (op.startswith("transfer") and not side.startswith("copy-bound")):
         result["checked"] = _check(m if op == "load" else dst, path if op == "load" else src, layers)
     return result
@@ -375,10 +396,12 @@ def main(argv=None) -> int:
                 r = _run_child(case, path, layers, args.repeat)
                 rounds[case].append(r)
                 print(f"  {case:<36} {r['seconds']:7.3f} s  {nbytes / r['seconds'] / 1e9:6.2f} GB/s  "
-                      f"peak +{r['peak_extra'] / 2**30:5.2f} GiB", flush=True)
+                      f"peak +{r['peak_extra'] / 2**30:5.2f} GiB  left +{r['left_resident'] / 2**30:5.2f} GiB",
+                      flush=True)
         for case, runs in rounds.items():
             results[case] = {"seconds": min(r["seconds"] for r in runs),
                              "peak_extra": max(r["peak_extra"] for r in runs),
+                             "left_resident": max(r["left_resident"] for r in runs),
                              "round_seconds": [r["seconds"] for r in runs]}
             if any("checked" in r for r in runs):
                 results[case]["checked"] = all(r.get("checked") for r in runs)
@@ -391,17 +414,19 @@ def main(argv=None) -> int:
                          "throughput_share": a["seconds"] / b["seconds"],
                          "memory_ratio": b["peak_extra"] / max(a["peak_extra"], 1),
                          "seconds": b["seconds"], "against_seconds": a["seconds"],
-                         "peak_extra": b["peak_extra"], "against_peak_extra": a["peak_extra"]})
+                         "peak_extra": b["peak_extra"], "against_peak_extra": a["peak_extra"],
+                         "left_resident": b["left_resident"], "against_left_resident": a["left_resident"]})
     print()
     print(f"| {nbytes / 2**30:.2f} GiB | multiparam | idiom | time ratio | median of the rounds' ratios "
-          "| peak extra (multiparam / idiom) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+          "| peak extra (multiparam / idiom) | left resident after a first run (multiparam / idiom) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         # the copy bound writes into memory it allocated before timing: no ratio
         memory = (f"{r['peak_extra'] / 2**30:.2f} / {r['against_peak_extra'] / 2**30:.2f} GiB"
                   + (f" ({r['memory_ratio']:.2f}x)" if r["against_peak_extra"] >= 2**20 else " (preallocated)"))
         print(f"| `{r['operation']}` vs `{r['against']}` | {r['seconds']:.2f} s | {r['against_seconds']:.2f} s | "
-              f"{r['time_ratio']:.2f}x | {r['ratio_median']:.2f}x ({args.rounds}) | {memory} |")
+              f"{r['time_ratio']:.2f}x | {r['ratio_median']:.2f}x ({args.rounds}) | {memory} | "
+              f"{r['left_resident'] / 2**30:.2f} / {r['against_left_resident'] / 2**30:.2f} GiB |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"bytes": nbytes, "layers": layers, "rounds": args.rounds, "results": results, "rows": rows},
