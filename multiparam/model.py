@@ -119,8 +119,9 @@ class ModelIndex:
 
         # depth first, each layer before its children, in the framework's
         # order (a loop, not a nested function calling itself: that is a
-        # reference cycle, which would keep the index, and through it the
-        # model, alive until the garbage collector runs)
+        # reference cycle, which would keep these records, and the layers
+        # they point to, alive after the index is dropped until the garbage
+        # collector runs)
         stack = [(root, "")]
         while stack:
             node, path = stack.pop()
