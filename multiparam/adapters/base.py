@@ -595,6 +595,23 @@ class Adapter:
         handle describes the model again when it does.  None: never."""
         return None
 
+    def describe_structure(self, state: Any) -> LayerNode:
+        """:meth:`describe` for a caller that reads the tree's layers, refs
+        and idents only, never a value's layout: the description's deferred
+        work (one :class:`Deferred` per description) is dropped unrun, since
+        it refers back to the slots that refer to it, a reference cycle
+        until it runs."""
+        root = self.describe(state)
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            for slot in node.params:
+                if slot.pending is not None:
+                    slot.pending.cancel()
+                    return root
+            stack.extend(node.children)
+        return root
+
     def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
         """``is_materialized`` given the tree ``describe`` just returned, for
         adapters that would otherwise describe the model again: the root's
@@ -876,13 +893,11 @@ class Adapter:
         :meth:`native_grads`, plus one entry per composite slot joined from
         its parts' gradients."""
         grads = self.native_grads(state, inputs, loss=loss, target=target, train=train)
-        stack = [self.describe(state)]    # for its composites only: no layout is asked
+        stack = [self.describe_structure(state)]    # for its composites only
         while stack:
             node = stack.pop()
             stack.extend(node.children)
             for slot in node.params:
-                if slot.pending is not None:
-                    slot.pending.cancel()
                 if isinstance(slot.ref, Composite) and slot.ident not in grads:
                     g = self._joined_grad(state, slot.ref, grads)
                     if g is not None:

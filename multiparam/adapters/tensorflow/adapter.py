@@ -139,7 +139,7 @@ class TensorflowAdapter(Adapter):
         return root
 
     def is_materialized(self, state: Any, root: Optional[LayerNode] = None) -> bool:
-        return tree.is_materialized(self.describe(state) if root is None else root)
+        return tree.is_materialized(self.describe_structure(state) if root is None else root)
 
     def is_materialized_tree(self, state: Any, root: LayerNode) -> bool:
         if root.materialized is not None:
@@ -430,7 +430,7 @@ class TensorflowAdapter(Adapter):
         ref)}`` of every :class:`SumShare` pair (an LSTM's two torch
         biases), read now."""
         out: dict = {}
-        stack = [self.describe(state)]
+        stack = [self.describe_structure(state)]
         while stack:
             node = stack.pop()
             stack.extend(node.children)
