@@ -18,3 +18,22 @@ def count_writes(monkeypatch) -> list:
     monkeypatch.setattr(param.Param, "write_validated", counted(param.Param.write_validated))
     monkeypatch.setattr(param.Param, "fill_validated", counted(param.Param.fill_validated))
     return writes
+
+
+def record_reads(monkeypatch) -> list:
+    """``(how, name)`` for each tensor a checkpoint reads: into fresh memory
+    (``read``), into given memory (``read_into``) or as a view of its
+    mapping (``array``)."""
+    from multiparam import checkpoint
+    calls = []
+
+    def spy(how):
+        plain = getattr(checkpoint.Checkpoint, how)
+
+        def recorded(self, name, *rest):
+            calls.append((how, name))
+            return plain(self, name, *rest)
+        return recorded
+    for how in ("read", "read_into", "array"):
+        monkeypatch.setattr(checkpoint.Checkpoint, how, spy(how))
+    return calls

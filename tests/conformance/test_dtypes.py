@@ -87,6 +87,27 @@ def test_astype_then_every_write_and_read_is_bit_exact(backend, adapter, kit, X,
         np.testing.assert_array_equal(_as_bits(fresh[n].value), _as_bits(v), err_msg=n)
 
 
+def test_a_load_reads_every_dtype_the_way_it_reads_float32(adapter, X, dtype, tmp_path, monkeypatch):
+    """A load takes the same path at every dtype the framework holds: where
+    a float32 tensor is read straight into the parameter's own memory, a
+    bfloat16 or float8 one is too (as its bits), not read into fresh
+    memory and copied a second time."""
+    from tests.spies import record_reads
+    if not adapter.capability(f"dtype:{dtype}").supported:
+        pytest.skip(f"the framework cannot hold {dtype.name}")
+    calls = record_reads(monkeypatch)
+
+    def reads_of_a_load(dt) -> dict:
+        m = _model(X).astype(dt)
+        path = tmp_path / f"{dt}.safetensors"
+        mp.save(m, path)
+        calls.clear()
+        mp.load(m, path, verify=False)
+        return {name: [how for how, n in calls if n == name] for name in m.named_parameters()}
+
+    assert reads_of_a_load(dtype.np) == reads_of_a_load(np.dtype("float32"))
+
+
 def test_a_cast_that_loses_kind_is_refused(X):
     m = _model(X)
     before = m["0.weight"].numpy()

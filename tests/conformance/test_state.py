@@ -276,25 +276,6 @@ def test_save_load_file_bit_identical(m, kit, X, tmp_path):
     assert meta["origin_backend"] == m.backend and meta["format"] == "multiparam"
 
 
-def _recorded_reads(monkeypatch) -> list:
-    """``(how, name)`` for each tensor a checkpoint reads: into fresh memory
-    (``read``), into given memory (``read_into``) or as a view of its
-    mapping (``array``)."""
-    from multiparam import checkpoint
-    calls = []
-
-    def spy(how):
-        plain = getattr(checkpoint.Checkpoint, how)
-
-        def recorded(self, name, *rest):
-            calls.append((how, name))
-            return plain(self, name, *rest)
-        return recorded
-    for how in ("read", "read_into", "array"):
-        monkeypatch.setattr(checkpoint.Checkpoint, how, spy(how))
-    return calls
-
-
 def test_a_load_converts_a_kernel_in_another_layout_straight_from_the_file(m, kit, X, tmp_path, monkeypatch):
     """A tensor whose parameter the framework stores in another layout (a
     Keras or Flax kernel: its native shape is the transpose) is converted
@@ -304,12 +285,13 @@ def test_a_load_converts_a_kernel_in_another_layout_straight_from_the_file(m, ki
     tensor's place in the file is not aligned. Any other tensor is read
     once, into the parameter's memory or into memory the framework keeps."""
     from multiparam import checkpoint, fastcopy
+    from tests.spies import record_reads
     path = tmp_path / "w.safetensors"
     mp.save(m, path)
     entries = checkpoint.open_checkpoint(path).entries
     aligned_only = m.adapter.transposes_aligned_only
     other = mp.wrap(mlp(), sample_input=X)
-    calls = _recorded_reads(monkeypatch)
+    calls = record_reads(monkeypatch)
     mp.load(other, path, verify=False)
     for name in m.named_parameters():
         np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name))

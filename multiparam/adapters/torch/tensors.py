@@ -80,8 +80,10 @@ def fill_in_place(t: torch.Tensor, fill: Callable[[np.ndarray], None]) -> bool:
     if type(plain) is not torch.Tensor or t.device.type != "cpu" or not t.is_contiguous():
         return False
     try:
-        view = plain.numpy()          # the tensor's own memory
-    except TypeError:                 # a dtype NumPy has not (bfloat16): the caller copies instead
+        # the tensor's own memory; bfloat16 and float8 as their ml_dtypes,
+        # over the same bits (the checkpoints people hold are bfloat16)
+        view = to_numpy(plain)
+    except TypeError:                 # a dtype neither NumPy nor ml_dtypes has: the caller copies instead
         return False
     fill(view)
     # an in-place change, as copy_ under no_grad records it: autograd
