@@ -56,7 +56,7 @@ def test_a_large_tensor_loads_through_the_framework_kernel_when_offered(adapter,
             return kernel(out, src)
         monkeypatch.setattr(type(adapter), "copy_kernel", staticmethod(spy))
     monkeypatch.setattr(fastcopy, "_kernel_cache", {})
-    big = _every_bit_pattern("float32", (fastcopy.LARGE_COPY // 4 + 1024,))
+    big = _every_bit_pattern("float32", (fastcopy.KERNEL_COPY // 4 + 1024,))
     small = _every_bit_pattern("float32", (300,))
     save_file({"big": big, "small": small}, str(tmp_path / "f.safetensors"))
     ck = checkpoint.open_checkpoint(tmp_path / "f.safetensors")
