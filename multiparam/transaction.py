@@ -23,6 +23,7 @@ the checks and the error classes stay the same.
 from __future__ import annotations
 
 import contextlib
+import math
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
@@ -39,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def nbytes_of(shape: tuple, dtype: np.dtype) -> int:
     """Bytes of a value of ``shape`` and ``dtype`` (any value a plan takes:
     an array, a deferred tensor, sharded blocks)."""
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    # math.prod: NumPy's costs ~5 us a call, twice per tensor of a load
+    return math.prod(shape) * np.dtype(dtype).itemsize
 
 
 #: how a deferred value is read at commit (see :meth:`WritePlan.add_deferred`)
