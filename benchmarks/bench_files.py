@@ -3,7 +3,8 @@
 time ratios and peak memory, at any size (1 and 4 GiB in the README).
 
     python -m benchmarks.bench_files [--gib 1] [--repeat 3] [--rounds 1] [--cases load,save,transfer]
-                                     [--backends torch,jax,tensorflow] [--json out.json]
+                                     [--backends torch,jax,tensorflow] [--width 4096] [--dtype float32]
+                                     [--json out.json]
 
 Run it with the interpreter that has torch, jax, tensorflow and safetensors
 (the ``cross`` tox environment).  Every measurement runs in a fresh child
@@ -25,7 +26,11 @@ slow spell in one round cannot move much.
 The model: ``gib * 16`` layers of ``Dense(4096, in_features=4096)`` with
 biases, float32 (64 MiB per kernel), built with ``mp.nn``; the file is
 written once by ``mp.save`` from torch and read by every case (it is a
-plain safetensors file: the idioms read it too).
+plain safetensors file: the idioms read it too).  ``--width`` and
+``--dtype`` change the layers (``m.astype(dtype)`` on every side) and so
+the size of each tensor: ``--width 2048 --dtype bfloat16`` gives 8 MiB
+kernels, the size of a mid-sized model's in the checkpoints people hold
+(``--dtype`` other than float32: the torch cases).
 
 What each multiparam operation is compared with, in the same run:
 
@@ -68,7 +73,6 @@ import time
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH = 4096
-LAYERS_PER_GIB = 16
 
 
 # -- measuring in the child ---------------------------------------------------
@@ -118,9 +122,13 @@ def left_resident(fn) -> int:
         gc.enable()
 
 
-def _spec(layers: int):
+def _wrap(layers: int, backend: str, width: int = WIDTH, dtype: str = "float32"):
+    """The benchmark's model on ``backend``: ``layers`` x ``Dense(width)``
+    with biases, in ``dtype``."""
     import multiparam as mp
-    return mp.nn.Sequential(*[mp.nn.Dense(WIDTH, in_features=WIDTH) for _ in range(layers)])
+    m = mp.wrap(mp.nn.Sequential(*[mp.nn.Dense(width, in_features=width) for _ in range(layers)]),
+                backend=backend)
+    return m if dtype == "float32" else m.astype(dtype)
 
 
 def _fsync(path: str) -> None:
@@ -131,22 +139,22 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def _child(case: str, path: str, layers: int, repeat: int) -> dict:
+def _child(case: str, path: str, layers: int, repeat: int, width: int, dtype: str) -> dict:
     """One measurement: ``case`` is ``op/backend/side``."""
     import torch  # noqa: F401  (before tensorflow, as the environment requires)
 
     import multiparam as mp
     op, backend, side = case.split("/")
     if op == "transfer":
-        src = mp.wrap(_spec(layers), backend="torch")
-        dst = mp.wrap(_spec(layers), backend=backend)
+        src = _wrap(layers, "torch", width, dtype)
+        dst = _wrap(layers, backend, width, dtype)
         fn = _transfer_case(src, dst, backend, side, layers)
     elif op == "transfer-back":
-        src = mp.wrap(_spec(layers), backend=backend)
-        dst = mp.wrap(_spec(layers), backend="torch")
+        src = _wrap(layers, backend, width, dtype)
+        dst = _wrap(layers, "torch", width, dtype)
         fn = _transfer_back_case(src, dst, backend, side, layers)
     else:
-        m = mp.wrap(_spec(layers), backend=backend)
+        m = _wrap(layers, backend, width, dtype)
         # a save writes a file of its own: the one every load reads stays
         # mp.save's, whatever order the cases run in
         target = path + ".saved" if op == "save" else path
@@ -233,9 +241,9 @@ def _verified_torch_idiom(net, path: str):
     metadata) compared before ``load_state_dict``, so a damaged file
     changes nothing.  Any load that checks before its first write pays this
     read of every byte; the plain idiom does not."""
-    import numpy as np
     import safetensors
     import safetensors.torch
+    import torch
     import xxhash
 
     with safetensors.safe_open(path, framework="pt") as f:
@@ -244,7 +252,8 @@ def _verified_torch_idiom(net, path: str):
     def verified_idiom():
         state = safetensors.torch.load_file(path)
         for name, tensor in state.items():
-            if xxhash.xxh3_64_hexdigest(tensor.numpy().reshape(-1).view(np.uint8)) != want[name]:
+            # as bytes: NumPy has no bfloat16
+            if xxhash.xxh3_64_hexdigest(tensor.reshape(-1).view(torch.uint8).numpy()) != want[name]:
                 raise ValueError(f"{path}: tensor {name!r} is damaged")
         net.load_state_dict(state)
     return verified_idiom
@@ -343,11 +352,12 @@ CASES = {
 }
 
 
-def _run_child(case: str, path: str, layers: int, repeat: int) -> dict:
+def _run_child(case: str, path: str, layers: int, repeat: int, width: int, dtype: str) -> dict:
     env = dict(os.environ, PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_files", "--child", case, "--path", path,
-                           "--layers", str(layers), "--repeat", str(repeat)],
+                           "--layers", str(layers), "--repeat", str(repeat), "--width", str(width),
+                           "--dtype", dtype],
                           capture_output=True, text=True, env=env, cwd=_REPO, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"{case} failed:\n{proc.stderr[-3000:]}")
@@ -356,7 +366,9 @@ def _run_child(case: str, path: str, layers: int, repeat: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gib", type=float, default=1.0, help="model size in GiB of float32 kernels")
+    ap.add_argument("--gib", type=float, default=1.0, help="model size in GiB of kernels")
+    ap.add_argument("--width", type=int, default=WIDTH, help="each layer's Dense(width, in_features=width)")
+    ap.add_argument("--dtype", default="float32", help="the parameters' dtype (float32, bfloat16, ...)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (best is kept)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="fresh processes per case, the cases taking turns (best is kept)")
@@ -369,10 +381,14 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(args.child, args.path, args.layers, args.repeat)))
+        print(json.dumps(_child(args.child, args.path, args.layers, args.repeat, args.width, args.dtype)))
         return 0
 
-    layers = max(1, round(args.gib * LAYERS_PER_GIB))
+    import numpy as np
+
+    from multiparam import dtypes
+    kernel_bytes = args.width * args.width * np.dtype(dtypes.dtype(args.dtype)).itemsize
+    layers = max(1, round(args.gib * 2**30 / kernel_bytes))
     backends = args.backends.split(",")
     pairs = [p for c in args.cases.split(",") for p in CASES[c] if p[1].split("/")[1] in backends]
     results: dict = {}
@@ -382,18 +398,19 @@ def main(argv=None) -> int:
         import torch  # noqa: F401
 
         import multiparam as mp
-        mp.save(mp.wrap(_spec(layers), backend="torch"), path)
+        mp.save(_wrap(layers, "torch", args.width, args.dtype), path)
         # the saved model is cyclic garbage until a collection: without one
         # this process held a whole model (4 GiB at --gib 4) beside every
         # child, pressing the file out of the page cache on a shared machine
         gc.collect()
         nbytes = os.path.getsize(path)
-        print(f"{layers} x Dense({WIDTH}, {WIDTH}) + bias: {nbytes / 2**30:.2f} GiB file", flush=True)
+        print(f"{layers} x Dense({args.width}, {args.width}) + bias, {args.dtype}: {nbytes / 2**30:.2f} GiB file",
+              flush=True)
         cases = list(dict.fromkeys(case for pair in pairs for case in pair))
         rounds: dict = {case: [] for case in cases}
         for turn in range(args.rounds):
             for case in (cases if turn % 2 == 0 else cases[::-1]):
-                r = _run_child(case, path, layers, args.repeat)
+                r = _run_child(case, path, layers, args.repeat, args.width, args.dtype)
                 rounds[case].append(r)
                 print(f"  {case:<36} {r['seconds']:7.3f} s  {nbytes / r['seconds'] / 1e9:6.2f} GB/s  "
                       f"peak +{r['peak_extra'] / 2**30:5.2f} GiB  left +{r['left_resident'] / 2**30:5.2f} GiB",

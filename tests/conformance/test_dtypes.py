@@ -93,8 +93,9 @@ def test_a_load_reads_every_dtype_the_way_it_reads_float32(adapter, X, dtype, tm
     bfloat16 or float8 one is too (as its bits), not read into fresh
     memory and copied a second time."""
     from tests.spies import record_reads
-    if not adapter.capability(f"dtype:{dtype}").supported:
-        pytest.skip(f"the framework cannot hold {dtype.name}")
+    cap = adapter.capability(f"dtype:{dtype}")
+    if not cap.supported:
+        pytest.skip(f"{adapter.name} declares it cannot hold {dtype.name}: {cap.reason}")
     calls = record_reads(monkeypatch)
 
     def reads_of_a_load(dt) -> dict:
