@@ -259,6 +259,22 @@ def _verified_torch_idiom(net, path: str):
     return verified_idiom
 
 
+def _hf_numpy(t):
+    """A torch tensor as NumPy, as Hugging Face's converters take it: a
+    bfloat16 one through float32 (NumPy has no bfloat16; the destination
+    casts it back on assignment)."""
+    import torch
+    return t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
+
+
+def _hf_float(a):
+    """A NumPy array torch can take, as Hugging Face's converters make it:
+    bfloat16 (ml_dtypes, which torch.from_numpy refuses) as float32, cast
+    back by ``load_state_dict``'s copy."""
+    import numpy as np
+    return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
+
+
 def _transfer_case(src, dst, backend: str, side: str, layers: int):
     import multiparam as mp
     if side == "multiparam":
@@ -268,7 +284,7 @@ def _transfer_case(src, dst, backend: str, side: str, layers: int):
     if side.startswith("copy-bound"):
         # the transposing copy bound: torch's own, into preallocated memory;
         # "-parallel": the tensors spread over one thread per core
-        outs = [torch.empty(t.shape[::-1]) if t.ndim == 2 else torch.empty_like(t) for t in tensors]
+        outs = [torch.empty(t.shape[::-1], dtype=t.dtype) if t.ndim == 2 else torch.empty_like(t) for t in tensors]
         pairs = list(zip(tensors, outs))
 
         def copy_one(pair):
@@ -281,12 +297,13 @@ def _transfer_case(src, dst, backend: str, side: str, layers: int):
         pool = ThreadPoolExecutor(os.cpu_count() or 1)
         return lambda: list(pool.map(copy_one, pairs))
     names = [n for n, _ in src.native.named_parameters()]
+    t_dtype = dst.parameters()[0].dtype
     if backend == "jax":
         import jax.numpy as jnp
         handle = dst
 
         def jax_idiom():
-            arrays = {n: jnp.asarray(t.numpy().T) for n, t in zip(names, tensors)}
+            arrays = {n: jnp.asarray(_hf_numpy(t).T, dtype=t_dtype) for n, t in zip(names, tensors)}
             handle.flax.variables = {"params": {
                 f"layers_{i}": {"kernel": arrays[f"{i}.weight"], "bias": arrays[f"{i}.bias"]}
                 for i in range(layers)}}
@@ -296,8 +313,8 @@ def _transfer_case(src, dst, backend: str, side: str, layers: int):
     def keras_idiom():
         by_name = dict(zip(names, tensors))
         for i, layer in enumerate(dense):
-            layer.kernel.assign(by_name[f"{i}.weight"].numpy().T)
-            layer.bias.assign(by_name[f"{i}.bias"].numpy())
+            layer.kernel.assign(_hf_numpy(by_name[f"{i}.weight"]).T)
+            layer.bias.assign(_hf_numpy(by_name[f"{i}.bias"]))
     return keras_idiom
 
 
@@ -319,8 +336,8 @@ def _transfer_back_case(src, dst, backend: str, side: str, layers: int):
             params = handle.flax.variables["params"]
             state = {}
             for i in range(layers):
-                state[f"{i}.weight"] = torch.from_numpy(np.asarray(params[f"layers_{i}"]["kernel"].T))
-                state[f"{i}.bias"] = torch.from_numpy(np.asarray(params[f"layers_{i}"]["bias"]))
+                state[f"{i}.weight"] = torch.from_numpy(_hf_float(np.asarray(params[f"layers_{i}"]["kernel"].T)))
+                state[f"{i}.bias"] = torch.from_numpy(_hf_float(np.asarray(params[f"layers_{i}"]["bias"])))
             net.load_state_dict(state)
         return jax_idiom
     dense = [layer for layer in src.native.layers]
@@ -328,8 +345,8 @@ def _transfer_back_case(src, dst, backend: str, side: str, layers: int):
     def keras_idiom():
         state = {}
         for i, layer in enumerate(dense):
-            state[f"{i}.weight"] = torch.from_numpy(layer.kernel.numpy().T)
-            state[f"{i}.bias"] = torch.from_numpy(layer.bias.numpy())
+            state[f"{i}.weight"] = torch.from_numpy(_hf_float(layer.kernel.numpy().T))
+            state[f"{i}.bias"] = torch.from_numpy(_hf_float(layer.bias.numpy()))
         net.load_state_dict(state)
     return keras_idiom
 
