@@ -369,10 +369,28 @@ class Param:
         not first read into fresh memory of its own (package-internal, for
         a WritePlan's deferred values).  False, having done nothing,
         otherwise."""
+        source = self._convertible_view(view)
+        if source is None:
+            return False
+        self.write_validated(source)     # borrowed: the conversion copies it
+        return True
+
+    def view_conversion(self, view: Callable[[], np.ndarray]) -> Optional[Callable[[], Any]]:
+        """The first half of :meth:`write_from_view`, as
+        :meth:`native_conversion` is of :meth:`write_validated`
+        (package-internal): the function converting ``view()`` into what
+        :meth:`write_native` takes, so a WritePlan runs it on another core
+        while it writes the value before; None where ``write_from_view``
+        would not convert from the view, or writes shard by shard."""
+        source = self._convertible_view(view)
+        return None if source is None else self.native_conversion(source)
+
+    def _convertible_view(self, view: Callable[[], np.ndarray]) -> Optional[np.ndarray]:
+        # view(), where the layout conversion copies it anyway; else None
         shape = self.shape
         if shape is None or isinstance(self._slot.ref, Composite) \
                 or not _layout.permutes(self._slot.layout, len(shape)):
-            return False
+            return None
         source = view()
         if self._model.adapter.transposes_aligned_only and not fastcopy.is_aligned(source):
             # a tensor's place in a file is rarely 64-byte aligned; without
@@ -380,9 +398,8 @@ class Param:
             # torch's one-core transpose would run: a fresh aligned read
             # first is faster (1 GiB into Keras: 0.35-0.38 s against
             # 0.46-0.52 s, alternating processes)
-            return False
-        self.write_validated(source)     # borrowed: the conversion copies it
-        return True
+            return None
+        return source
 
     def __getitem__(self, index) -> np.ndarray:
         """A writable copy of ``value[index]`` (so ``p[:] += 1`` works),
@@ -496,6 +513,9 @@ class TransposedParam(Param):
 
     def write_from_view(self, view) -> bool:
         return False        # rare (a transposed tie): written whole, in order
+
+    def view_conversion(self, view):
+        return None         # as write_from_view
 
     def __repr__(self) -> str:
         return f"TransposedParam({self.name!r}, shape={format_shape(self.shape)}, of={self._primary.name!r})"

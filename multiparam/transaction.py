@@ -129,18 +129,17 @@ class WritePlan:
             ahead = held.enter_context(_ConversionsAhead(writes))
             for i, (param, value) in enumerate(writes):
                 writes[i] = None       # a deferred value's memory map goes with it
-                if isinstance(value, tuple):     # deferred: read now
+                converted = ahead.result(i)
+                if converted is not None:
+                    param.write_native(converted)
+                elif isinstance(value, tuple):     # deferred: read now
                     read, direct, view, target = value
                     if not ((direct is not None and param.fill_validated(direct))
                             or (view is not None and param.write_from_view(view))):
                         value = read().astype(target, copy=False)
                         param.write_validated(value, owned=True)
                 else:
-                    converted = ahead.result(i)
-                    if converted is None:
-                        param.write_validated(value)
-                    else:
-                        param.write_native(converted)
+                    param.write_validated(value)
                 if on_write is not None:
                     on_write(param, nbytes_of(param.shape, param.dtype))
                 del value
@@ -162,14 +161,25 @@ class WritePlan:
 CONVERT_AHEAD_BYTES = 1 << 20
 
 
+def _convertible_bytes(param: "Param", value) -> int:
+    """The bytes a conversion ahead would take from ``value``: an array's,
+    or a deferred value's that has a view (0 for anything else)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, tuple) and value[2] is not None and param.shape is not None:
+        return nbytes_of(param.shape, value[3])
+    return 0
+
+
 class _ConversionsAhead:
     """The layout conversions of a plan's large in-memory values, one per
     core at a time: the writing thread converts one value itself while
     worker threads convert the next ones.
 
     A transfer into Flax is mostly transposing copies into fresh memory,
-    and torch's transposing copy runs on one core; this way a transfer uses
-    every core, and holds at most one converted value per core beyond the
+    and so is a load into Flax (each kernel transposed from the file's
+    mapping); torch's transposing copy runs on one core.  This way both use
+    every core, and hold at most one converted value per core beyond the
     parameters themselves (never the model).  Only into a backend whose
     adapter says ``converts_values_in_parallel`` (where one value per core
     stays within what the framework's own idiom holds).  The large
@@ -178,8 +188,9 @@ class _ConversionsAhead:
     ``write_validated``) the workers start on the others, whose results
     :meth:`result` then waits for.  A value is not converted early when
     its parameter has an earlier write still to come (that write could
-    change what it converts to); None for it too, as for a deferred value,
-    a small one, a sharded parameter or a transposed tie.
+    change what it converts to); None for it too, as for a value read
+    from a file whose layout needs no conversion (it is read straight
+    into place), a small one, a sharded parameter or a transposed tie.
 
     Leaving the ``with`` block (a write failed) cancels what has not
     started and waits for what has, so no worker runs after the plan
@@ -191,11 +202,13 @@ class _ConversionsAhead:
         #: the first value of each group -> the values the workers convert beside it
         self._groups: Dict[int, List[int]] = {}
         cores = threads.cores()
-        # whole arrays only (a deferred read, or Blocks, a sharded or drawn
-        # value, is written in order by write_validated), into a backend
-        # whose memory promise allows one converted value per core
+        # whole arrays, and tensors of a file converted straight from its
+        # mapping (a deferred value with a view: a Flax kernel); not Blocks,
+        # a sharded or drawn value, nor a deferred read, written in order
+        # by write_validated; into a backend whose memory promise allows
+        # one converted value per core
         large = [i for i, (param, value) in enumerate(writes)
-                 if isinstance(value, np.ndarray) and value.nbytes >= CONVERT_AHEAD_BYTES
+                 if _convertible_bytes(param, value) >= CONVERT_AHEAD_BYTES
                  and param.model.adapter.converts_values_in_parallel]
         if cores > 1:
             for k in range(0, len(large), cores):
@@ -224,8 +237,11 @@ class _ConversionsAhead:
             if self._earlier.get(j, -1) >= i:
                 continue                     # converted at its turn, after that write
             param, value = self._writes[j]
-            convert = param.native_conversion(value)
-            if convert is not None:          # None: written shard by shard, in order
+            if isinstance(value, tuple):     # a file's tensor: from its mapping
+                convert = param.view_conversion(value[2])
+            else:
+                convert = param.native_conversion(value)
+            if convert is not None:          # None: written in order, at its turn (shard by shard)
                 self._started[j] = threads.pool("convert", threads.cores() - 1).submit(convert)
         future = self._started.pop(i, None)
         return None if future is None else future.result()

@@ -83,6 +83,33 @@ def test_load_state_dict_converting_beside_the_writes(m, kit, conversion_threads
     assert threading.current_thread().name in conversion_threads     # and the writing thread converts its share
 
 
+def test_a_load_converts_kernels_from_the_file_beside_the_writes(m, kit, X, tmp_path, conversion_threads,
+                                                                monkeypatch):
+    """A load's tensors kept in another layout (a Flax or Keras kernel) are
+    converted from the file's mapping one per core, as a transfer's values
+    are: the writing thread converts one while workers convert the next,
+    and the values land exactly, in order."""
+    from tests.spies import record_reads
+    monkeypatch.setattr(type(m.adapter), "converts_values_in_parallel", True)   # on every backend here
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    other = mp.wrap(mlp(), sample_input=X)
+    calls = record_reads(monkeypatch)
+    mp.load(other, path, verify=False)
+    for name in m.named_parameters():
+        np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name), err_msg=name)
+    # converted from the mapping: read as a view of it and nothing else
+    reads = {}
+    for how, name in calls:
+        reads.setdefault(name, set()).add(how)
+    from_mapping = [name for name, hows in reads.items() if hows == {"array"}]
+    on_workers = [t for t in conversion_threads if t.startswith("multiparam-convert")]
+    if len(from_mapping) >= 2:      # two in a group at least: one of them on a worker
+        assert on_workers, (from_mapping, conversion_threads)
+    if not from_mapping:            # every value read into place or into fresh memory, in order
+        assert not on_workers, conversion_threads
+
+
 def test_values_convert_on_workers_only_where_the_backend_allows(m, conversion_threads):
     # the memory promise: one converted value per core only where the
     # adapter says so, else one at a time on the writing thread
