@@ -29,8 +29,10 @@ written once by ``mp.save`` from torch and read by every case (it is a
 plain safetensors file: the idioms read it too).  ``--width`` and
 ``--dtype`` change the layers (``m.astype(dtype)`` on every side) and so
 the size of each tensor: ``--width 2048 --dtype bfloat16`` gives 8 MiB
-kernels, the size of a mid-sized model's in the checkpoints people hold
-(``--dtype`` other than float32: the torch cases).
+kernels, the size of a mid-sized model's in the checkpoints people hold.
+In bfloat16 the Hugging Face idioms take each tensor through float32, as
+HF's converters do (NumPy has no bfloat16), and the copy bounds copy into
+memory of the source's dtype.
 
 What each multiparam operation is compared with, in the same run:
 
