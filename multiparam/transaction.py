@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 import numpy as np
 
 from . import threads
+from .adapters.base import Composite
 from .errors import DtypeError, NotMaterializedError, ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,10 +116,12 @@ class WritePlan:
         ``add`` has passed; the plan is empty afterwards.  ``on_write(param,
         nbytes)`` follows each write (progress).
 
-        The writes themselves are made one at a time on this thread, in
-        order; the layout conversions before them (a transposing copy into
-        fresh memory for a Flax kernel) run one per core at a time where the
-        backend allows it (:class:`_ConversionsAhead`)."""
+        The writes are made in order on this thread; the layout
+        conversions before them (a transposing copy into fresh memory for a
+        Flax kernel) run one per core at a time where the backend allows
+        it, and so do whole writes into a backend whose writes may run side
+        by side (torch: a copy into each parameter's own memory); see
+        :class:`_WorkAhead`."""
         writes, self._writes = self._writes, []
         # each handle's lock, in a fixed order: one transaction's writes are
         # never interleaved with another's, nor with a copy or a grad
@@ -126,20 +129,16 @@ class WritePlan:
         with contextlib.ExitStack() as held:
             for key in sorted(models):
                 held.enter_context(models[key].lock)
-            ahead = held.enter_context(_ConversionsAhead(writes))
+            ahead = held.enter_context(_WorkAhead(writes))
             for i, (param, value) in enumerate(writes):
                 writes[i] = None       # a deferred value's memory map goes with it
-                converted = ahead.result(i)
-                if converted is not None:
-                    param.write_native(converted)
-                elif isinstance(value, tuple):     # deferred: read now
-                    read, direct, view, target = value
-                    if not ((direct is not None and param.fill_validated(direct))
-                            or (view is not None and param.write_from_view(view))):
-                        value = read().astype(target, copy=False)
-                        param.write_validated(value, owned=True)
+                done = ahead.result(i)
+                if done is _WRITTEN:
+                    pass               # a worker wrote it, beside the write before
+                elif done is not None:
+                    param.write_native(done)
                 else:
-                    param.write_validated(value)
+                    _write(param, value)
                 if on_write is not None:
                     on_write(param, nbytes_of(param.shape, param.dtype))
                 del value
@@ -156,41 +155,75 @@ class WritePlan:
                 "without losing their kind; cast explicitly first")
 
 
-#: a value at least this large is converted on a worker thread, beside
-#: the conversion of another (below it, a hand-off costs more than it saves)
+def _write(param: "Param", value) -> None:
+    """Write one checked value of a plan: an array, or a deferred value
+    read now, straight into the parameter's memory or converted from its
+    source's view where it can, else read into fresh memory and dropped."""
+    if isinstance(value, tuple):
+        read, direct, view, target = value
+        if not ((direct is not None and param.fill_validated(direct))
+                or (view is not None and param.write_from_view(view))):
+            param.write_validated(read().astype(target, copy=False), owned=True)
+    else:
+        param.write_validated(value)
+
+
+#: a value at least this large is converted (or written) on a worker
+#: thread, beside another (below it, a hand-off costs more than it saves)
 CONVERT_AHEAD_BYTES = 1 << 20
 
+#: what :meth:`_WorkAhead.result` gives for a value a worker wrote itself
+_WRITTEN = object()
 
-def _convertible_bytes(param: "Param", value) -> int:
-    """The bytes a conversion ahead would take from ``value``: an array's,
-    or a deferred value's that has a view (0 for anything else)."""
+
+def _ahead_bytes(param: "Param", value) -> Optional[int]:
+    """The bytes a worker would take on for ``value`` ahead of its turn,
+    None where it may not: into a backend whose writes may run side by
+    side, the whole write of an array or a deferred value; into one whose
+    conversions may, the conversion of an array or of a deferred value
+    that has a view (a file's tensor, converted from its mapping).  Never
+    Blocks, nor a value whose shape is not known."""
+    adapter = param.model.adapter
     if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, tuple) and value[2] is not None and param.shape is not None:
+        return value.nbytes if adapter.writes_in_parallel or adapter.converts_values_in_parallel else None
+    if not isinstance(value, tuple) or param.shape is None:
+        return None
+    if adapter.writes_in_parallel or (adapter.converts_values_in_parallel and value[2] is not None):
         return nbytes_of(param.shape, value[3])
-    return 0
+    return None
 
 
-class _ConversionsAhead:
-    """The layout conversions of a plan's large in-memory values, one per
-    core at a time: the writing thread converts one value itself while
-    worker threads convert the next ones.
+class _WorkAhead:
+    """The work of a plan's large values, one value per core at a time:
+    the writing thread writes one value itself while worker threads take on
+    the next ones, each either
 
-    A transfer into Flax is mostly transposing copies into fresh memory,
-    and so is a load into Flax (each kernel transposed from the file's
-    mapping); torch's transposing copy runs on one core.  This way both use
-    every core, and hold at most one converted value per core beyond the
-    parameters themselves (never the model).  Only into a backend whose
-    adapter says ``converts_values_in_parallel`` (where one value per core
-    stays within what the framework's own idiom holds).  The large
-    values go round in groups of one per core: at the first of a group
-    (:meth:`result` gives None, and the caller converts it with
-    ``write_validated``) the workers start on the others, whose results
-    :meth:`result` then waits for.  A value is not converted early when
-    its parameter has an earlier write still to come (that write could
-    change what it converts to); None for it too, as for a value read
-    from a file whose layout needs no conversion (it is read straight
-    into place), a small one, a sharded parameter or a transposed tie.
+    * its layout conversion, into a backend whose adapter says
+      ``converts_values_in_parallel`` (JAX: every write makes a new array,
+      and the framework's own idiom holds a whole new model): a transfer
+      into Flax is mostly transposing copies into fresh memory, and so is a
+      load into Flax (each kernel transposed from the file's mapping).  A
+      worker holds one converted value until its turn to be written;
+    * or its whole write, into a backend whose adapter says
+      ``writes_in_parallel`` (torch: a copy into the parameter's own
+      memory, nothing new held): a transfer into torch is mostly
+      transposing copies into parameters.
+
+    torch's transposing copy runs on one core; this way a transfer either
+    way uses every core (into torch, 1 GiB of 8 MiB bfloat16 kernels: 0.44
+    s on one core, 0.24 s two at a time).  Writes are still *recorded* in
+    order on the writing thread (progress, the plan's ``on_write``).
+
+    The large values go round in groups of one per core: at the first of a
+    group (:meth:`result` gives None, and the caller writes it) the
+    workers start on the others, whose results :meth:`result` then waits
+    for.  A value is not taken ahead when its storage has an earlier write
+    still to come (that write must land first, and could change what the
+    value converts to); None for it too, as for a value read from a file
+    whose layout needs no conversion into a backend that converts ahead
+    (it is read straight into place), a small one, a sharded parameter, a
+    composite one (split into parts against their current values) or a
+    transposed tie.
 
     Leaving the ``with`` block (a write failed) cancels what has not
     started and waits for what has, so no worker runs after the plan
@@ -199,29 +232,27 @@ class _ConversionsAhead:
     def __init__(self, writes: list):
         self._writes = writes
         self._started: Dict[int, Future] = {}
-        #: the first value of each group -> the values the workers convert beside it
+        #: the first value of each group -> the values the workers take on beside it
         self._groups: Dict[int, List[int]] = {}
         cores = threads.cores()
-        # whole arrays, and tensors of a file converted straight from its
-        # mapping (a deferred value with a view: a Flax kernel); not Blocks,
-        # a sharded or drawn value, nor a deferred read, written in order
-        # by write_validated; into a backend whose memory promise allows
-        # one converted value per core
-        large = [i for i, (param, value) in enumerate(writes)
-                 if _convertible_bytes(param, value) >= CONVERT_AHEAD_BYTES
-                 and param.model.adapter.converts_values_in_parallel]
+        # not Blocks nor a drawn value (no bytes to take on); not a value
+        # into a backend whose memory promise allows one per core in neither way
+        large = [i for i, nbytes in enumerate(_ahead_bytes(param, value) for param, value in writes)
+                 if nbytes is not None and nbytes >= CONVERT_AHEAD_BYTES]
         if cores > 1:
             for k in range(0, len(large), cores):
                 self._groups[large[k]] = large[k + 1:k + cores]
-        #: write index -> the index of the write before it to the same parameter
+        #: write index -> the index of the write before it to the same storage
         self._earlier: Dict[int, int] = {}
-        last: Dict[int, int] = {}
-        for i, (param, _) in enumerate(writes):
-            if id(param) in last:
-                self._earlier[i] = last[id(param)]
-            last[id(param)] = i
+        if self._groups:
+            last: Dict[tuple, int] = {}
+            for i, (param, _) in enumerate(writes):
+                storage = (id(param.model), param.ident)    # a tie's names share it
+                if storage in last:
+                    self._earlier[i] = last[storage]
+                last[storage] = i
 
-    def __enter__(self) -> "_ConversionsAhead":
+    def __enter__(self) -> "_WorkAhead":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -230,18 +261,35 @@ class _ConversionsAhead:
         wait_for(list(self._started.values()))
         self._started.clear()
 
-    def result(self, i: int) -> Optional[np.ndarray]:
-        """Write ``i``'s converted value (waiting for it), or None: the
-        caller converts it itself."""
+    def result(self, i: int) -> Any:
+        """Write ``i``'s converted value (waiting for it), ``_WRITTEN``
+        once a worker has written it (waiting for that), or None: the caller
+        writes it itself."""
         for j in self._groups.pop(i, ()):
             if self._earlier.get(j, -1) >= i:
-                continue                     # converted at its turn, after that write
-            param, value = self._writes[j]
-            if isinstance(value, tuple):     # a file's tensor: from its mapping
-                convert = param.view_conversion(value[2])
-            else:
-                convert = param.native_conversion(value)
-            if convert is not None:          # None: written in order, at its turn (shard by shard)
-                self._started[j] = threads.pool("convert", threads.cores() - 1).submit(convert)
+                continue                     # taken at its turn, after that write
+            work = self._work(*self._writes[j])
+            if work is not None:             # None: written in order, at its turn
+                pool, job = work
+                self._started[j] = threads.pool(pool, threads.cores() - 1).submit(job)
         future = self._started.pop(i, None)
         return None if future is None else future.result()
+
+    @staticmethod
+    def _work(param: "Param", value) -> Optional[Tuple[str, Callable[[], Any]]]:
+        # (the workers' pool, the job) for a value taken ahead, decided on
+        # the writing thread (what reads the model's structure runs here);
+        # None where it is written at its turn
+        if param.model.adapter.writes_in_parallel:
+            if isinstance(param.slot.ref, Composite) or param.is_sharded or param.primary is not param:
+                return None     # split against the current parts; shard by shard; a transposed tie
+            if isinstance(value, tuple):     # read on the worker too: into place, or fresh
+                param.slot.layout            # (any deferred description work runs here)
+                return "write", lambda: (_write(param, value), _WRITTEN)[1]
+            convert = param.native_conversion(value)
+            return None if convert is None else ("write", lambda: (param.write_native(convert()), _WRITTEN)[1])
+        if isinstance(value, tuple):         # a file's tensor: from its mapping
+            convert = param.view_conversion(value[2])
+        else:
+            convert = param.native_conversion(value)
+        return None if convert is None else ("convert", convert)

@@ -109,14 +109,15 @@ def test_tie_checks_its_pairs_before_tying():
         m.tie("0.weight", "0.weight")
 
 
-@pytest.fixture
-def converting_beside(monkeypatch):
-    """Every value converts beside the others (the size bar at 0 bytes,
-    three cores: each group is the writing thread's value and two workers')."""
+@pytest.fixture(params=["converts_values_in_parallel", "writes_in_parallel"])
+def converting_beside(monkeypatch, request):
+    """Every value is converted, or written, beside the others (the size
+    bar at 0 bytes, three cores: each group is the writing thread's value
+    and two workers'), each way an adapter can allow."""
     from multiparam import threads, transaction
     monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
     monkeypatch.setattr(threads, "cores", lambda: 3)
-    monkeypatch.setattr(ADAPTER, "converts_values_in_parallel", True)
+    monkeypatch.setattr(ADAPTER, request.param, True)
 
 
 def test_writes_converted_beside_each_other_land_in_order(converting_beside):

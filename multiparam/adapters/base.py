@@ -1080,6 +1080,16 @@ class Adapter:
     #: the peak stays what that idiom needs.
     converts_values_in_parallel: bool = False
 
+    #: whether writes into distinct parameters may run on several threads
+    #: at once (``multiparam.transaction``): each is a copy into that
+    #: parameter's own memory, holding nothing new, by a kernel that may run
+    #: on one core (torch's transposing copy), so a write plan writes its
+    #: large values one per core.  A value read from a framework whose reads
+    #: copy (Keras) is then held once per core, not once.  False where a
+    #: write replaces a node of a shared structure (a Flax pytree) or the
+    #: framework's own assignment holds one value at a time.
+    writes_in_parallel: bool = False
+
     #: whether :meth:`transposed_array` takes only 64-byte-aligned memory
     #: (``multiparam.fastcopy.ALIGNMENT``; TensorFlow's transpose).  A load
     #: then reads a tensor whose place in the file is not aligned into

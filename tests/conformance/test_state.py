@@ -74,7 +74,8 @@ def _random_state(m):
 
 
 def test_load_state_dict_converting_beside_the_writes(m, kit, conversion_threads, monkeypatch):
-    monkeypatch.setattr(type(m.adapter), "converts_values_in_parallel", True)   # on every backend here
+    monkeypatch.setattr(type(m.adapter), "converts_values_in_parallel", True)   # on every backend here,
+    monkeypatch.setattr(type(m.adapter), "writes_in_parallel", False)           # converting, not writing
     truth = _random_state(m)
     m.load_state_dict(truth)
     for name, value in truth.items():       # read back through the framework's own API
@@ -90,7 +91,8 @@ def test_a_load_converts_kernels_from_the_file_beside_the_writes(m, kit, X, tmp_
     are: the writing thread converts one while workers convert the next,
     and the values land exactly, in order."""
     from tests.spies import record_reads
-    monkeypatch.setattr(type(m.adapter), "converts_values_in_parallel", True)   # on every backend here
+    monkeypatch.setattr(type(m.adapter), "converts_values_in_parallel", True)   # on every backend here,
+    monkeypatch.setattr(type(m.adapter), "writes_in_parallel", False)           # converting, not writing
     path = tmp_path / "w.safetensors"
     mp.save(m, path)
     other = mp.wrap(mlp(), sample_input=X)
@@ -116,6 +118,63 @@ def test_values_convert_on_workers_only_where_the_backend_allows(m, conversion_t
     m.load_state_dict(_random_state(m))
     on_workers = any(t.startswith("multiparam-convert") for t in conversion_threads)
     assert on_workers == m.adapter.converts_values_in_parallel, conversion_threads
+
+
+@pytest.fixture
+def write_threads(monkeypatch):
+    """Every value of a write is large enough to be taken on by a worker
+    (the size bar at 0 bytes, three cores); returns the names of the
+    threads each parameter's value landed on (a write of a value made
+    ready, or a fill of the parameter's own memory)."""
+    from multiparam import param, threads, transaction
+    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+    monkeypatch.setattr(threads, "cores", lambda: 3)
+    seen = []
+    write_native, fill_validated = param.Param.write_native, param.Param.fill_validated
+
+    def written(self, prepared):
+        seen.append(threading.current_thread().name)
+        return write_native(self, prepared)
+
+    def filled(self, fill):
+        done = fill_validated(self, fill)
+        if done:
+            seen.append(threading.current_thread().name)
+        return done
+
+    monkeypatch.setattr(param.Param, "write_native", written)
+    monkeypatch.setattr(param.Param, "fill_validated", filled)
+    return seen
+
+
+def test_values_are_written_on_workers_only_where_the_backend_allows(m, kit, write_threads):
+    """Writes run beside each other, one per core, only into a backend
+    whose writes are copies into each parameter's own memory; every value
+    lands exactly, read back through the framework's own API."""
+    truth = _random_state(m)
+    m.load_state_dict(truth)
+    for name, value in truth.items():
+        np.testing.assert_array_equal(kit.read(m, name), value, err_msg=name)
+    on_workers = [t for t in write_threads if t.startswith("multiparam-write")]
+    assert bool(on_workers) == m.adapter.writes_in_parallel, write_threads
+    if on_workers:      # and the writing thread writes its share
+        assert threading.current_thread().name in write_threads
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["checked", "unchecked"])
+def test_a_load_writes_on_workers_where_the_backend_allows(m, kit, X, tmp_path, write_threads, verify):
+    """A load's tensors go the same way: into a backend whose writes may
+    run side by side, read from the file on the workers too, and every
+    value lands exactly."""
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    other = mp.wrap(mlp(), sample_input=X)
+    write_threads.clear()
+    mp.load(other, path, verify=verify)
+    for name in m.named_parameters():
+        np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name), err_msg=name)
+    on_workers = [t for t in write_threads if t.startswith("multiparam-write")]
+    assert bool(on_workers) == other.adapter.writes_in_parallel, write_threads
 
 
 def _kernel_calls(monkeypatch, adapter, primitive: str, took=lambda result: result is not None):

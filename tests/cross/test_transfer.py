@@ -43,18 +43,7 @@ def _run(backend, arch, tmp_path, **job):
 def test_transfer_pair(src, dst, arch, tmp_path, mxnet_python):
     weights = str(tmp_path / "w.safetensors")
     if src in LOCAL and dst in LOCAL:
-        a, xa = compare.build(arch, src, _x(arch))
-        a.init(mp.init.normal(0, 0.5), seed=3)
-        b, xb = compare.build(arch, dst, _x(arch))
-        mp.transfer(a, b)
-        assert b.ties() == a.ties()
-        ya = mp.layout.output_to_canonical(mp.param.as_numpy(a(xa, train=False)), a.channels_last)
-        yb = mp.layout.output_to_canonical(mp.param.as_numpy(b(xb, train=False)), b.channels_last)
-        np.testing.assert_allclose(yb, ya, rtol=1e-5, atol=1e-6)
-        ga, gb = a.grad(xa), b.grad(xb)
-        assert list(ga) == list(gb)
-        for name in ga:
-            np.testing.assert_allclose(gb[name], ga[name], rtol=1e-5, atol=1e-6)
+        _transfer_in_process(src, dst, arch)
         return
     # across environments: the source saves a portable file, the destination loads it
     info_a, out_a = _run(src, arch, tmp_path, seed=3, init="xavier_uniform", save=weights)
@@ -65,8 +54,38 @@ def test_transfer_pair(src, dst, arch, tmp_path, mxnet_python):
         np.testing.assert_allclose(out_b[key], out_a[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-@pytest.mark.parametrize("src,dst", [p for p in PAIRS if p[0] in LOCAL and p[1] in LOCAL],
-                         ids=lambda p: str(p))
+def _transfer_in_process(src, dst, arch):
+    # mp.transfer, then each framework's own forward and gradient agree
+    a, xa = compare.build(arch, src, _x(arch))
+    a.init(mp.init.normal(0, 0.5), seed=3)
+    b, xb = compare.build(arch, dst, _x(arch))
+    mp.transfer(a, b)
+    assert b.ties() == a.ties()
+    ya = mp.layout.output_to_canonical(mp.param.as_numpy(a(xa, train=False)), a.channels_last)
+    yb = mp.layout.output_to_canonical(mp.param.as_numpy(b(xb, train=False)), b.channels_last)
+    np.testing.assert_allclose(yb, ya, rtol=1e-5, atol=1e-6)
+    ga, gb = a.grad(xa), b.grad(xb)
+    assert list(ga) == list(gb)
+    for name in ga:
+        np.testing.assert_allclose(gb[name], ga[name], rtol=1e-5, atol=1e-6)
+
+
+LOCAL_PAIRS = [p for p in PAIRS if p[0] in LOCAL and p[1] in LOCAL]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("src,dst", LOCAL_PAIRS, ids=[f"{a}->{b}" for a, b in LOCAL_PAIRS])
+def test_transfer_with_every_value_taken_ahead(src, dst, arch, monkeypatch):
+    """The same transfer with every value large enough to be converted or
+    written on a worker beside the others (three cores): ties, composites
+    and small models too, so the order and the exclusions are exercised."""
+    from multiparam import threads, transaction
+    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+    monkeypatch.setattr(threads, "cores", lambda: 3)
+    _transfer_in_process(src, dst, arch)
+
+
+@pytest.mark.parametrize("src,dst", LOCAL_PAIRS, ids=lambda p: str(p))
 def test_mismatched_architecture_names_first_misfit(src, dst):
     x = _x("mlp")
     a = mp.wrap(nn.Sequential(nn.Dense(8), nn.ReLU(), nn.Dense(2)), backend=src, sample_input=x)

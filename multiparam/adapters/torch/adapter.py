@@ -197,6 +197,9 @@ class TorchAdapter(Adapter):
     # torch's copy kernel makes the (out, in) -> (in, out) copies of a
     # transfer into Keras or Flax whenever torch is imported
     copy_kernel = staticmethod(tensors.copy_kernel)
+    # a write is copy_ into the parameter's own memory; the transposing one
+    # (out of Flax or Keras) runs on one core, so two at once use both
+    writes_in_parallel = True
 
     def transposed_array(self, source: np.ndarray) -> Any:
         """A transposed view of ``source`` (no copy): :meth:`write_array`'s
