@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 
 import numpy as np
 
+from . import sharding as _sharding
 from . import threads
 from .adapters.base import Composite
 from .errors import DtypeError, NotMaterializedError, ShapeError
@@ -221,9 +222,9 @@ class _WorkAhead:
     still to come (that write must land first, and could change what the
     value converts to); None for it too, as for a value read from a file
     whose layout needs no conversion into a backend that converts ahead
-    (it is read straight into place), a small one, a sharded parameter, a
-    composite one (split into parts against their current values) or a
-    transposed tie.
+    (it is read straight into place), a small one, a parameter on a mesh
+    (written block by block), a composite one (split into parts against
+    their current values) or a transposed tie.
 
     Leaving the ``with`` block (a write failed) cancels what has not
     started and waits for what has, so no worker runs after the plan
@@ -281,8 +282,11 @@ class _WorkAhead:
         # the writing thread (what reads the model's structure runs here);
         # None where it is written at its turn
         if param.model.adapter.writes_in_parallel:
-            if isinstance(param.slot.ref, Composite) or param.is_sharded or param.primary is not param:
-                return None     # split against the current parts; shard by shard; a transposed tie
+            if isinstance(param.slot.ref, Composite) or param.primary is not param \
+                    or _sharding.wants_blocks(param, value):
+                # split against its current parts; a transposed tie; on a
+                # mesh (split or replicated), written block by block
+                return None
             if isinstance(value, tuple):     # read on the worker too: into place, or fresh
                 param.slot.layout            # (any deferred description work runs here)
                 return "write", lambda: (_write(param, value), _WRITTEN)[1]

@@ -12,7 +12,7 @@ PARAMS = ("0.weight", "0.bias", "2.weight", "2.bias")
 SEE = [f"see:{n}:{what}" for n in PARAMS for what in ("shape", "value", "shards", "sharding")]
 GRADS = [f"grad:{n}:{what}" for n in PARAMS for what in ("gathered", "shards")]
 CHECKS = SEE + GRADS + ["see:summary", "see:gather_limit", "bad:wrong_shape", "grad:native_untouched",
-                        "grad:gather_limit"] + [f"write:{w}" for w in WRITES]
+                        "grad:gather_limit"] + [f"write:{w}" for w in WRITES] + [f"write_ahead:{w}" for w in WRITES]
 
 _reports: dict = {}
 

@@ -218,41 +218,54 @@ def scenario_handles(out: Path, rank: int, world: int, kind: str) -> dict:
         return False
     check("grad:gather_limit", grad_gather_refused)
 
+    def write(how):
+        target = sharded_mlp(kind, world)
+        tm = mp.wrap(target)
+        placements = {n: t.placements for n, t in target.named_parameters()}
+        rng = np.random.default_rng(5)
+        values = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in tm.named_parameters().items()}
+        if how == "set":
+            for n, v in values.items():
+                tm[n].set(v)
+        elif how == "setitem":
+            for n, v in values.items():
+                tm[n][...] = v
+        elif how == "init":
+            tm.init(mp.init.normal(0, 0.5), seed=3)
+            plain = mp.wrap(mlp()).init(mp.init.normal(0, 0.5), seed=3)
+            values = {n: p.numpy() for n, p in plain.named_parameters().items()}
+        elif how == "load_state_dict":
+            tm.load_state_dict(values)
+        elif how == "load":
+            path = out / f"plain.{kind}.rank{rank}.safetensors"
+            save_state(values, path)
+            mp.load(tm, path)
+        elif how == "transfer":
+            src = mp.wrap(mlp())
+            src.load_state_dict(values)
+            mp.transfer(src, tm)
+        after = dict(target.named_parameters())
+        same = all(type(after[n]).__name__ in ("DTensor", "Parameter") and hasattr(after[n], "placements")
+                   and after[n].placements == placements[n] for n in placements)
+        equal = all(np.array_equal(full(after[n]), v) for n, v in values.items())
+        close = np.allclose(forward(target, X), numpy_mlp(values, X), rtol=1e-5, atol=1e-5)
+        return same and equal and close
     for how in WRITES:
-        def write(how=how):
-            target = sharded_mlp(kind, world)
-            tm = mp.wrap(target)
-            placements = {n: t.placements for n, t in target.named_parameters()}
-            rng = np.random.default_rng(5)
-            values = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in tm.named_parameters().items()}
-            if how == "set":
-                for n, v in values.items():
-                    tm[n].set(v)
-            elif how == "setitem":
-                for n, v in values.items():
-                    tm[n][...] = v
-            elif how == "init":
-                tm.init(mp.init.normal(0, 0.5), seed=3)
-                plain = mp.wrap(mlp()).init(mp.init.normal(0, 0.5), seed=3)
-                values = {n: p.numpy() for n, p in plain.named_parameters().items()}
-            elif how == "load_state_dict":
-                tm.load_state_dict(values)
-            elif how == "load":
-                path = out / f"plain.{kind}.rank{rank}.safetensors"
-                save_state(values, path)
-                mp.load(tm, path)
-            elif how == "transfer":
-                src = mp.wrap(mlp())
-                src.load_state_dict(values)
-                mp.transfer(src, tm)
-            after = dict(target.named_parameters())
-            same = all(type(after[n]).__name__ in ("DTensor", "Parameter") and hasattr(after[n], "placements")
-                       and after[n].placements == placements[n] for n in placements)
-            equal = all(np.array_equal(full(after[n]), v) for n, v in values.items())
-            close = np.allclose(forward(target, X), numpy_mlp(values, X), rtol=1e-5, atol=1e-5)
-            return same and equal and close
-        check(f"write:{how}", write)
+        check(f"write:{how}", lambda: write(how))
+        # every value large enough for a worker, three cores: in order on every rank
+        check(f"write_ahead:{how}", lambda: _with_every_value_ahead(lambda: write(how)))
     return report
+
+
+def _with_every_value_ahead(fn):
+    # a write plan's work ahead (multiparam.transaction) for values of any size
+    from multiparam import threads, transaction
+    saved = transaction.CONVERT_AHEAD_BYTES, threads.cores
+    transaction.CONVERT_AHEAD_BYTES, threads.cores = 0, (lambda: 3)
+    try:
+        return fn()
+    finally:
+        transaction.CONVERT_AHEAD_BYTES, threads.cores = saved
 
 
 def scenario_save_fsdp(out: Path, rank: int, world: int, path: str) -> dict:
