@@ -161,3 +161,15 @@ def needs_fact(kit, fact: str, otherwise: str):
     the framework itself does not have (``otherwise`` says what it does)."""
     if not getattr(kit, fact):
         pytest.skip(f"{kit.__name__}.{fact} is False: {otherwise}")
+
+
+@pytest.fixture(params=["in turn", "every value ahead"])
+def work_ahead(request, monkeypatch):
+    """A load as it runs, or with every value large enough to be taken on
+    by a worker beside the writing thread (the size bar at 0 bytes, three
+    cores): converted, or written, one per core where the backend allows."""
+    if request.param == "every value ahead":
+        from multiparam import threads, transaction
+        monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+        monkeypatch.setattr(threads, "cores", lambda: 3)
+    return request.param

@@ -54,7 +54,7 @@ def test_loss_model_gradient_is_the_frameworks(checkpoint_model, kit, checkpoint
 
 
 @pytest.mark.parametrize("max_shard_size", [None, "20KB"], ids=["one-file", "sharded"])
-def test_the_ecosystems_checkpoint_loads_bit_for_bit(checkpoint_model, tmp_path, max_shard_size):
+def test_the_ecosystems_checkpoint_loads_bit_for_bit(checkpoint_model, tmp_path, max_shard_size, work_ahead):
     src = checkpoint_model.model
     checkpoint_model.save_native(src, tmp_path, max_shard_size)
     dst = checkpoint_model.fresh(1)

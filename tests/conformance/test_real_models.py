@@ -102,7 +102,7 @@ def test_inference_mode_is_the_frameworks(real_model, kit):
     np.testing.assert_allclose(kit.to_numpy(first), want[0], rtol=1e-5, atol=1e-6)
 
 
-def test_save_load_into_a_fresh_instance_is_bit_identical(real_model, kit, tmp_path):
+def test_save_load_into_a_fresh_instance_is_bit_identical(real_model, kit, tmp_path, work_ahead):
     src = _wrap(real_model)
     dst = _fresh(real_model, 12345)
     assert list(dst.named_parameters()) == list(src.named_parameters())
@@ -128,7 +128,7 @@ def test_save_load_into_a_fresh_instance_is_bit_identical(real_model, kit, tmp_p
         assert np.array_equal(a, b)
 
 
-def test_loaded_values_do_not_alias_the_state_dict(real_model):
+def test_loaded_values_do_not_alias_the_state_dict(real_model, work_ahead):
     """After load_state_dict the model owns its values: editing the dict it
     was loaded from changes nothing (JAX on CPU would otherwise alias large
     NumPy buffers: jnp.asarray is zero-copy there)."""
