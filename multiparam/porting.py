@@ -414,7 +414,8 @@ class TransferPlan:
         """:meth:`arrays` as ``apply`` writes them: an entry whose source
         is read by a copy (a Keras or Gluon model, a sharded parameter) is
         a :class:`DeferredArray`, read and converted at its write, so a port
-        holds one such value at a time instead of a second model."""
+        holds one such value at a time (one per core into torch, whose
+        writes run side by side) instead of a second model."""
         values = self._bound_source().streams()
         return StateDict((e.dst, _planned(e, [values[s] for s in e.sources])) for e in self.entries)
 
@@ -452,7 +453,9 @@ def _planned(entry: PlanEntry, inputs: list):
     if not any(isinstance(v, DeferredArray) for v in inputs):
         return entry.run(inputs)
     dtype = np.result_type(*[v.dtype for v in inputs])
-    return DeferredArray(tuple(entry.dst_shape), dtype, functools.partial(_converted, entry, inputs))
+    in_order = any(isinstance(v, DeferredArray) and v.in_order for v in inputs)   # a gather among them
+    return DeferredArray(tuple(entry.dst_shape), dtype, functools.partial(_converted, entry, inputs),
+                         in_order=in_order)
 
 
 def _converted(entry: PlanEntry, inputs: list) -> np.ndarray:

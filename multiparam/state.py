@@ -38,13 +38,17 @@ class DeferredArray(NamedTuple):
     memory, where the framework exposes it); ``view()``, where the source
     has one, a read-only array on the source's own memory (a file's
     mapping) for a write that copies the value into a layout of its own
-    anyway."""
+    anyway.  ``in_order``: read on the writing thread in the order of the
+    writes, never by a worker beside another write (a gather of a sharded
+    parameter: with several processes, a collective each must make in the
+    same order)."""
 
     shape: Tuple[int, ...]
     dtype: np.dtype
     read: Callable[[], np.ndarray]
     read_into: Optional[Callable[[np.ndarray], None]] = None
     view: Optional[Callable[[], np.ndarray]] = None
+    in_order: bool = False
 
 
 def _array(value: Any) -> np.ndarray:
@@ -98,7 +102,9 @@ def state_streams(model, contiguous: bool = False) -> StateDict:
     """``state_views`` for a caller that reads each entry once, in order
     (``save``, ``transfer``): where a read copies, each entry is a
     :class:`DeferredArray` read when it is written out, so the caller holds
-    one copy at a time instead of a second model.  Reads copy on a backend
+    one copy at a time (one per core into a backend whose writes run side
+    by side, ``Adapter.writes_in_parallel``; a gather, one at a time)
+    instead of a second model.  Reads copy on a backend
     whose framework gives no view of its memory
     (``Adapter.value_reads_copy``: Keras, Gluon), and for a parameter on
     more than one device on any backend (its value is gathered into this
@@ -113,8 +119,10 @@ def state_streams(model, contiguous: bool = False) -> StateDict:
     may_shard = not copies and adapter.capability("sharding").supported
 
     def stream(p):
-        if copies or (may_shard and adapter.sharding(state, p.slot.ref) is not None):
-            return DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous), p.read_into)
+        gathers = may_shard and adapter.sharding(state, p.slot.ref) is not None
+        if copies or gathers:
+            return DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous), p.read_into,
+                                 in_order=gathers)
         return p.value
     return _collect(model, stream)
 
@@ -201,7 +209,7 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
         value = given[key]
         if isinstance(value, DeferredArray):
             writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into,
-                                value.view, source=key)
+                                value.view, source=key, in_order=value.in_order)
         else:
             value = as_numpy(value)
             writes.add(p, value, source=key)

@@ -46,9 +46,10 @@ def nbytes_of(shape: tuple, dtype: np.dtype) -> int:
     return math.prod(shape) * np.dtype(dtype).itemsize
 
 
-#: how a deferred value is read at commit (see :meth:`WritePlan.add_deferred`)
+#: how a deferred value is read at commit (see :meth:`WritePlan.add_deferred`):
+#: (read, read_into, view, the parameter's dtype, in_order)
 _Deferred = Tuple[Callable[[], np.ndarray], Optional[Callable[[np.ndarray], None]],
-                  Optional[Callable[[], np.ndarray]], np.dtype]
+                  Optional[Callable[[], np.ndarray]], np.dtype, bool]
 
 
 class WritePlan:
@@ -99,7 +100,8 @@ class WritePlan:
     def add_deferred(self, param: "Param", shape: tuple, dtype: np.dtype,
                      read: Callable[[], np.ndarray],
                      read_into: Optional[Callable[[np.ndarray], None]] = None,
-                     view: Optional[Callable[[], np.ndarray]] = None, source: Any = None) -> None:
+                     view: Optional[Callable[[], np.ndarray]] = None, source: Any = None,
+                     in_order: bool = False) -> None:
         """Check a value of ``shape`` and ``dtype`` that ``read()`` will give
         (a tensor in a file, known from its header) and keep how to read it.
         At ``commit``, where no cast is needed, it is read straight into
@@ -107,10 +109,13 @@ class WritePlan:
         or converted from ``view()`` (the source's own memory, a file's
         mapping) where the parameter's layout copies it anyway (a Keras or
         Flax kernel); else it is read into a fresh array the framework may
-        keep, written and dropped."""
+        keep, written and dropped.  ``in_order``: read on the writing thread,
+        in order, never by a worker beside another write (a gather that is
+        a collective of several processes)."""
         target = self.check(param, shape, dtype, source)
         same = np.dtype(dtype) == target
-        self._writes.append((param, (read, read_into if same else None, view if same else None, target)))
+        self._writes.append((param, (read, read_into if same else None, view if same else None, target,
+                                     in_order)))
 
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
@@ -161,7 +166,7 @@ def _write(param: "Param", value) -> None:
     read now, straight into the parameter's memory or converted from its
     source's view where it can, else read into fresh memory and dropped."""
     if isinstance(value, tuple):
-        read, direct, view, target = value
+        read, direct, view, target, _ = value
         if not ((direct is not None and param.fill_validated(direct))
                 or (view is not None and param.write_from_view(view))):
             param.write_validated(read().astype(target, copy=False), owned=True)
@@ -183,12 +188,13 @@ def _ahead_bytes(param: "Param", value) -> Optional[int]:
     side, the whole write of an array or a deferred value; into one whose
     conversions may, the conversion of an array or of a deferred value
     that has a view (a file's tensor, converted from its mapping).  Never
-    Blocks, nor a value whose shape is not known."""
+    Blocks, a value whose shape is not known, nor one read in order (a
+    gather: with several processes, each must make it in the same order)."""
     adapter = param.model.adapter
     if isinstance(value, np.ndarray):
         return value.nbytes if adapter.writes_in_parallel or adapter.converts_values_in_parallel else None
-    if not isinstance(value, tuple) or param.shape is None:
-        return None
+    if not isinstance(value, tuple) or param.shape is None or value[4]:
+        return None     # Blocks; a shape not known; read in order (a gather)
     if adapter.writes_in_parallel or (adapter.converts_values_in_parallel and value[2] is not None):
         return nbytes_of(param.shape, value[3])
     return None

@@ -6,6 +6,7 @@ models of other frameworks load that.  Values are identical at every step
 (truth: torch's ``full_tensor()`` gather, ``jax.device_get``), outputs equal
 to 1e-5; each process reads and writes only its own shards."""
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -189,20 +190,22 @@ def test_sharded_save_and_load_hold_at_most_one_shard_in_flight(peaks):
 def gathers(monkeypatch):
     """Each read of a sharded parameter's whole value (a gather into this
     process): how many values had been written anywhere before it
-    (``written``), and a weak reference to the memory it returned
-    (``memory``)."""
+    (``written``), the thread that made it (``threads``), and a weak
+    reference to the memory it returned (``memory``)."""
+    import threading
     import types
     import weakref
 
     from multiparam import param
     from tests.spies import count_writes
-    seen = types.SimpleNamespace(written=[], memory=[])
+    seen = types.SimpleNamespace(written=[], memory=[], threads=set())
     plain_read = param.Param._read_canonical
 
     def read(self):
         out = plain_read(self)
         if self.is_sharded:
             seen.written.append(writes[0])
+            seen.threads.add(threading.current_thread().name)
             root = out
             while isinstance(root.base, np.ndarray):
                 root = root.base
@@ -214,19 +217,27 @@ def gathers(monkeypatch):
     return seen
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["in-turn", "every-value-ahead"])
 @pytest.mark.parametrize("label", PLAIN_BACKENDS)
-def test_a_transfer_off_a_mesh_gathers_each_value_at_its_write(label, gathers):
+def test_a_transfer_off_a_mesh_gathers_each_value_at_its_write(label, gathers, ahead, monkeypatch):
     """``mp.transfer`` from a sharded model gathers each value when it
     writes it, so it holds one gathered value at a time, never the whole
     model before the first write, and keeps none afterwards; the unsharded
-    model then computes what the sharded one computes."""
+    model then computes what the sharded one computes.  Still so where
+    every value is large enough for the plan's workers (a gather is read in
+    order on the writing thread: across processes it is a collective)."""
     import gc
+    if ahead:
+        from multiparam import threads, transaction
+        monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+        monkeypatch.setattr(threads, "cores", lambda: 3)
     src, src_forward = jax_named_case("2x4")
     dst, dst_forward = plain_case(label)
     sharded = sum(p.is_sharded for p in src.named_parameters().values())
     assert sharded >= 3
     mp.transfer(src, dst)
     assert gathers.written == list(range(sharded))
+    assert gathers.threads == {threading.current_thread().name}     # each at its turn, on the writing thread
     np.testing.assert_allclose(dst_forward(X), src_forward(X), rtol=1e-5, atol=1e-5)
     del dst, dst_forward
     gc.collect()
