@@ -256,8 +256,10 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
     first write (a damaged file leaves the model unchanged, and no staged
     copy of the model is needed; the checksums are computed on every core,
     one more read of the file).  Then tensors stream from the file's
-    memory map into the model one at a time, so the extra memory is about
-    one tensor, and a file larger than free memory loads.  ``verify=False``
+    memory map into the model, one per core at a time into torch and Flax
+    and one at a time into Keras and Gluon, so the extra memory is a few
+    tensors (the README's memory table has each backend's), and a file
+    larger than free memory loads.  ``verify=False``
     skips the checksums (the headers are still checked).  A progress bar
     appears when it runs for over a second in a terminal (``progress=False``:
     never).

@@ -1067,8 +1067,10 @@ class Adapter:
     #: whether reading a value copies it out of the framework (Keras and
     #: Gluon arrays cannot be viewed).  A read of the whole model (``save``,
     #: ``transfer``) then reads each value when it is written out, so it
-    #: holds one copy at a time, never a second model; where reads are
-    #: views (False: torch, JAX) it takes them all at once, for free.
+    #: holds one copy at a time (one per core into a backend whose writes
+    #: run side by side: ``writes_in_parallel``), never a second model;
+    #: where reads are views (False: torch, JAX) it takes them all at
+    #: once, for free.
     value_reads_copy: bool = False
 
     #: whether a write plan converts this backend's large values one per
