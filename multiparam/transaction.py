@@ -182,6 +182,13 @@ CONVERT_AHEAD_BYTES = 1 << 20
 _WRITTEN = object()
 
 
+def _written(write: Callable[..., None], *args) -> object:
+    # a worker's whole write; its result tells the writing thread that
+    # nothing is left to write for that value
+    write(*args)
+    return _WRITTEN
+
+
 def _ahead_bytes(param: "Param", value) -> Optional[int]:
     """The bytes a worker would take on for ``value`` ahead of its turn,
     None where it may not: into a backend whose writes may run side by
@@ -242,8 +249,8 @@ class _WorkAhead:
         #: the first value of each group -> the values the workers take on beside it
         self._groups: Dict[int, List[int]] = {}
         cores = threads.cores()
-        # not Blocks nor a drawn value (no bytes to take on); not a value
-        # into a backend whose memory promise allows one per core in neither way
+        # the values a worker may take on (see _ahead_bytes), large enough
+        # that handing them out costs less than it saves
         large = [i for i, nbytes in enumerate(_ahead_bytes(param, value) for param, value in writes)
                  if nbytes is not None and nbytes >= CONVERT_AHEAD_BYTES]
         if cores > 1:
@@ -294,10 +301,10 @@ class _WorkAhead:
                 # mesh (split or replicated), written block by block
                 return None
             if isinstance(value, tuple):     # read on the worker too: into place, or fresh
-                param.slot.layout            # (any deferred description work runs here)
-                return "write", lambda: (_write(param, value), _WRITTEN)[1]
+                _ = param.slot.layout        # any deferred description work runs here, not there
+                return "write", lambda: _written(_write, param, value)
             convert = param.native_conversion(value)
-            return None if convert is None else ("write", lambda: (param.write_native(convert()), _WRITTEN)[1])
+            return None if convert is None else ("write", lambda: _written(param.write_native, convert()))
         if isinstance(value, tuple):         # a file's tensor: from its mapping
             convert = param.view_conversion(value[2])
         else:
