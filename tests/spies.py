@@ -1,4 +1,16 @@
-"""Spies the suites share: what multiparam did, counted where it does it."""
+"""Spies the suites share: what multiparam did, counted where it does it;
+and the one setting that makes a write plan's work-ahead path run on any
+model, however small."""
+
+
+def every_value_ahead(monkeypatch) -> None:
+    """Make every value of a write plan large enough to be converted, or
+    written, by a worker beside the writing thread (the size bar at 0
+    bytes), on three cores (each group: the writing thread's value and
+    two workers'), so small test models take the path big ones take."""
+    from multiparam import threads, transaction
+    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
+    monkeypatch.setattr(threads, "cores", lambda: 3)
 
 
 def count_writes(monkeypatch) -> list:

@@ -114,9 +114,8 @@ def converting_beside(monkeypatch, request):
     """Every value is converted, or written, beside the others (the size
     bar at 0 bytes, three cores: each group is the writing thread's value
     and two workers'), each way an adapter can allow."""
-    from multiparam import threads, transaction
-    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-    monkeypatch.setattr(threads, "cores", lambda: 3)
+    from tests.spies import every_value_ahead
+    every_value_ahead(monkeypatch)
     monkeypatch.setattr(ADAPTER, request.param, True)
 
 

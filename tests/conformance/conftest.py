@@ -169,7 +169,6 @@ def work_ahead(request, monkeypatch):
     by a worker beside the writing thread (the size bar at 0 bytes, three
     cores): converted, or written, one per core where the backend allows."""
     if request.param == "every value ahead":
-        from multiparam import threads, transaction
-        monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-        monkeypatch.setattr(threads, "cores", lambda: 3)
+        from tests.spies import every_value_ahead
+        every_value_ahead(monkeypatch)
     return request.param

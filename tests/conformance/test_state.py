@@ -48,9 +48,9 @@ def conversion_threads(monkeypatch):
     """Every value of a write is large enough to convert beside the others
     (the size bar at 0 bytes, three cores); returns the names of the
     threads the conversions ran on."""
-    from multiparam import param, threads, transaction
-    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-    monkeypatch.setattr(threads, "cores", lambda: 3)
+    from multiparam import param
+    from tests.spies import every_value_ahead
+    every_value_ahead(monkeypatch)
     seen = []
     plain = param.Param.native_conversion
 
@@ -126,9 +126,9 @@ def write_threads(monkeypatch):
     (the size bar at 0 bytes, three cores); returns the names of the
     threads each parameter's value landed on (a write of a value made
     ready, or a fill of the parameter's own memory)."""
-    from multiparam import param, threads, transaction
-    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-    monkeypatch.setattr(threads, "cores", lambda: 3)
+    from multiparam import param
+    from tests.spies import every_value_ahead
+    every_value_ahead(monkeypatch)
     seen = []
     write_native, fill_validated = param.Param.write_native, param.Param.fill_validated
 

@@ -79,9 +79,8 @@ def test_transfer_with_every_value_taken_ahead(src, dst, arch, monkeypatch):
     """The same transfer with every value large enough to be converted or
     written on a worker beside the others (three cores): ties, composites
     and small models too, so the order and the exclusions are exercised."""
-    from multiparam import threads, transaction
-    monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-    monkeypatch.setattr(threads, "cores", lambda: 3)
+    from tests.spies import every_value_ahead
+    every_value_ahead(monkeypatch)
     _transfer_in_process(src, dst, arch)
 
 

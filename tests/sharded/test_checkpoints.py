@@ -192,7 +192,6 @@ def gathers(monkeypatch):
     process): how many values had been written anywhere before it
     (``written``), the thread that made it (``threads``), and a weak
     reference to the memory it returned (``memory``)."""
-    import threading
     import types
     import weakref
 
@@ -228,9 +227,8 @@ def test_a_transfer_off_a_mesh_gathers_each_value_at_its_write(label, gathers, a
     order on the writing thread: across processes it is a collective)."""
     import gc
     if ahead:
-        from multiparam import threads, transaction
-        monkeypatch.setattr(transaction, "CONVERT_AHEAD_BYTES", 0)
-        monkeypatch.setattr(threads, "cores", lambda: 3)
+        from tests.spies import every_value_ahead
+        every_value_ahead(monkeypatch)
     src, src_forward = jax_named_case("2x4")
     dst, dst_forward = plain_case(label)
     sharded = sum(p.is_sharded for p in src.named_parameters().values())

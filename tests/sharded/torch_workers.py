@@ -258,14 +258,13 @@ def scenario_handles(out: Path, rank: int, world: int, kind: str) -> dict:
 
 
 def _with_every_value_ahead(fn):
-    # a write plan's work ahead (multiparam.transaction) for values of any size
-    from multiparam import threads, transaction
-    saved = transaction.CONVERT_AHEAD_BYTES, threads.cores
-    transaction.CONVERT_AHEAD_BYTES, threads.cores = 0, (lambda: 3)
-    try:
+    # the suites' setting (tests.spies), undone after fn in this worker
+    import pytest
+
+    from tests.spies import every_value_ahead
+    with pytest.MonkeyPatch.context() as patch:
+        every_value_ahead(patch)
         return fn()
-    finally:
-        transaction.CONVERT_AHEAD_BYTES, threads.cores = saved
 
 
 def scenario_save_fsdp(out: Path, rank: int, world: int, path: str) -> dict:
