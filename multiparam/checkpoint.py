@@ -34,6 +34,7 @@ import re
 import stat
 import struct
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
@@ -182,14 +183,32 @@ def _map_file(path: Path, size: int) -> mmap.mmap:
         os.close(fd)    # the mapping keeps the file open
 
 
+#: a read drops the file's pages it copied from in spans of at least this
+#: many bytes, so a load's resident memory stays about this much, not the
+#: file read so far.  One call per tensor cost a 1 GiB load of 8 MiB
+#: tensors ~6 ms here (the kernel's page-table work, per call); one per
+#: 64 MiB, about nothing.
+DROP_SPAN = 64 << 20
+
+
 def _unmap_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
     """Drop the pages of ``mapped[start:stop]`` from this process's address
-    space (the page cache keeps them; a later touch maps them again), so a
-    load's resident memory stays about one tensor, not the file read so far."""
+    space (the page cache keeps them; a later touch maps them again)."""
     page = mmap.PAGESIZE
     start = start // page * page
     if stop > start and hasattr(mapped, "madvise"):
         mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+def _merged(spans: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """``spans`` (start, stop) sorted, the touching and overlapping ones joined."""
+    out: List[Tuple[int, int]] = []
+    for start, stop in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], stop))
+        else:
+            out.append((start, stop))
+    return out
 
 
 def _batches(names: List[str], sizes: List[int], least: int) -> List[List[str]]:
@@ -228,6 +247,11 @@ class Checkpoint:
         self.metadata = metadata
         self.index = index
         self._mapped: Dict[Path, mmap.mmap] = {}   # each file mapped at its first read_into
+        # each file's spans copied from and not yet dropped (see _copied_from);
+        # reads run on several threads at once
+        self._copied: Dict[Path, List[Tuple[int, int]]] = {}
+        self._copied_bytes: Dict[Path, int] = {}
+        self._copied_lock = threading.Lock()
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries
@@ -278,8 +302,9 @@ class Checkpoint:
         # copied from a mapping of the file, as safetensors' own loader reads
         # it: measured 15% faster here than the kernel's copy of os.preadv
         # (median of 6 fresh processes each, alternately: 0.085 against
-        # 0.100 s per GiB).  Each tensor's pages are unmapped once copied,
-        # so the mapping never holds more than the tensors in flight.
+        # 0.100 s per GiB).  The pages copied from are unmapped in spans
+        # (DROP_SPAN), so the mapping holds about one span and the tensors
+        # in flight.
         mapped = self._mapped.get(e.path)
         if mapped is None:
             mapped = self._mapped.setdefault(e.path, _map_file(e.path, self._file_size(e.path)))
@@ -294,7 +319,22 @@ class Checkpoint:
             fastcopy.copy_into(out.reshape(-1).view(np.uint8), source)
         finally:
             del source
-            _unmap_pages(mapped, e.offset, e.offset + e.nbytes)
+            self._copied_from(e.path, mapped, e.offset, e.offset + e.nbytes)
+
+    def _copied_from(self, path: Path, mapped: mmap.mmap, start: int, stop: int) -> None:
+        # drop the pages of every span copied from so far once they add up
+        # to DROP_SPAN.  A page another thread still copies from may go too
+        # (spans share their edge pages): the mapping is read-only, and its
+        # next touch maps the same bytes again.
+        with self._copied_lock:
+            spans = self._copied.setdefault(path, [])
+            spans.append((start, stop))
+            held = self._copied_bytes[path] = self._copied_bytes.get(path, 0) + stop - start
+            if held < DROP_SPAN:
+                return
+            self._copied[path], self._copied_bytes[path] = [], 0
+        for lo, hi in _merged(spans):
+            _unmap_pages(mapped, lo, hi)
 
     def _file_size(self, path: Path) -> int:
         """The bytes ``path``'s header covers (header and data)."""

@@ -3,6 +3,7 @@ and kept for the process (reads from files, layout conversions), each as
 large as the cores it can use."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,10 @@ _pools: Dict[str, ThreadPoolExecutor] = {}
 _making = threading.Lock()
 
 
+@functools.lru_cache(maxsize=None)
 def cores() -> int:
-    """How many cores the package's parallel copies use."""
+    """How many cores the package's parallel copies use (asked once: it
+    is asked per write, and ``os.cpu_count`` reads the system each time)."""
     return min(os.cpu_count() or 1, MAX_CORES)
 
 

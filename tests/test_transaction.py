@@ -132,6 +132,43 @@ def test_writes_converted_beside_each_other_land_in_order(converting_beside):
         "0.weight": 2.0, "0.bias": 3.0, "1.weight": 4.0, "1.bias": 5.0}
 
 
+@pytest.mark.parametrize("bias, bias_beside", [
+    (lambda n, dtype: np.full(n, 3.0, dtype), False),             # a plain copy: the kernel's, every core
+    (lambda n, dtype: np.full(2 * n, 3.0, dtype)[::2], True),     # strided: a gathering copy, one core
+], ids=["contiguous", "strided"])
+def test_plain_copies_are_written_in_turn_where_writes_run_beside(monkeypatch, bias, bias_beside):
+    """Where writes run side by side, a copy the framework's kernel spreads
+    over every core itself (same layout, contiguous, large enough) is
+    written at its turn on the writing thread; a transposing copy (the
+    toy's kernels are stored (in, out)) or a strided one goes to a worker."""
+    import threading
+
+    from multiparam import fastcopy, param
+    from tests.spies import every_value_ahead
+    every_value_ahead(monkeypatch)                      # groups of three: one value and two beside it
+    monkeypatch.setattr(ADAPTER, "writes_in_parallel", True)
+    monkeypatch.setattr(fastcopy, "KERNEL_COPY", 0)     # every plain copy large enough for the kernel
+    on_thread, write_native = {}, param.Param.write_native
+
+    def written(self, prepared):
+        on_thread[self.name] = threading.current_thread().name
+        return write_native(self, prepared)
+
+    monkeypatch.setattr(param.Param, "write_native", written)
+    m = toy_model()
+    plan = WritePlan()
+    plan.add(m["0.weight"], np.full((3, 4), 1.0))     # the group's first: the writing thread's
+    plan.add(m["0.bias"], bias(3, m["0.bias"].dtype))  # beside it, unless a plain copy
+    plan.add(m["1.weight"], np.full((2, 3), 4.0))     # beside it: transposed into (in, out)
+    plan.commit()
+    for name, value in {"0.weight": 1.0, "0.bias": 3.0, "1.weight": 4.0}.items():
+        np.testing.assert_array_equal(m[name].value, np.full(m[name].shape, value), err_msg=name)
+    here = threading.current_thread().name
+    assert on_thread["0.weight"] == here
+    assert on_thread["1.weight"].startswith("multiparam-write"), on_thread
+    assert on_thread["0.bias"].startswith("multiparam-write") == bias_beside, on_thread
+
+
 def test_a_failed_conversion_raises_and_no_worker_outlives_the_commit(converting_beside, monkeypatch):
     import time
 

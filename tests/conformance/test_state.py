@@ -177,6 +177,38 @@ def test_a_load_writes_on_workers_where_the_backend_allows(m, kit, X, tmp_path, 
     assert bool(on_workers) == other.adapter.writes_in_parallel, write_threads
 
 
+@pytest.mark.parametrize("verify", [True, False], ids=["checked", "unchecked"])
+def test_a_load_makes_its_plain_copies_on_the_writing_thread(m, kit, X, tmp_path, monkeypatch, verify):
+    """A file's tensor read straight into a parameter's own memory (same
+    layout, no cast) is one plain copy, which the framework's kernel
+    spreads over every core itself once it is large enough.  With every
+    value large enough to go to a worker and every copy large enough for
+    the kernel, each such tensor is still read in at its turn on the
+    writing thread, on every backend (a worker beside it would only
+    contend), and every value lands exactly."""
+    from multiparam import fastcopy, param
+    from tests.spies import every_value_ahead
+    every_value_ahead(monkeypatch)
+    monkeypatch.setattr(fastcopy, "KERNEL_COPY", 0)
+    filled_on, fill_validated = {}, param.Param.fill_validated
+
+    def filled(self, fill):
+        done = fill_validated(self, fill)
+        if done:
+            filled_on[self.name] = threading.current_thread().name
+        return done
+
+    monkeypatch.setattr(param.Param, "fill_validated", filled)
+    path = tmp_path / "w.safetensors"
+    mp.save(m, path)
+    other = mp.wrap(mlp(), sample_input=X)
+    mp.load(other, path, verify=verify)
+    for name in m.named_parameters():
+        np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name), err_msg=name)
+    here = threading.current_thread().name
+    assert all(t == here for t in filled_on.values()), filled_on
+
+
 def _kernel_calls(monkeypatch, adapter, primitive: str, took=lambda result: result is not None):
     """Record, at every call of the adapter's ``primitive`` (a framework's
     own kernel, None where it declines), whether the kernel ``took`` the
