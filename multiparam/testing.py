@@ -170,6 +170,19 @@ class PortCase:
     options: dict = field(default_factory=dict)
 
 
+@dataclass
+class SharedMemoryCase:
+    """Parameters the framework lets share one block of memory without a
+    tie (two parameters made over one tensor, one viewing part of the
+    other), and the framework's own load, which writes one value at a time
+    in order: where they overlap, the later value is what stays."""
+
+    #: builds the native model, fresh at each call
+    make: Callable[[], Any]
+    #: ``load(net, {canonical name: NumPy array})``: the framework's own load
+    load: Callable[[Any, Dict[str, np.ndarray]], None]
+
+
 @dataclass(frozen=True)
 class Distribution:
     """A documented initial distribution, as plain numbers (what a
@@ -311,6 +324,11 @@ class NativeKit(Protocol):
     def port_models(self) -> Mapping[str, Callable[[], "PortCase"]]:
         """Models written natively whose names differ from a reference
         spec's, with the rules that map them (the porting tests), by label."""
+
+    def shared_memory_models(self) -> Mapping[str, Callable[[], "SharedMemoryCase"]]:
+        """Models whose parameters share memory without a tie, by label;
+        empty where the framework gives parameters no shared memory
+        (``ABSENT["shared_memory_models"]`` says why)."""
 
     def native_cnn(self) -> NativeCNN:
         """Conv -> Flatten -> Dense in the framework's own image layout."""

@@ -26,7 +26,7 @@ import contextlib
 import math
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -209,6 +209,17 @@ def _ahead_bytes(param: "Param", value) -> Optional[int]:
     return None
 
 
+def _memory(param: "Param") -> Hashable:
+    """What a write lands in, for the order of writes beside each other:
+    the framework's memory where the adapter tells it (``memory_of``: two
+    torch Parameters over one tensor's storage, whose writes must land in
+    order, the later winning where they overlap), else the storage's
+    ident in its model (a tie's names share it)."""
+    model, ref = param.model, param.slot.ref
+    memory = None if isinstance(ref, Composite) else model.adapter.memory_of(model.adapter_state, ref)
+    return (id(model), param.ident) if memory is None else ("memory", memory)
+
+
 def _copies_on_every_core(param: "Param", value) -> bool:
     """Whether writing ``value`` is one plain copy into the parameter's
     memory, large enough that the framework's copy kernel spreads it over
@@ -253,9 +264,9 @@ class _WorkAhead:
     The large values go round in groups of one per core: at the first of a
     group (:meth:`result` gives None, and the caller writes it) the
     workers start on the others, whose results :meth:`result` then waits
-    for.  A value is not taken ahead when its storage has an earlier write
-    still to come (that write must land first, and could change what the
-    value converts to); None for it too, as for a value read from a file
+    for.  A value is not taken ahead when its storage (or memory, see
+    ``_memory``) has an earlier write still to come (that write must land
+    first, and could change what the value converts to); None for it too, as for a value read from a file
     whose layout needs no conversion into a backend that converts ahead
     (it is read straight into place), a small one, a plain copy the
     framework's kernel already runs on every core (``_copies_on_every_core``:
@@ -283,12 +294,12 @@ class _WorkAhead:
         #: write index -> the index of the write before it to the same storage
         self._earlier: Dict[int, int] = {}
         if self._groups:
-            last: Dict[tuple, int] = {}
+            last: Dict[Hashable, int] = {}
             for i, (param, _) in enumerate(writes):
-                storage = (id(param.model), param.ident)    # a tie's names share it
-                if storage in last:
-                    self._earlier[i] = last[storage]
-                last[storage] = i
+                memory = _memory(param)
+                if memory in last:
+                    self._earlier[i] = last[memory]
+                last[memory] = i
 
     def __enter__(self) -> "_WorkAhead":
         return self

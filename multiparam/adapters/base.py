@@ -725,6 +725,17 @@ class Adapter:
         See :meth:`fill_array`."""
         return False if isinstance(ref, Composite) else self.fill_array(state, ref, fill)
 
+    def memory_of(self, state: Any, ref: Any) -> Hashable:
+        """Primitive: the identity of the memory the array of ``ref`` lives
+        in, the same for two parameters that view one block of memory (two
+        torch Parameters made over one tensor's storage, overlapping or
+        not); None where parameters never share memory but through a tie,
+        whose names share the slot's ``ident`` (the default).  A write plan
+        whose writes run side by side (``writes_in_parallel``) writes the
+        values of one memory in order, so the later value wins where they
+        overlap, as written one at a time."""
+        return None
+
     def fill_array(self, state: Any, ref: Any, fill: Callable[[np.ndarray], None]) -> bool:
         """Primitive: call ``fill`` on a writable NumPy view of the array's
         own memory and tell the framework it changed (torch bumps its

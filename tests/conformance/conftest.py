@@ -31,7 +31,7 @@ from multiparam.testing import load_kit, parse_kit_choices
 #: fixtures that stand for one case of a kit -> the kit member listing those cases by label
 CASE_FIXTURES = {"native_case": "chapter_models", "real_model": "real_models",
                  "checkpoint_model": "checkpoint_models", "twin_model": "twin_models",
-                 "port_case": "port_models"}
+                 "port_case": "port_models", "shared_memory_case": "shared_memory_models"}
 
 
 def pytest_addoption(parser):
@@ -127,6 +127,12 @@ def twin_model(kit, twin_model_label):
 def port_case(kit, port_case_label):
     """A natively written model with its own names, its reference spec and rules."""
     return _case(kit, "port_models", port_case_label)
+
+
+@pytest.fixture
+def shared_memory_case(kit, shared_memory_case_label):
+    """Parameters sharing memory without a tie, and the framework's own load."""
+    return _case(kit, "shared_memory_models", shared_memory_case_label)
 
 
 @pytest.fixture(scope="session")

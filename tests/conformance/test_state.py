@@ -209,6 +209,35 @@ def test_a_load_makes_its_plain_copies_on_the_writing_thread(m, kit, X, tmp_path
     assert all(t == here for t in filled_on.values()), filled_on
 
 
+def test_writes_into_one_memory_land_in_order(shared_memory_case, kit, monkeypatch):
+    """Parameters over one block of memory (not a tie) are written in order
+    even where writes run side by side: where they overlap, the later
+    value stays, as the framework's own load leaves it.  The writing
+    thread's first write is slowed, so a write beside it would land first."""
+    import time
+
+    from multiparam import param
+    from tests.spies import every_value_ahead
+    rng = np.random.default_rng(0)
+    m = mp.wrap(shared_memory_case.make())
+    state = {name: rng.standard_normal(p.shape).astype(p.dtype) for name, p in m.named_parameters().items()}
+    truth = shared_memory_case.make()
+    shared_memory_case.load(truth, state)      # one value at a time, in order
+    every_value_ahead(monkeypatch)
+    writing_thread, write_native = threading.current_thread(), param.Param.write_native
+
+    def slowed(self, prepared):
+        if threading.current_thread() is writing_thread:
+            time.sleep(0.2)
+        return write_native(self, prepared)
+
+    monkeypatch.setattr(param.Param, "write_native", slowed)
+    m.load_state_dict(state)
+    expected = mp.wrap(truth)
+    for name in state:
+        np.testing.assert_array_equal(kit.read(m, name), kit.read(expected, name), err_msg=name)
+
+
 def _kernel_calls(monkeypatch, adapter, primitive: str, took=lambda result: result is not None):
     """Record, at every call of the adapter's ``primitive`` (a framework's
     own kernel, None where it declines), whether the kernel ``took`` the

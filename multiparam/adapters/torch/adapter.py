@@ -388,6 +388,12 @@ class TorchAdapter(Adapter):
     def fill_array(self, state, ref, fill) -> bool:
         return tensors.fill_in_place(_tensor(ref), fill)
 
+    def memory_of(self, state, ref):
+        # views share their base's storage; a DTensor's local shard is
+        # its own and is written block by block, in order, anyway
+        t = _tensor(ref).detach()
+        return t.untyped_storage().data_ptr() if type(t) is torch.Tensor else None
+
     def array_object(self, state, ref) -> torch.Tensor:
         return _tensor(ref)
 

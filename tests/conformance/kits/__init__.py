@@ -7,4 +7,4 @@ provide, how a third-party backend writes one and how the suite finds it:
 ``from . import NativeCase``.
 """
 from multiparam.testing import (CheckpointModel, Distribution, NativeCase, NativeCNN, NativeKit, PortCase,  # noqa: F401
-                                RealModel, exact_sum)
+                                RealModel, SharedMemoryCase, exact_sum)

@@ -472,6 +472,8 @@ def cast(m, dtype):
 
 # -- checkpoints as people hold them, and twins -----------------------------------------
 ABSENT = {
+    "shared_memory_models": "JAX arrays are immutable values: two leaves of a pytree never share "
+                            "memory that a write could change under the other",
     "checkpoint_models": "Hugging Face transformers 5 ships no Flax models, and Flax has no checkpoint "
                          "format keyed by torch's names; Flax layers' torch names are checked by "
                          "chapter_models() (sequence, attention, cnn-batchnorm, nnx-sequence)",
@@ -500,6 +502,10 @@ class _NnxBlock(nnx.Module):
     def __call__(self, x):
         h = self.norm(x + self.attention(x))
         return self.bn(h + nnx.relu(self.mlp(h)))
+
+
+def shared_memory_models():
+    return {}
 
 
 def twin_models():

@@ -349,7 +349,9 @@ def native_cnn():
 
 # -- checkpoints as people hold them (tests/conformance/test_checkpoints.py) -----------
 #: kinds of case this kit has none of, and why (see conftest)
-ABSENT = {"checkpoint_models": (
+ABSENT = {"shared_memory_models": ("a Gluon Parameter owns its NDArray: set_data copies into it, so two "
+                                   "parameters never share memory"),
+          "checkpoint_models": (
     "Gluon 1.x writes its own .params files (save_parameters), not safetensors, and Hugging Face "
     "ships no MXNet models; Gluon models' names are checked against torch's by chapter_models() "
     "(sequence, cnn-batchnorm, resnet18_v1-twin) and twin_models()")}
@@ -361,6 +363,10 @@ def checkpoint_models():
 
 def checkpoint_loss(label: str):
     raise KeyError(label)             # no checkpoint models (ABSENT says why)
+
+
+def shared_memory_models():
+    return {}
 
 
 def twin_models():

@@ -375,7 +375,8 @@ def native_cnn():
 
 # -- checkpoints as people hold them (tests/conformance/test_checkpoints.py) -----------
 #: kinds of case this kit has none of, and why
-ABSENT = {"checkpoint_models": "Hugging Face transformers 5 ships no TensorFlow models, and keras_hub "
+ABSENT = {"shared_memory_models": "a Keras Variable owns its memory: two variables never view one buffer",
+          "checkpoint_models": "Hugging Face transformers 5 ships no TensorFlow models, and keras_hub "
                                "(not installed) builds its models from presets it downloads; Keras "
                                "models' torch names are checked by chapter_models() (sequence, "
                                "cnn-batchnorm, depthwise-separable, attention, functional-twin) and "
@@ -401,6 +402,10 @@ def _with_statistics(net, seed):
             layer.moving_mean.assign(rng.normal(size=n).astype(np.float32))
             layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=n).astype(np.float32))
     return net
+
+
+def shared_memory_models():
+    return {}
 
 
 def twin_models():

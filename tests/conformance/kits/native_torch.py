@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..models import MLP_SHAPES
-from . import CheckpointModel, Distribution, NativeCase, NativeCNN, PortCase, RealModel, exact_sum
+from . import CheckpointModel, Distribution, NativeCase, NativeCNN, PortCase, RealModel, SharedMemoryCase, exact_sum
 
 # -- facts about PyTorch ------------------------------------------------------------------
 MODEL_TYPES = (nn.Module,)
@@ -362,6 +362,28 @@ def checkpoint_loss(label: str):
 
 
 # -- two instances of one architecture (tests/conformance/test_twins.py) -----------------
+def _views_of_one_tensor():
+    """Two Parameters over one tensor: the whole of it, and two of its rows
+    (``nn.Parameter`` keeps the memory of the tensor it is given)."""
+    class Views(nn.Module):
+        def __init__(self):
+            super().__init__()
+            base = torch.zeros(4, 6)
+            self.whole = nn.Parameter(base)
+            self.rows = nn.Parameter(base[1:3])
+
+        def forward(self, x):
+            return x @ self.whole.T
+
+    def load(net, state):
+        net.load_state_dict({name: torch.from_numpy(value) for name, value in state.items()})
+    return SharedMemoryCase(Views, load)
+
+
+def shared_memory_models():
+    return {"views-of-one-tensor": _views_of_one_tensor}
+
+
 def twin_models():
     """Two instances each, built apart (other seeds): their canonical names
     must not differ, and a transfer must make them compute the same."""
