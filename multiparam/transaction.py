@@ -264,13 +264,14 @@ class _WorkAhead:
     The large values go round in groups of one per core: at the first of a
     group (:meth:`result` gives None, and the caller writes it) the
     workers start on the others, whose results :meth:`result` then waits
-    for.  A value is not taken ahead when its storage (or memory, see
-    ``_memory``) has an earlier write still to come (that write must land
-    first, and could change what the value converts to); None for it too, as for a value read from a file
-    whose layout needs no conversion into a backend that converts ahead
-    (it is read straight into place), a small one, a plain copy the
-    framework's kernel already runs on every core (``_copies_on_every_core``:
-    a load into torch), a parameter on a mesh (written block by block), a
+    for.  A value is not taken ahead when its memory (``_memory``: its
+    storage, or a block of memory it shares) has an earlier write still to
+    come (that write must land first, and could change what the value
+    converts to); None for it too, as for a value read from a file whose
+    layout needs no conversion into a backend that converts ahead (it is
+    read straight into place), a small one, a plain copy the framework's
+    kernel already runs on every core (``_copies_on_every_core``: a load
+    into torch), a parameter on a mesh (written block by block), a
     composite one (split into parts against their current values) or a
     transposed tie.
 
@@ -291,7 +292,7 @@ class _WorkAhead:
         if cores > 1:
             for k in range(0, len(large), cores):
                 self._groups[large[k]] = large[k + 1:k + cores]
-        #: write index -> the index of the write before it to the same storage
+        #: write index -> the index of the write before it to the same memory
         self._earlier: Dict[int, int] = {}
         if self._groups:
             last: Dict[Hashable, int] = {}

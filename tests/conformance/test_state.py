@@ -187,26 +187,33 @@ def test_a_load_makes_its_plain_copies_on_the_writing_thread(m, kit, X, tmp_path
     writing thread, on every backend (a worker beside it would only
     contend), and every value lands exactly."""
     from multiparam import fastcopy, param
+    from multiparam.layout import is_identity
     from tests.spies import every_value_ahead
     every_value_ahead(monkeypatch)
     monkeypatch.setattr(fastcopy, "KERNEL_COPY", 0)
-    filled_on, fill_validated = {}, param.Param.fill_validated
+    written_on, fill_validated, write_native = {}, param.Param.fill_validated, param.Param.write_native
 
-    def filled(self, fill):
+    def filled(self, fill):       # read straight into the parameter's memory
         done = fill_validated(self, fill)
         if done:
-            filled_on[self.name] = threading.current_thread().name
+            written_on[self.name] = threading.current_thread().name
         return done
 
+    def written(self, prepared):  # or written from a value made ready
+        written_on[self.name] = threading.current_thread().name
+        return write_native(self, prepared)
+
     monkeypatch.setattr(param.Param, "fill_validated", filled)
+    monkeypatch.setattr(param.Param, "write_native", written)
     path = tmp_path / "w.safetensors"
     mp.save(m, path)
     other = mp.wrap(mlp(), sample_input=X)
     mp.load(other, path, verify=verify)
     for name in m.named_parameters():
         np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name), err_msg=name)
+    plain = [n for n, p in other.named_parameters().items() if is_identity(p.slot.layout, len(p.shape))]
     here = threading.current_thread().name
-    assert all(t == here for t in filled_on.values()), filled_on
+    assert plain and {n: written_on[n] for n in plain} == {n: here for n in plain}, written_on
 
 
 def test_writes_into_one_memory_land_in_order(shared_memory_case, kit, monkeypatch):
