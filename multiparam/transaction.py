@@ -26,7 +26,7 @@ import contextlib
 import math
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
-from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -48,10 +48,18 @@ def nbytes_of(shape: tuple, dtype: np.dtype) -> int:
     return math.prod(shape) * np.dtype(dtype).itemsize
 
 
-#: how a deferred value is read at commit (see :meth:`WritePlan.add_deferred`):
-#: (read, read_into, view, the parameter's dtype, in_order)
-_Deferred = Tuple[Callable[[], np.ndarray], Optional[Callable[[np.ndarray], None]],
-                  Optional[Callable[[], np.ndarray]], np.dtype, bool]
+class _Deferred(NamedTuple):
+    """How a deferred value is read at commit (see :meth:`WritePlan.add_deferred`)."""
+
+    read: Callable[[], np.ndarray]
+    #: straight into the parameter's memory; None where a cast is needed
+    read_into: Optional[Callable[[np.ndarray], None]]
+    #: the source's own memory (a file's mapping); None where a cast is needed
+    view: Optional[Callable[[], np.ndarray]]
+    #: the parameter's dtype
+    dtype: np.dtype
+    #: read on the writing thread, in order (a gather)
+    in_order: bool
 
 
 class WritePlan:
@@ -62,8 +70,7 @@ class WritePlan:
     __slots__ = ("_writes",)
 
     def __init__(self) -> None:
-        # (param, value), or for a deferred value (param, (read, read_into,
-        # view, dtype)): read_into and view are None where a cast is needed
+        # (param, value): an array, or a _Deferred
         self._writes: List[Tuple["Param", Union[np.ndarray, _Deferred]]] = []
 
     # -- checks ---------------------------------------------------------------
@@ -116,8 +123,8 @@ class WritePlan:
         a collective of several processes)."""
         target = self.check(param, shape, dtype, source)
         same = np.dtype(dtype) == target
-        self._writes.append((param, (read, read_into if same else None, view if same else None, target,
-                                     in_order)))
+        self._writes.append((param, _Deferred(read, read_into if same else None, view if same else None, target,
+                                              in_order)))
 
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
@@ -167,11 +174,10 @@ def _write(param: "Param", value) -> None:
     """Write one checked value of a plan: an array, or a deferred value
     read now, straight into the parameter's memory or converted from its
     source's view where it can, else read into fresh memory and dropped."""
-    if isinstance(value, tuple):
-        read, direct, view, target, _ = value
-        if not ((direct is not None and param.fill_validated(direct))
-                or (view is not None and param.write_from_view(view))):
-            param.write_validated(read().astype(target, copy=False), owned=True)
+    if isinstance(value, _Deferred):
+        if not ((value.read_into is not None and param.fill_validated(value.read_into))
+                or (value.view is not None and param.write_from_view(value.view))):
+            param.write_validated(value.read().astype(value.dtype, copy=False), owned=True)
     else:
         param.write_validated(value)
 
@@ -202,10 +208,10 @@ def _ahead_bytes(param: "Param", value) -> Optional[int]:
     adapter = param.model.adapter
     if isinstance(value, np.ndarray):
         return value.nbytes if adapter.writes_in_parallel or adapter.converts_values_in_parallel else None
-    if not isinstance(value, tuple) or param.shape is None or value[4]:
+    if not isinstance(value, _Deferred) or param.shape is None or value.in_order:
         return None     # Blocks; a shape not known; read in order (a gather)
-    if adapter.writes_in_parallel or (adapter.converts_values_in_parallel and value[2] is not None):
-        return nbytes_of(param.shape, value[3])
+    if adapter.writes_in_parallel or (adapter.converts_values_in_parallel and value.view is not None):
+        return nbytes_of(param.shape, value.dtype)
     return None
 
 
@@ -233,8 +239,8 @@ def _copies_on_every_core(param: "Param", value) -> bool:
     shape = param.shape
     if shape is None or nbytes_of(shape, param.dtype) < fastcopy.KERNEL_COPY:
         return False
-    if isinstance(value, tuple):
-        plain = value[1] is not None and value[2] is not None
+    if isinstance(value, _Deferred):
+        plain = value.read_into is not None and value.view is not None
     else:
         plain = value.flags.c_contiguous
     return plain and _layout.is_identity(param.slot.layout, len(shape))
@@ -337,13 +343,13 @@ class _WorkAhead:
                 # mesh (split or replicated), written block by block; a
                 # plain copy, on every core already
                 return None
-            if isinstance(value, tuple):     # read on the worker too: into place, or fresh
+            if isinstance(value, _Deferred):     # read on the worker too: into place, or fresh
                 _ = param.slot.layout        # any deferred description work runs here, not there
                 return "write", lambda: _written(_write, param, value)
             convert = param.native_conversion(value)
             return None if convert is None else ("write", lambda: _written(param.write_native, convert()))
-        if isinstance(value, tuple):         # a file's tensor: from its mapping
-            convert = param.view_conversion(value[2])
+        if isinstance(value, _Deferred):     # a file's tensor: from its mapping
+            convert = param.view_conversion(value.view)
         else:
             convert = param.native_conversion(value)
         return None if convert is None else ("convert", convert)
