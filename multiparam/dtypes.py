@@ -12,7 +12,7 @@ named, and a clear error says how to get it when it is missing.
 from __future__ import annotations
 
 import importlib
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 
@@ -39,11 +39,26 @@ def _ml_dtypes():
                          "(`pip install ml_dtypes`; JAX installs it)") from None
 
 
+#: dtype name -> dtype, once resolved: a load asks for every tensor's
+#: dtype by name several times, and resolving an ml_dtypes name through
+#: importlib cost more than the rest of the check
+_NAMED: Dict[str, np.dtype] = {}
+
+
 def dtype(spec: Union[str, np.dtype, type]) -> np.dtype:
     """A NumPy dtype from a name (``"bfloat16"``, ``"float32"``), a NumPy
     dtype or a scalar type; the ml_dtypes names resolve through ml_dtypes."""
     if isinstance(spec, np.dtype):
         return spec
+    if isinstance(spec, str):
+        found = _NAMED.get(spec)
+        if found is None:
+            found = _NAMED[spec] = _resolve(spec)
+        return found
+    return _resolve(spec)
+
+
+def _resolve(spec: Union[str, type]) -> np.dtype:
     if isinstance(spec, str) and spec in EXTENDED:
         return np.dtype(getattr(_ml_dtypes(), spec))
     try:

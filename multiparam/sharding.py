@@ -389,10 +389,13 @@ def param_sharding(param) -> Optional[Sharding]:
 def param_is_sharded(param) -> bool:
     """``Param.is_sharded``: False on a backend that cannot shard."""
     model = param.model
-    if not (model.adapter.capability("sharding").supported and model.materialized and param.materialized):
+    adapter = model.adapter
+    if not (adapter.capability("sharding").supported and model.materialized and param.materialized):
         return False
-    s = param_sharding(param)
-    return s is not None and s.is_sharded
+    # the native sharding, not param_sharding's canonical one: a split dim
+    # is split in any order of axes, and a load asks this per tensor
+    native = adapter.sharding(model.adapter_state, param.slot.ref)
+    return native is not None and native.is_sharded
 
 
 def param_shards(param) -> Iterator[Tuple[Index, np.ndarray]]:

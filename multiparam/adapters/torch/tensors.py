@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -32,12 +32,21 @@ BITS = {
 _BY_NAME = {**{n: t for t, n in _PLAIN.items()}, **{n: t for t, (n, _) in BITS.items()}}
 
 
+#: torch dtype -> NumPy dtype, as resolved (asked per parameter, per check)
+_NUMPY: Dict[torch.dtype, np.dtype] = {}
+
+
 def numpy_dtype(dtype: torch.dtype) -> np.dtype:
     """The NumPy dtype of a torch dtype (ml_dtypes for bfloat16 and float8)."""
+    found = _NUMPY.get(dtype)
+    if found is not None:
+        return found
     if dtype in _PLAIN:
-        return np.dtype(_PLAIN[dtype])
+        found = _NUMPY[dtype] = np.dtype(_PLAIN[dtype])
+        return found
     if dtype in BITS:
-        return dtypes.dtype(BITS[dtype][0])
+        found = _NUMPY[dtype] = dtypes.dtype(BITS[dtype][0])
+        return found
     raise dtypes.DtypeError(f"torch {dtype} has no NumPy counterpart multiparam knows")
 
 
