@@ -4,7 +4,7 @@ time ratios and peak memory, at any size (1 and 4 GiB in the README).
 
     python -m benchmarks.bench_files [--gib 1] [--repeat 3] [--rounds 1] [--cases load,save,transfer]
                                      [--backends torch,jax,tensorflow] [--width 4096] [--dtype float32]
-                                     [--json out.json]
+                                     [--file-dtype bfloat16] [--json out.json]
 
 Run it with the interpreter that has torch, jax, tensorflow and safetensors
 (the ``cross`` tox environment).  Every measurement runs in a fresh child
@@ -32,7 +32,11 @@ the size of each tensor: ``--width 2048 --dtype bfloat16`` gives 8 MiB
 kernels, the size of a mid-sized model's in the checkpoints people hold.
 In bfloat16 the Hugging Face idioms take each tensor through float32, as
 HF's converters do (NumPy has no bfloat16), and the copy bounds copy into
-memory of the source's dtype.
+memory of the source's dtype.  ``--file-dtype`` writes the file in another
+dtype than the models' (``--file-dtype bfloat16``: a bfloat16 checkpoint
+loaded into float32 models, the most common cast); every load then casts,
+the idioms as their users would (torch's ``load_state_dict`` casts itself;
+the Flax and Keras idioms call ``astype``).
 
 What each multiparam operation is compared with, in the same run:
 
@@ -176,8 +180,9 @@ def _check(model, truth, layers: int) -> bool:
     import multiparam as mp
     ref = mp.io.read_state(truth) if isinstance(truth, str) else truth
     names = ["0.weight", "0.bias", f"{layers - 1}.weight"]
-    ok = all(np.array_equal(model[n].value, np.asarray(ref[n].value if hasattr(ref[n], "value") else ref[n]))
-             for n in names)
+    # a file of another dtype holds the values the load casts
+    ok = all(np.array_equal(model[n].value, np.asarray(ref[n].value if hasattr(ref[n], "value") else ref[n])
+                            .astype(model[n].dtype)) for n in names)
     if not ok:
         raise AssertionError("the destination does not hold the source's values")
     return ok
@@ -216,13 +221,15 @@ def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
         if side == "idiom-verified":
             return _verified_torch_idiom(net, path)
         return lambda: net.load_state_dict(safetensors.torch.load_file(path))
+    held = m["0.weight"].dtype     # a file of another dtype: cast, as the user would
     if backend == "jax":
         import safetensors.flax
         handle = m
 
         def jax_idiom():
             sd = safetensors.flax.load_file(path)
-            params = {f"layers_{i}": {"kernel": sd[f"{i}.weight"].T, "bias": sd[f"{i}.bias"]}
+            params = {f"layers_{i}": {"kernel": sd[f"{i}.weight"].T.astype(held),
+                                      "bias": sd[f"{i}.bias"].astype(held)}
                       for i in range(layers)}
             handle.flax.variables = {"params": params}
         return jax_idiom
@@ -232,8 +239,8 @@ def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
     def keras_idiom():
         sd = safetensors.numpy.load_file(path)
         for i, layer in enumerate(dense):
-            layer.kernel.assign(sd[f"{i}.weight"].T)
-            layer.bias.assign(sd[f"{i}.bias"])
+            layer.kernel.assign(sd[f"{i}.weight"].T.astype(held, copy=False))
+            layer.bias.assign(sd[f"{i}.bias"].astype(held, copy=False))
     return keras_idiom
 
 
@@ -388,6 +395,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gib", type=float, default=1.0, help="model size in GiB of kernels")
     ap.add_argument("--width", type=int, default=WIDTH, help="each layer's Dense(width, in_features=width)")
     ap.add_argument("--dtype", default="float32", help="the parameters' dtype (float32, bfloat16, ...)")
+    ap.add_argument("--file-dtype", default=None, help="the file's dtype (default: the parameters'); "
+                    "another one makes every load cast")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (best is kept)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="fresh processes per case, the cases taking turns (best is kept)")
@@ -417,14 +426,14 @@ def main(argv=None) -> int:
         import torch  # noqa: F401
 
         import multiparam as mp
-        mp.save(_wrap(layers, "torch", args.width, args.dtype), path)
+        mp.save(_wrap(layers, "torch", args.width, args.file_dtype or args.dtype), path)
         # the saved model is cyclic garbage until a collection: without one
         # this process held a whole model (4 GiB at --gib 4) beside every
         # child, pressing the file out of the page cache on a shared machine
         gc.collect()
         nbytes = os.path.getsize(path)
-        print(f"{layers} x Dense({args.width}, {args.width}) + bias, {args.dtype}: {nbytes / 2**30:.2f} GiB file",
-              flush=True)
+        print(f"{layers} x Dense({args.width}, {args.width}) + bias, {args.dtype}: {nbytes / 2**30:.2f} GiB file"
+              + (f" in {args.file_dtype}" if args.file_dtype else ""), flush=True)
         cases = list(dict.fromkeys(case for pair in pairs for case in pair))
         rounds: dict = {case: [] for case in cases}
         for turn in range(args.rounds):

@@ -362,7 +362,7 @@ class Checkpoint:
         batches = _batches(by_size, [self.entries[n].nbytes for n in by_size], _PARALLEL_READ)
 
         def run(batch: List[str]) -> List[T]:
-            return [self._map_tensor(fn, n) for n in batch]
+            return [self.with_tensor(n, fn) for n in batch]
 
         if len(batches) <= 1:
             results = [run(b) for b in batches]
@@ -370,7 +370,12 @@ class Checkpoint:
             results = list(_read_pool().map(run, batches))
         return {n: r for batch, done in zip(batches, results) for n, r in zip(batch, done)}
 
-    def _map_tensor(self, fn: Callable[[np.ndarray], T], name: str) -> T:
+    def with_tensor(self, name: str, fn: Callable[[np.ndarray], T]) -> T:
+        """``fn(array)`` for tensor ``name``, ``array`` read-only on the
+        file's one mapping (no copy) and not to be kept once ``fn``
+        returns: its pages are dropped in spans, as :meth:`read_into`
+        drops them (a cast into a parameter of another dtype reads it so,
+        and so does the checksum pass)."""
         e = self.entries[name]
         if not e.nbytes:
             return fn(self.array(name))

@@ -287,7 +287,8 @@ def load(model, path: Union[str, os.PathLike], strict: bool = True, verify: bool
         _verify(ck)
     entries = StateDict((name, DeferredArray(e.shape, e.dtype, functools.partial(ck.read, name),
                                              functools.partial(ck.read_into, name),
-                                             functools.partial(ck.array, name)))
+                                             functools.partial(ck.array, name),
+                                             with_view=functools.partial(ck.with_tensor, name)))
                         for name, e in ck.entries.items())
     entries.ties = ties
     entries.backend = backend

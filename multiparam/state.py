@@ -41,7 +41,10 @@ class DeferredArray(NamedTuple):
     anyway.  ``in_order``: read on the writing thread in the order of the
     writes, never by a worker beside another write (a gather of a sharded
     parameter: with several processes, a collective each must make in the
-    same order)."""
+    same order).  ``with_view(fn)``, where the source has one: ``fn`` of
+    that same read-only array, released once ``fn`` returns (a file's
+    pages dropped as a load's copies drop them), for a write that converts
+    the value's dtype in one pass."""
 
     shape: Tuple[int, ...]
     dtype: np.dtype
@@ -49,6 +52,7 @@ class DeferredArray(NamedTuple):
     read_into: Optional[Callable[[np.ndarray], None]] = None
     view: Optional[Callable[[], np.ndarray]] = None
     in_order: bool = False
+    with_view: Optional[Callable[[Callable[[np.ndarray], Any]], Any]] = None
 
 
 def _array(value: Any) -> np.ndarray:
@@ -209,7 +213,7 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
         value = given[key]
         if isinstance(value, DeferredArray):
             writes.add_deferred(p, value.shape, np.dtype(value.dtype), value.read, value.read_into,
-                                value.view, source=key, in_order=value.in_order)
+                                value.view, source=key, in_order=value.in_order, with_view=value.with_view)
         else:
             value = as_numpy(value)
             writes.add(p, value, source=key)

@@ -34,8 +34,9 @@ def count_writes(monkeypatch) -> list:
 
 def record_reads(monkeypatch) -> list:
     """``(how, name)`` for each tensor a checkpoint reads: into fresh memory
-    (``read``), into given memory (``read_into``) or as a view of its
-    mapping (``array``)."""
+    (``read``), into given memory (``read_into``), as a view of its
+    mapping (``array``) or as a view handed to a function and released
+    after it (``with_tensor``)."""
     from multiparam import checkpoint
     calls = []
 
@@ -46,6 +47,6 @@ def record_reads(monkeypatch) -> list:
             calls.append((how, name))
             return plain(self, name, *rest)
         return recorded
-    for how in ("read", "read_into", "array"):
+    for how in ("read", "read_into", "array", "with_tensor"):
         monkeypatch.setattr(checkpoint.Checkpoint, how, spy(how))
     return calls

@@ -1051,6 +1051,16 @@ class Adapter:
     #: transposing copies and large plain ones.
     copy_kernel: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
 
+    #: ``fn(out, src) -> bool``: ``out[...] = src`` converted to ``out``'s
+    #: dtype by the framework's own conversion (the one its own load makes:
+    #: torch's ``copy_`` into a parameter of another dtype), for C-contiguous
+    #: arrays of one shape; False for dtypes it cannot convert.  ``src`` is
+    #: only read (a memory-mapped file).  A load that casts a file's tensor
+    #: into a parameter whose memory the framework exposes (``fill_array``)
+    #: converts it there in one pass with it; None (the default): NumPy's
+    #: conversion (ml_dtypes' for bfloat16 and float8) into fresh memory.
+    cast_kernel: Optional[Callable[[np.ndarray, np.ndarray], bool]] = None
+
     def transposed_array(self, source: np.ndarray) -> Any:
         """Primitive: ``source.T`` as the framework's own array for
         :meth:`write_array`: made by the framework's own transpose (for a

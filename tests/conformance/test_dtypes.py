@@ -109,6 +109,38 @@ def test_a_load_reads_every_dtype_the_way_it_reads_float32(adapter, X, dtype, tm
     assert reads_of_a_load(dtype.np) == reads_of_a_load(np.dtype("float32"))
 
 
+#: (the file's dtype, the model's): the checkpoints people hold are mostly
+#: bfloat16 and the models they load them into often float32; and back
+CASTS = [("bfloat16", "float32"), ("float16", "float32"), ("float32", "bfloat16")]
+
+
+@pytest.mark.parametrize("stored, held", CASTS, ids=[f"{a}-into-{b}" for a, b in CASTS])
+def test_a_load_that_casts_converts_each_tensor_from_the_file_in_one_pass(adapter, X, tmp_path, monkeypatch,
+                                                                           stored, held):
+    """A checkpoint of another dtype than the model's is converted as the
+    frameworks' own loads convert it (round to nearest even: every value
+    is NumPy's cast of the file's tensor, bit for bit) and straight from
+    the file's mapping: each tensor is read once, as a view handed to the
+    conversion, never into fresh memory first and cast after."""
+    from tests.spies import record_reads
+    stored, held = dtypes.dtype(stored), dtypes.dtype(held)
+    cap = adapter.capability(f"dtype:{held.name}")
+    if not cap.supported:
+        pytest.skip(f"{adapter.name} declares it cannot hold {held.name}: {cap.reason}")
+    m = _model(X).astype(held)
+    # values every dtype here holds, beside ones the downcast must round
+    rng = np.random.default_rng(0)
+    values = {n: rng.standard_normal(p.shape).astype(stored) for n, p in m.named_parameters().items()}
+    path = tmp_path / f"{stored.name}.safetensors"
+    mp.io.save_state(values, path)
+    calls = record_reads(monkeypatch)
+    mp.load(m, path, verify=False)
+    for n, v in values.items():
+        assert m[n].value.dtype == held
+        np.testing.assert_array_equal(_as_bits(m[n].value), _as_bits(v.astype(held)), err_msg=n)
+        assert [how for how, name in calls if name == n] == ["with_tensor"], (n, calls)
+
+
 def test_a_cast_that_loses_kind_is_refused(X):
     m = _model(X)
     before = m["0.weight"].numpy()

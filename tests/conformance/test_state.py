@@ -178,14 +178,16 @@ def test_a_load_writes_on_workers_where_the_backend_allows(m, kit, X, tmp_path, 
 
 
 @pytest.mark.parametrize("verify", [True, False], ids=["checked", "unchecked"])
-def test_a_load_makes_its_plain_copies_on_the_writing_thread(m, kit, X, tmp_path, monkeypatch, verify):
+@pytest.mark.parametrize("stored", [None, "float16"], ids=["same-dtype", "float16-file"])
+def test_a_load_makes_its_plain_copies_on_the_writing_thread(m, kit, X, tmp_path, monkeypatch, verify, stored):
     """A file's tensor read straight into a parameter's own memory (same
-    layout, no cast) is one plain copy, which the framework's kernel
-    spreads over every core itself once it is large enough.  With every
-    value large enough to go to a worker and every copy large enough for
-    the kernel, each such tensor is still read in at its turn on the
-    writing thread, on every backend (a worker beside it would only
-    contend), and every value lands exactly."""
+    layout) is one plain copy, which the framework's kernel spreads over
+    every core itself once it is large enough; so is a cast by the
+    framework's own conversion (a float16 file into a float32 torch
+    model).  With every value large enough to go to a worker and every
+    copy large enough for the kernel, each such tensor is still read in
+    at its turn on the writing thread, on every backend (a worker beside
+    it would only contend), and every value lands exactly."""
     from multiparam import fastcopy, param
     from multiparam.layout import is_identity
     from tests.spies import every_value_ahead
@@ -206,11 +208,17 @@ def test_a_load_makes_its_plain_copies_on_the_writing_thread(m, kit, X, tmp_path
     monkeypatch.setattr(param.Param, "fill_validated", filled)
     monkeypatch.setattr(param.Param, "write_native", written)
     path = tmp_path / "w.safetensors"
-    mp.save(m, path)
+    if stored is None:
+        mp.save(m, path)
+    else:       # the model's values, stored in another dtype
+        mp.io.save_state({n: p.numpy().astype(stored) for n, p in m.named_parameters().items()}, path)
     other = mp.wrap(mlp(), sample_input=X)
     mp.load(other, path, verify=verify)
     for name in m.named_parameters():
-        np.testing.assert_array_equal(kit.read(other, name), kit.read(m, name), err_msg=name)
+        want = kit.read(m, name)
+        if stored is not None:
+            want = want.astype(stored).astype(want.dtype)
+        np.testing.assert_array_equal(kit.read(other, name), want, err_msg=name)
     plain = [n for n, p in other.named_parameters().items() if is_identity(p.slot.layout, len(p.shape))]
     here = threading.current_thread().name
     assert plain and {n: written_on[n] for n in plain} == {n: here for n in plain}, written_on

@@ -197,6 +197,9 @@ class TorchAdapter(Adapter):
     # torch's copy kernel makes the (out, in) -> (in, out) copies of a
     # transfer into Keras or Flax whenever torch is imported
     copy_kernel = staticmethod(tensors.copy_kernel)
+    # a load that casts (a bfloat16 checkpoint into a float32 model)
+    # converts with copy_, as load_state_dict does, on every core
+    cast_kernel = staticmethod(tensors.cast_kernel)
     # a write is copy_ into the parameter's own memory; the transposing one
     # (out of Flax or Keras) runs on one core, so two at once use both
     writes_in_parallel = True

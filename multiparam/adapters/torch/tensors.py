@@ -131,6 +131,21 @@ def copy_kernel(out: np.ndarray, src: np.ndarray) -> bool:
     return True
 
 
+def cast_kernel(out: np.ndarray, src: np.ndarray) -> bool:
+    """``out[...] = src`` converted to ``out``'s dtype by torch's ``copy_``
+    (the conversion ``load_state_dict`` makes, on torch's intra-op
+    threads); False for a dtype torch has not."""
+    if out.shape != src.shape:
+        return False
+    try:
+        target, source = from_numpy(out), borrowed(src, from_numpy)
+    except (dtypes.DtypeError, TypeError):
+        return False
+    with torch.no_grad():
+        target.copy_(source)
+    return True
+
+
 def transposed_view(source: np.ndarray) -> Optional[torch.Tensor]:
     """``source.T`` as a tensor on ``source``'s memory (no copy), for a
     write whose ``copy_`` then transposes it straight into the parameter
