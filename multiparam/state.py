@@ -55,6 +55,10 @@ class DeferredArray(NamedTuple):
     with_view: Optional[Callable[[Callable[[np.ndarray], Any]], Any]] = None
 
 
+def _itself(value: np.ndarray) -> np.ndarray:
+    return value
+
+
 def _array(value: Any) -> np.ndarray:
     return value.read() if isinstance(value, DeferredArray) else as_numpy(value)
 
@@ -216,7 +220,14 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
                                 value.view, source=key, in_order=value.in_order, with_view=value.with_view)
         else:
             value = as_numpy(value)
-            writes.add(p, value, source=key)
+            if isinstance(value, np.ndarray) and p.materialized and value.dtype != p.dtype:
+                # a cast (a bfloat16 model into a float32 one): made at its
+                # write, from the caller's array; cast here, every value
+                # would be held twice until the last write
+                writes.add_deferred(p, value.shape, value.dtype, functools.partial(np.array, value),
+                                    view=functools.partial(_itself, value), source=key)
+            else:
+                writes.add(p, value, source=key)
         total += nbytes_of(value.shape, value.dtype)
     with _progress.bar(description, total, len(writes), progress) as bar:
         writes.commit(on_write=lambda p, nbytes: bar.update(nbytes))   # every entry passed: now write
