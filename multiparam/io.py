@@ -195,8 +195,8 @@ def _verify(ck: Checkpoint) -> None:
     """Check the integrity metadata of every file of ``ck`` (formats 2 and
     3: a checksum per tensor, each kind the file carries; format 1: one
     SHA-256), if it has any.  Per-tensor checksums are computed on every
-    core, one tensor mapped per core at a time (``Checkpoint.map_tensors``;
-    XXH3 and CRC-32 release the GIL)."""
+    core from the file's one mapping, its pages dropped in spans
+    (``Checkpoint.map_tensors``; XXH3 and CRC-32 release the GIL)."""
     for file in ck.files:
         names = [n for n, e in ck.entries.items() if e.path == file]
         meta = ck.file_metadata[file]
