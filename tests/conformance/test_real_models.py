@@ -26,6 +26,7 @@ import pytest
 from safetensors import safe_open
 
 import multiparam as mp
+from multiparam import dtypes
 from multiparam.testing import exact_sum
 
 
@@ -140,3 +141,22 @@ def test_loaded_values_do_not_alias_the_state_dict(real_model, work_ahead):
         arr[...] = 0
     for name, p in src.named_parameters().items():
         assert np.array_equal(dst[name].value, p.value), name
+
+
+def test_a_bfloat16_checkpoint_loads_into_the_float32_model(real_model, tmp_path, work_ahead):
+    """The checkpoints people hold are mostly bfloat16, the models they
+    load them into often float32: this model's values, stored in bfloat16,
+    load into a fresh float32 instance as NumPy casts them, bit for bit
+    (each real layer's layout, composite and tie on the casting path), and
+    integer state (torch's step counter) stays as it is."""
+    bfloat16 = dtypes.dtype("bfloat16")
+    src = _wrap(real_model)
+    stored = {n: (v.astype(bfloat16) if dtypes.is_floating(v.dtype) else v) for n, v in src.state_dict().items()}
+    path = tmp_path / "bfloat16.safetensors"
+    mp.io.save_state(stored, path, backend=src.backend, ties=src.ties())
+    dst = _fresh(real_model, 4321)
+    mp.load(dst, path)
+    for name, v in stored.items():
+        p = dst[name]
+        assert p.dtype == src[name].dtype, name
+        np.testing.assert_array_equal(p.value, v.astype(p.dtype), err_msg=name)
