@@ -48,7 +48,14 @@ def settle(module: torch.nn.Module) -> bool:
     """Reshard every FSDP2 module under ``module`` whose parameters a
     forward left unsharded, so they are the sharded DTensors again; False
     when there is none."""
-    found = [m for m in module.modules() if FSDPModule and isinstance(m, FSDPModule)]
+    if not (FSDPModule and FSDPModule.__subclasses__()):
+        # fully_shard makes each module's class an FSDPModule subclass: with
+        # none made in this process, no module is sharded by it.  Every read
+        # and write of a plain tensor asks this once torch.distributed.tensor
+        # is imported (transformers imports it), and walking every module
+        # each time made a load or a transfer quadratic in the model
+        return False
+    found = [m for m in module.modules() if isinstance(m, FSDPModule)]
     for m in found:
         m.reshard()
     return bool(found)
