@@ -185,9 +185,9 @@ def _map_file(path: Path, size: int) -> mmap.mmap:
 
 #: a read (a copy, a checksum) drops the file's pages it read in spans of
 #: at least this many bytes, so a load's resident memory stays about this
-#: much, not the file read so far.  One call per tensor cost a 1 GiB load of 8 MiB
-#: tensors ~6 ms here (the kernel's page-table work, per call); one per
-#: 64 MiB, about nothing.
+#: much, not the file read so far.  One call per tensor cost a 1 GiB load
+#: of 8 MiB tensors ~6 ms here (the kernel's page-table work, per call);
+#: one per 64 MiB, about nothing.
 DROP_SPAN = 64 << 20
 
 

@@ -243,11 +243,12 @@ def _layer_plan(module, name: Optional[str], family: Optional[str], leaves: list
     return plan
 
 
-def _leaf_index(state: LinenState, variables) -> dict:
+def _leaf_index(state: LinenState, variables, fresh: bool = False) -> dict:
     """``{id(leaf): (leaf, [every path holding it])}`` of ``variables``: the
-    one ``replace_array`` kept for this very pytree, else made by one walk."""
+    one ``replace_array`` kept for this very pytree (unless ``fresh``), else
+    made by one walk."""
     kept = state.leaf_paths
-    if kept is not None and kept[0] is variables:
+    if kept is not None and kept[0] is variables and not fresh:
         return kept[1]
     index: dict = {}
     for path, leaf in pytree.ordered_leaves(variables):
@@ -578,6 +579,12 @@ class LinenAdapter(FlaxAdapter):
         else:
             index = _leaf_index(state, variables)
             held = index.pop(id(old), None)
+            if held is None or held[0] is not old:
+                # the leaf is not where the index has it: the user changed
+                # the pytree's dicts in place (m.flax.variables is the
+                # handle's own when nothing is boxed); index it again
+                index = _leaf_index(state, variables, fresh=True)
+                held = index.pop(id(old), None)
             paths = held[1] if held is not None and held[0] is old else [ref]
         for path in paths:
             variables = pytree.replace(variables, path, new)
