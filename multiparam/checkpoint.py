@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
+import functools
 import json
 import math
 import mmap
@@ -304,18 +305,15 @@ class Checkpoint:
         # it: measured 15% faster here than the kernel's copy of os.preadv
         # (median of 6 fresh processes each, alternately: 0.085 against
         # 0.100 s per GiB)
-        mapped, source = self._mapped_bytes(name, e)
-        try:
-            # a large tensor is copied on every core, by the framework's own
-            # kernel when one is imported (faster than NumPy's here)
-            fastcopy.copy_into(out.reshape(-1).view(np.uint8), source)
-        finally:
-            del source
-            self._read_from(e.path, mapped, e.offset, e.offset + e.nbytes)
+        # a large tensor is copied on every core, by the framework's own
+        # kernel when one is imported (faster than NumPy's here)
+        self._on_mapping(name, e, functools.partial(fastcopy.copy_into, out.reshape(-1).view(np.uint8)))
 
-    def _mapped_bytes(self, name: str, e: TensorEntry) -> Tuple[mmap.mmap, np.ndarray]:
-        """The file's one mapping and tensor ``name``'s bytes on it (no
-        copy).  The caller drops them with :meth:`_read_from` once read."""
+    def _on_mapping(self, name: str, e: TensorEntry, fn: Callable[[np.ndarray], T]) -> T:
+        """``fn(bytes)`` of tensor ``name``'s bytes on the file's one mapping
+        (no copy; mapped at the first read), its pages then dropped in
+        spans (:meth:`_read_from`): what every read of a whole tensor
+        (:meth:`read_into`, :meth:`with_tensor`) does around its own work."""
         mapped = self._mapped.get(e.path)
         if mapped is None:
             mapped = self._mapped.setdefault(e.path, _map_file(e.path, self._file_size(e.path)))
@@ -323,7 +321,12 @@ class Checkpoint:
             # the file shrank under its mapping: touching the lost pages
             # would kill the process with SIGBUS
             raise _changed_since_opened(e.path, name)
-        return mapped, np.frombuffer(mapped, np.uint8, e.nbytes, e.offset)
+        raw = np.frombuffer(mapped, np.uint8, e.nbytes, e.offset)
+        try:
+            return fn(raw)
+        finally:
+            del raw
+            self._read_from(e.path, mapped, e.offset, e.offset + e.nbytes)
 
     def _read_from(self, path: Path, mapped: mmap.mmap, start: int, stop: int) -> None:
         # drop the pages of every span read so far once they add up to
@@ -379,12 +382,7 @@ class Checkpoint:
         e = self.entries[name]
         if not e.nbytes:
             return fn(self.array(name))
-        mapped, raw = self._mapped_bytes(name, e)
-        try:
-            return fn(raw.view(e.dtype).reshape(e.shape))
-        finally:
-            del raw
-            self._read_from(e.path, mapped, e.offset, e.offset + e.nbytes)
+        return self._on_mapping(name, e, lambda raw: fn(raw.view(e.dtype).reshape(e.shape)))
 
     def read(self, name: str) -> np.ndarray:
         """Tensor ``name`` as a fresh, writable, 64-byte-aligned array that

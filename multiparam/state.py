@@ -55,8 +55,9 @@ class DeferredArray(NamedTuple):
     with_view: Optional[Callable[[Callable[[np.ndarray], Any]], Any]] = None
 
 
-def _itself(value: np.ndarray) -> np.ndarray:
-    return value
+def _given(value: np.ndarray, fn: Callable[[np.ndarray], Any]) -> Any:
+    # DeferredArray.with_view over an array the caller holds
+    return fn(value)
 
 
 def _array(value: Any) -> np.ndarray:
@@ -225,7 +226,7 @@ def load_state_dict(model, d, strict: bool = True, progress: Optional[bool] = No
                 # write, from the caller's array; cast here, every value
                 # would be held twice until the last write
                 writes.add_deferred(p, value.shape, value.dtype, functools.partial(np.array, value),
-                                    view=functools.partial(_itself, value), source=key)
+                                    source=key, with_view=functools.partial(_given, value))
             else:
                 writes.add(p, value, source=key)
         total += nbytes_of(value.shape, value.dtype)
