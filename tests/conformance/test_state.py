@@ -484,6 +484,69 @@ def test_ties_survive_a_round_trip(kit, X, tmp_path):
     assert kit.read(fresh, "4.weight")[0, 0] == 5
 
 
+
+def _ties_unnamed(path):
+    """``path`` rewritten with its tie metadata emptied and every byte kept
+    where it was (the header padded to its length), so each tensor's
+    offset, and so its alignment, is unchanged."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    said = json.dumps(json.loads(data[8:8 + n])["__metadata__"]["ties"]).encode()
+    unsaid = json.dumps("[]" + " " * (len(said) - 4)).encode()
+    assert data.count(said) == 1 and len(unsaid) == len(said)
+    path.write_bytes(data.replace(said, unsaid))
+
+
+def test_a_tied_checkpoint_reads_its_tensor_once(kit, X, tmp_path, monkeypatch):
+    # the file stores a tied group once and names the group in its metadata;
+    # the load must read each tensor as it reads the same file that does
+    # not name the group, never again to compare the group with itself
+    from tests.spies import record_reads
+    m = mp.wrap(shared_net(), sample_input=X)
+    tied = tmp_path / "tied.safetensors"
+    mp.save(m, tied)
+    plain = tmp_path / "plain.safetensors"
+    plain.write_bytes(tied.read_bytes())
+    _ties_unnamed(plain)
+    assert mp.io.read_state(plain, verify=False).ties == []
+    reads = {}
+    for path in (tied, plain):
+        calls = record_reads(monkeypatch)
+        mp.load(mp.wrap(shared_net(), sample_input=X), path, verify=False)
+        reads[path] = sorted(calls)
+    assert reads[tied] == reads[plain]
+
+
+def _nan_first(v):
+    v = v.copy()
+    v.flat[0] = np.nan
+    return v
+
+
+TIED_ENTRIES = {        # the values a state dict gives both names of a tie
+    "an equal copy": (lambda v: v, np.copy, True),
+    "the same NaN": (_nan_first, np.copy, True),
+    "another value": (lambda v: v, lambda v: v + 1, False),
+}
+
+
+@pytest.mark.parametrize("given", list(TIED_ENTRIES))
+def test_both_names_of_a_tie_must_agree(given, kit, X):
+    make_first, make_second, agrees = TIED_ENTRIES[given]
+    sd = mp.wrap(shared_net(), sample_input=X).state_dict()
+    first = sd["2.weight"] = make_first(sd["2.weight"])
+    sd["4.weight"] = make_second(first)
+    fresh = mp.wrap(shared_net(), sample_input=X)
+    snap = _snapshot(fresh, kit)
+    if agrees:
+        fresh.load_state_dict(sd)
+        np.testing.assert_array_equal(kit.read(fresh, "4.weight"), first)
+    else:
+        with pytest.raises(mp.LoadError, match="one parameter"):
+            fresh.load_state_dict(sd)
+        _same(fresh, kit, snap)
+
+
 def _damage(data: bytes, how: str) -> bytes:
     if how == "truncated":
         return data[: len(data) - 7]
