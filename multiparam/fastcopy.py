@@ -51,6 +51,9 @@ KERNEL_COPY = 2 << 20
 #: copy costs less than handing it out
 LARGE_COPY = 16 << 20
 
+#: the kernel for each set of imported frameworks, and under "modules" the
+#: last answer with the size of ``sys.modules`` it was given for (one dict,
+#: so emptying it forgets both)
 _kernel_cache: dict = {}
 
 
@@ -71,6 +74,10 @@ def _framework_kernel() -> Optional[Callable[[np.ndarray, np.ndarray], None]]:
     """The copy kernel of a backend whose framework this process has
     already imported, if one offers it (looked up once per set of imported
     frameworks; nothing is imported for it)."""
+    # asked per copy: worked out again only once more modules are imported
+    seen = _kernel_cache.get("modules")
+    if seen is not None and seen[0] == len(sys.modules):
+        return seen[1]
     imported = tuple(sorted(name for name, spec in all_backends().items()
                             if spec.roots and all(root in sys.modules for root in spec.roots)))
     if imported not in _kernel_cache:
@@ -83,6 +90,7 @@ def _framework_kernel() -> Optional[Callable[[np.ndarray, np.ndarray], None]]:
             if kernel is not None:
                 break
         _kernel_cache[imported] = kernel
+    _kernel_cache["modules"] = (len(sys.modules), _kernel_cache[imported])
     return _kernel_cache[imported]
 
 

@@ -345,12 +345,15 @@ class Param:
         model = self._model
         model.adapter.write(model.adapter_state, self._slot.ref, prepared)
 
-    def fill_validated(self, fill: Callable[[np.ndarray], None]) -> bool:
+    def fill_validated(self, fill: Callable[[np.ndarray], None], shape: Optional[tuple] = None) -> bool:
         """Let ``fill(array)`` write a checked canonical value straight into
         the parameter's memory, where canonical and native layout are the
         same and the framework exposes its memory (package-internal, for a
-        WritePlan's deferred values).  False, having done nothing, otherwise."""
-        shape = self.shape
+        WritePlan's deferred values).  ``shape``: the value's, as the plan
+        checked it against this parameter's (not asked again).  False,
+        having done nothing, otherwise."""
+        if shape is None:
+            shape = self.shape
         if shape is None or not _layout.is_identity(self._slot.layout, len(shape)):
             return False
         if self.is_sharded:         # each shard takes its own block: write_validated

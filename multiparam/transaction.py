@@ -65,6 +65,16 @@ class _Deferred(NamedTuple):
     #: own memory (a file's mapping), to convert from in one pass; None
     #: where none is needed or the source has no memory to read
     cast_with: Optional[Callable[[Callable[[np.ndarray], Any]], Any]] = None
+    #: the canonical shape, checked equal to the parameter's when added
+    shape: Optional[tuple] = None
+
+
+def _checked_shape(param: "Param", value) -> Optional[tuple]:
+    """The canonical shape of a value a plan holds: checked equal to the
+    parameter's when it was added, so commit need not ask the framework
+    again (a load asked it five times per tensor)."""
+    shape = getattr(value, "shape", None)
+    return param.shape if shape is None else tuple(shape)
 
 
 class WritePlan:
@@ -134,11 +144,11 @@ class WritePlan:
         write (a gather that is a collective of several processes)."""
         target = self.check(param, shape, dtype, source)
         if np.dtype(dtype) == target:
-            self._writes.append((param, _Deferred(read, read_into, view, target, in_order)))
+            self._writes.append((param, _Deferred(read, read_into, view, target, in_order, shape=tuple(shape))))
             return
         if with_view is None and view is not None:
             with_view = functools.partial(_apply, view)
-        self._writes.append((param, _Deferred(read, None, None, target, in_order, with_view)))
+        self._writes.append((param, _Deferred(read, None, None, target, in_order, with_view, tuple(shape))))
 
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every
@@ -161,6 +171,7 @@ class WritePlan:
             ahead = held.enter_context(_WorkAhead(writes))
             for i, (param, value) in enumerate(writes):
                 writes[i] = None       # a deferred value's memory map goes with it
+                nbytes = nbytes_of(_checked_shape(param, value), param.dtype) if on_write is not None else 0
                 done = ahead.result(i)
                 if done is _WRITTEN:
                     pass               # a worker wrote it, beside the write before
@@ -169,7 +180,7 @@ class WritePlan:
                 else:
                     _write(param, value)
                 if on_write is not None:
-                    on_write(param, nbytes_of(param.shape, param.dtype))
+                    on_write(param, nbytes)
                 del value
 
     def __len__(self) -> int:
@@ -193,7 +204,7 @@ def _write(param: "Param", value) -> None:
         param.write_validated(value)
     elif value.cast_with is not None:
         _write_cast(param, value.cast_with, value.dtype)
-    elif not ((value.read_into is not None and param.fill_validated(value.read_into))
+    elif not ((value.read_into is not None and param.fill_validated(value.read_into, value.shape))
               or (value.view is not None and param.write_from_view(value.view))):
         param.write_validated(value.read().astype(value.dtype, copy=False), owned=True)
 
@@ -247,10 +258,10 @@ def _ahead_bytes(param: "Param", value) -> Optional[int]:
     adapter = param.model.adapter
     if isinstance(value, np.ndarray):
         return value.nbytes if adapter.writes_in_parallel or adapter.converts_values_in_parallel else None
-    if not isinstance(value, _Deferred) or param.shape is None or value.in_order:
+    if not isinstance(value, _Deferred) or value.shape is None or value.in_order:
         return None     # Blocks; a shape not known; read in order (a gather)
     if adapter.writes_in_parallel or (adapter.converts_values_in_parallel and value.view is not None):
-        return nbytes_of(param.shape, value.dtype)
+        return nbytes_of(value.shape, value.dtype)
     return None
 
 
@@ -278,7 +289,7 @@ def _copies_on_every_core(param: "Param", value) -> bool:
     beside it only contends for the same cores and memory: a 1 GiB load
     of 8 MiB bfloat16 tensors into torch took 87.5-94.8 ms written in
     turn, 93.8-101.2 ms two at a time (fresh processes, alternately)."""
-    shape = param.shape
+    shape = _checked_shape(param, value)
     if shape is None or nbytes_of(shape, param.dtype) < fastcopy.KERNEL_COPY:
         return False
     if isinstance(value, _Deferred):

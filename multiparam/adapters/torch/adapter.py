@@ -137,14 +137,21 @@ class _Transpose(nn.Module):
         return x.T
 
 
+_SHARDING = None
+
+
 def _dtensors():
     """``multiparam.adapters.torch.sharding`` once ``torch.distributed.tensor``
     is imported, else None: no tensor can be a DTensor before its module
-    is, so an unsharded model never pays for importing it."""
-    if "torch.distributed.tensor" not in sys.modules:
-        return None
-    from . import sharding
-    return sharding
+    is, so an unsharded model never pays for importing it.  Asked on every
+    read and write: kept once found."""
+    global _SHARDING
+    if _SHARDING is None:
+        if "torch.distributed.tensor" not in sys.modules:
+            return None
+        from . import sharding
+        _SHARDING = sharding
+    return _SHARDING
 
 
 def _grad_array(g: torch.Tensor) -> Any:

@@ -73,9 +73,7 @@ def from_numpy(a: np.ndarray) -> torch.Tensor:
     """A NumPy array as a tensor sharing its memory (bits for ml_dtypes)."""
     target = torch_dtype(a.dtype)
     if target in BITS:
-        carrier = BITS[target][1]
-        bits = np.dtype(torch.empty(0, dtype=carrier).numpy().dtype)
-        return torch.from_numpy(a.view(bits)).view(target)
+        return torch.from_numpy(a.view(numpy_dtype(BITS[target][1]))).view(target)
     return torch.from_numpy(a)
 
 
@@ -103,6 +101,12 @@ def fill_in_place(t: torch.Tensor, fill: Callable[[np.ndarray], None]) -> bool:
 
 #: held while torch's warning about a read-only source is silenced
 _QUIET_FROM_NUMPY = threading.Lock()
+#: True once torch has warned about a read-only array (silenced) and shown
+#: that it warns only once per process (its TORCH_WARN_ONCE): later calls
+#: then skip the silencing, which swapped the process's warning filters
+#: under a lock on every read of a load
+_READ_ONLY_WARNED = False
+_READ_ONLY_MESSAGE = "The given NumPy array is not writable"
 #: a copy is a copy of bits: every dtype crosses as the torch integer of its size
 _BITS = {1: np.uint8, 2: np.int16, 4: np.int32, 8: np.int64}
 
@@ -111,10 +115,20 @@ def borrowed(a: np.ndarray, convert: Callable[[np.ndarray], torch.Tensor] = torc
     """``convert(a)``, a tensor on ``a``'s memory that is only read (``a``
     may be read-only: a memory map, another model's value): torch's warning
     about that is silenced, under a lock because ``catch_warnings`` swaps
-    the process's filters and WritePlans copy on several threads at once."""
-    with _QUIET_FROM_NUMPY, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    the process's filters and WritePlans copy on several threads at once,
+    until torch has shown it will not warn again."""
+    global _READ_ONLY_WARNED
+    if _READ_ONLY_WARNED or a.flags.writeable:
         return convert(a)
+    with _QUIET_FROM_NUMPY, warnings.catch_warnings(record=True) as seen:
+        # recorded, so never shown; each warning of this message counted
+        warnings.filterwarnings("always", message=_READ_ONLY_MESSAGE)
+        out = convert(a)
+        before = len(seen)
+        convert(a)
+        # a second call that warned no more: none ever will
+        _READ_ONLY_WARNED = len(seen) == before
+    return out
 
 
 def copy_kernel(out: np.ndarray, src: np.ndarray) -> bool:
@@ -126,8 +140,9 @@ def copy_kernel(out: np.ndarray, src: np.ndarray) -> bool:
     if bits is None or src.dtype.itemsize != out.dtype.itemsize or out.shape != src.shape:
         return False
     target, source = torch.from_numpy(out.view(bits)), borrowed(src.view(bits))
-    with torch.no_grad():
-        target.copy_(source)
+    # neither tensor needs grad (both new, over NumPy memory): autograd
+    # records nothing, so no no_grad() context is needed around it
+    target.copy_(source)
     return True
 
 
@@ -141,8 +156,7 @@ def cast_kernel(out: np.ndarray, src: np.ndarray) -> bool:
         target, source = from_numpy(out), borrowed(src, from_numpy)
     except (dtypes.DtypeError, TypeError):
         return False
-    with torch.no_grad():
-        target.copy_(source)
+    target.copy_(source)     # nothing needs grad: see copy_kernel
     return True
 
 
