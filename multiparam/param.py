@@ -511,7 +511,7 @@ class TransposedParam(Param):
     def native_conversion(self, canonical: np.ndarray, owned: bool = False):
         return None         # rare (a transposed tie): written whole, in order
 
-    def fill_validated(self, fill) -> bool:
+    def fill_validated(self, fill, shape=None) -> bool:
         return False        # the values land transposed: write_validated does it
 
     def write_from_view(self, view) -> bool:
