@@ -372,13 +372,18 @@ class TorchAdapter(Adapter):
         # handle need not make a read-only view of it; .cpu() only off the
         # CPU (it costs ~1 us even on CPU).
         t = (_tensor(ref) if "torch.distributed.tensor" not in sys.modules else _settled(state, ref)).detach()
-        try:    # the hot read path: a CPU tensor of a dtype NumPy has
-            a = t.numpy()
-        except (TypeError, RuntimeError):   # bfloat16/float8 (as their bits), off the CPU, a DTensor
-            dtensor = _dtensor(t)
-            if dtensor is not None:     # a gather (collective), bounded by MULTIPARAM_MAX_GATHER
-                return dtensor.gathered(t, f"{type(ref[0]).__name__}.{ref[1]}")
+        if t.dtype in tensors.BITS and type(t) is torch.Tensor and t.is_cpu:
+            # bfloat16/float8 as their bits, asked first: numpy() refuses
+            # them, and the exception cost a bfloat16 transfer ~10 us a read
             a = tensors.to_numpy(t)
+        else:
+            try:    # the hot read path: a CPU tensor of a dtype NumPy has
+                a = t.numpy()
+            except (TypeError, RuntimeError):   # off the CPU, a DTensor
+                dtensor = _dtensor(t)
+                if dtensor is not None:     # a gather (collective), bounded by MULTIPARAM_MAX_GATHER
+                    return dtensor.gathered(t, f"{type(ref[0]).__name__}.{ref[1]}")
+                a = tensors.to_numpy(t)
         a.setflags(write=False)
         return a
 
