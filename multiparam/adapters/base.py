@@ -739,8 +739,9 @@ class Adapter:
     def fill_array(self, state: Any, ref: Any, fill: Callable[[np.ndarray], None]) -> bool:
         """Primitive: call ``fill`` on a writable NumPy view of the array's
         own memory and tell the framework it changed (torch bumps its
-        version counter); False where there is no such view (immutable JAX
-        arrays, Keras variables, Gluon NDArrays: the default)."""
+        version counter), or of memory the framework then copies in (Gluon:
+        a new array its engine copies on); False where there is no such
+        view (immutable JAX arrays, Keras variables: the default)."""
         return False
 
     def native_param(self, state: Any, ref: Any) -> Any:

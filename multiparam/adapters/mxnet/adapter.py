@@ -37,7 +37,7 @@ import contextlib
 import ctypes
 import inspect
 import re
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -331,34 +331,59 @@ _STAGEABLE = frozenset(np.dtype(name) for name in ("float16", "float32", "float6
                                                     "int32", "int64"))
 
 
+def _stageable(template: mx.nd.NDArray) -> bool:
+    """Whether a value for ``template`` can be staged in a new MXNet array
+    written by NumPy (:func:`_staged`): a CPU array of a usual dtype."""
+    return np.dtype(template.dtype) in _STAGEABLE and template.context.device_type == "cpu" \
+        and template.size > 0
+
+
+def _staged(template: mx.nd.NDArray) -> Tuple[mx.nd.NDArray, np.ndarray]:
+    """A new MXNet array of ``template``'s shape, dtype, context and
+    interface, and a writable NumPy view of its memory
+    (``MXNDArrayGetData``; nothing of MXNet's engine reads or writes a new
+    array yet).  The view is for writing the value now, never to keep:
+    MXNet frees that memory with the array."""
+    dtype = np.dtype(template.dtype)
+    staged = mx.nd.empty(template.shape, ctx=template.context, dtype=dtype)
+    address = ctypes.c_void_p()
+    check_call(_LIB.MXNDArrayGetData(staged.handle, ctypes.byref(address)))
+    memory = (ctypes.c_char * (staged.size * dtype.itemsize)).from_address(address.value)
+    view = np.frombuffer(memory, dtype).reshape(template.shape)
+    return _in_interface(staged, isinstance(template, mx.np.ndarray)), view
+
+
 def _source_for(template: mx.nd.NDArray, value: Any) -> mx.nd.NDArray:
     """``value`` as an MXNet array to copy into ``template``.  NumPy values
     of the usual dtypes, for the CPU, are copied by NumPy straight into
-    the memory of a new MXNet array (``MXNDArrayGetData``): MXNet owns it
-    and frees it once its engine has copied it on.  ``mx.nd.array`` makes
-    the same copy through the engine and waits for it (about 100 us a
-    tensor here, most of a ResNet-50 load's 170 ms); an array adopted from
-    NumPy (``from_numpy(zero_copy=True)``) instead has the engine call back
-    into Python to free it, which crashed under ``tracemalloc``.  Anything
-    else goes through :func:`_like`."""
-    dtype = np.dtype(template.dtype)
-    if not (isinstance(value, np.ndarray) and value.size and dtype in _STAGEABLE
-            and template.context.device_type == "cpu"):
+    the memory of a new MXNet array (:func:`_staged`): MXNet owns it and
+    frees it once its engine has copied it on.  ``mx.nd.array`` makes the
+    same copy through the engine and waits for it (about 100 us a tensor
+    here, most of a ResNet-50 load's 170 ms); an array adopted from NumPy
+    (``from_numpy(zero_copy=True)``) instead has the engine call back into
+    Python to free it, which crashed under ``tracemalloc``.  Anything else
+    goes through :func:`_like`."""
+    if not (isinstance(value, np.ndarray) and _stageable(template)):
         return _like(template, value)
-    staged = mx.nd.empty(value.shape, ctx=template.context, dtype=dtype)
-    address = ctypes.c_void_p()
-    check_call(_LIB.MXNDArrayGetData(staged.handle, ctypes.byref(address)))
-    # new, so no operation of MXNet's engine reads or writes it yet
-    memory = (ctypes.c_char * (value.size * dtype.itemsize)).from_address(address.value)
-    np.copyto(np.frombuffer(memory, dtype).reshape(value.shape), value)
-    return _in_interface(staged, isinstance(template, mx.np.ndarray))
+    staged, memory = _staged(template)
+    np.copyto(memory, value)
+    return staged
 
 
-def _updates_on_kvstore(p: Parameter) -> bool:
-    """Whether a Trainer keeps its own copy of ``p`` in a KVStore, which
-    ``Parameter.set_data`` then resets so the two agree."""
+def _assign(p: Parameter, source: mx.nd.NDArray) -> None:
+    """``p.set_data(source)`` for an initialised ``p``: MXNet's engine
+    copies ``source`` into the parameter on every context, without
+    waiting.  set_data itself only where a Trainer keeps ``p`` in a KVStore
+    (it resets that copy); elsewhere its ``arr[:] = source`` comes to
+    ``source.copyto(arr)``, made here without the indexing machinery around
+    it (~13 shape queries into the engine per array, a third of what a
+    ResNet-50 load spent besides the copies)."""
     trainer = p._trainer
-    return bool(trainer and trainer._kv_initialized and trainer._update_on_kvstore)
+    if trainer and trainer._kv_initialized and trainer._update_on_kvstore:
+        p.set_data(source)
+        return
+    for arr in p.list_data():
+        source.copyto(arr)
 
 
 class MxnetAdapter(Adapter):
@@ -505,16 +530,26 @@ class MxnetAdapter(Adapter):
             # through an MXNet array, not set_data(numpy): ``arr[:] = numpy``
             # is a synchronous copy that fails on an array MKL-DNN keeps in
             # its own layout (a Conv2D weight after a forward)
-            source = _source_for(ref.list_data()[0], value)
-            if _updates_on_kvstore(ref):
-                ref.set_data(source)
-            else:
-                # what set_data does (``arr[:] = source`` on every context
-                # comes to ``source.copyto(arr)``), without the indexing
-                # machinery around it: ~13 shape queries into the engine per
-                # array, a third of a ResNet-50 load
-                for arr in ref.list_data():
-                    source.copyto(arr)
+            _assign(ref, _source_for(ref.list_data()[0], value))
+
+    def fill_array(self, state: Block, ref: Parameter, fill) -> bool:
+        """Gluon gives no view of a parameter's memory: ``fill`` writes a
+        new MXNet array's instead (:func:`_staged`), which MXNet's engine
+        then copies into the parameter, as :meth:`write_array` does with a
+        value.  A load reads each tensor from the file's mapping straight
+        into that array: one copy fewer than a fresh NumPy array staged
+        again.  False where the value cannot be staged so (the caller then
+        uses ``write``)."""
+        if ref._data is None:
+            return False
+        template = ref.list_data()[0]
+        if not _stageable(template):
+            return False
+        staged, memory = _staged(template)
+        fill(memory)
+        del memory          # MXNet's memory: never kept past the write
+        _assign(ref, staged)
+        return True
 
     def array_object(self, state: Block, ref: Parameter) -> Parameter:
         return ref
