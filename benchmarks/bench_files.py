@@ -244,12 +244,13 @@ def _file_case(m, op: str, backend: str, side: str, path: str, layers: int):
     return keras_idiom
 
 
-def _verified_torch_idiom(net, path: str):
+def _verified_torch_idiom(net, path: str, strict: bool = True):
     """The torch idiom with the check a user would add to it: every
     tensor's XXH3-64 (the checksums ``mp.save`` wrote in the file's
     metadata) compared before ``load_state_dict``, so a damaged file
     changes nothing.  Any load that checks before its first write pays this
-    read of every byte; the plain idiom does not."""
+    read of every byte; the plain idiom does not.  ``strict=False`` for a
+    file that stores a tied tensor once (``load_state_dict``'s own flag)."""
     import safetensors
     import safetensors.torch
     import torch
@@ -264,7 +265,7 @@ def _verified_torch_idiom(net, path: str):
             # as bytes: NumPy has no bfloat16
             if xxhash.xxh3_64_hexdigest(tensor.reshape(-1).view(torch.uint8).numpy()) != want[name]:
                 raise ValueError(f"{path}: tensor {name!r} is damaged")
-        net.load_state_dict(state)
+        net.load_state_dict(state, strict=strict)
     return verified_idiom
 
 
