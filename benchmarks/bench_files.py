@@ -379,16 +379,23 @@ CASES = {
 }
 
 
-def _run_child(case: str, path: str, layers: int, repeat: int, width: int, dtype: str) -> dict:
+def run_child(module: str, args: list, what: str, python: str = sys.executable) -> dict:
+    """``python -m module *args`` run from this repository in a fresh
+    process of its own; the JSON its last line prints.  ``what`` names it
+    in the error when it fails."""
     env = dict(os.environ, PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_files", "--child", case, "--path", path,
-                           "--layers", str(layers), "--repeat", str(repeat), "--width", str(width),
-                           "--dtype", dtype],
-                          capture_output=True, text=True, env=env, cwd=_REPO, timeout=3600)
+    proc = subprocess.run([python, "-m", module, *args], capture_output=True, text=True, env=env, cwd=_REPO,
+                          timeout=3600)
     if proc.returncode != 0:
-        raise RuntimeError(f"{case} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_child(case: str, path: str, layers: int, repeat: int, width: int, dtype: str) -> dict:
+    return run_child("benchmarks.bench_files", ["--child", case, "--path", path, "--layers", str(layers),
+                                                "--repeat", str(repeat), "--width", str(width), "--dtype", dtype],
+                     case)
 
 
 def main(argv=None) -> int:

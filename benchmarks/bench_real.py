@@ -56,11 +56,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: name: (framework, what builds it: a transformers class and config, or a model zoo's name)
 MODELS = {
@@ -239,14 +237,10 @@ def _interpreter(framework: str) -> str:
 
 
 def _run_child(case: str, model: str, dtype: str, folder: str, repeat: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([_interpreter(MODELS[model][0]), "-m", "benchmarks.bench_real", "--child", case,
-                           "--models", model, "--dtype", dtype, "--dir", folder, "--repeat", str(repeat)],
-                          capture_output=True, text=True, env=env, cwd=_REPO, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{model} {case} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    from benchmarks.bench_files import run_child
+    return run_child("benchmarks.bench_real", ["--child", case, "--models", model, "--dtype", dtype,
+                                               "--dir", folder, "--repeat", str(repeat)],
+                     f"{model} {case}", _interpreter(MODELS[model][0]))
 
 
 def main(argv=None) -> int:
