@@ -31,6 +31,11 @@ SAFETENSORS_CODES = {
 _CODE_OF = {name: code for code, name in SAFETENSORS_CODES.items()}
 
 
+#: the unsigned integer of each item size: a value viewed as its bits
+#: (compared bit for bit, or crossing an API whose dtypes it lacks)
+UNSIGNED_OF_SIZE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
 def _ml_dtypes():
     try:
         return importlib.import_module("ml_dtypes")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from . import dtypes
 from . import progress as _progress
 from .errors import MultiparamError, NotMaterializedError, UnknownNameError
 from .param import Param, as_numpy
@@ -68,10 +69,6 @@ def _readable(value: Any) -> np.ndarray:
     return as_numpy(value)
 
 
-#: unsigned integers of each item size, to compare values as bits
-_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
 def _same_values(a: Any, b: Any) -> bool:
     """Whether two entries given for one tied parameter agree.  The same
     entry twice (a tie group expanded from a file that stores the tensor
@@ -83,7 +80,7 @@ def _same_values(a: Any, b: Any) -> bool:
     if a is b:
         return True
     a, b = _readable(a), _readable(b)
-    bits = _BITS.get(a.dtype.itemsize)
+    bits = dtypes.UNSIGNED_OF_SIZE.get(a.dtype.itemsize)
     if a.dtype == b.dtype and bits is not None and a.shape == b.shape:
         return bool(np.array_equal(a.view(bits), b.view(bits)))
     return bool(np.array_equal(a, b))

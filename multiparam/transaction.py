@@ -148,7 +148,7 @@ class WritePlan:
             return
         if with_view is None and view is not None:
             with_view = functools.partial(_apply, view)
-        self._writes.append((param, _Deferred(read, None, None, target, in_order, with_view, tuple(shape))))
+        self._writes.append((param, _Deferred(read, None, None, target, in_order, with_view, shape=tuple(shape))))
 
     def commit(self, on_write: Optional[Callable[["Param", int], None]] = None) -> None:
         """Write every value added, in the order added.  Call it once every

@@ -49,11 +49,6 @@ def _adoptable(value: Any, dtype: Any) -> Any:
         return value
 
 
-#: the unsigned integer of each width: a value crosses DLPack as its bits,
-#: so dtypes NumPy cannot export (ml_dtypes' bfloat16) cross too
-_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
 class _ReadAlias:
     """NumPy's array interface of ``array``'s memory with the read-only flag
     cleared.  NumPy exports DLPack's unversioned capsule (the one TensorFlow
@@ -78,7 +73,8 @@ def _transposed(source: np.ndarray) -> Any:
     too small to gain, memory not 64-byte aligned (TensorFlow's transpose
     aborts the process on such a tensor), or a dtype it cannot bitcast to
     (float8)."""
-    bits = _BITS.get(source.itemsize)
+    # as its bits: dtypes NumPy cannot export to DLPack (bfloat16) cross too
+    bits = dtypes.UNSIGNED_OF_SIZE.get(source.itemsize)
     if (bits is None or source.ndim != 2 or source.size < fastcopy.SMALL
             or not source.flags.c_contiguous or not fastcopy.is_aligned(source)):
         return None
@@ -216,7 +212,7 @@ class TensorflowAdapter(Adapter):
         if math.prod(var.shape) < fastcopy.SMALL:
             return None
         dtype = dtypes.dtype(var.dtype)
-        bits = _BITS.get(dtype.itemsize)
+        bits = dtypes.UNSIGNED_OF_SIZE.get(dtype.itemsize)
         if bits is None or dtype.itemsize == 2:
             return None
         try:
