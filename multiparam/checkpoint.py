@@ -38,7 +38,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -519,12 +519,15 @@ def _header_bytes(items: List[Tuple[str, np.dtype, tuple, int]], metadata: Dict[
 @dataclass
 class PlannedTensor:
     """A tensor to write: its name, dtype, shape, and how to get its array
-    (called once, while its bytes are written)."""
+    (called once, while its bytes are written): ``fetch()``, or, where the
+    source lends its memory, ``lend(fn)``, which calls ``fn`` on an array
+    valid only until ``fn`` returns (a Gluon parameter's own memory)."""
 
     name: str
     dtype: np.dtype
     shape: Tuple[int, ...]
     fetch: Callable[[], np.ndarray]
+    lend: Optional[Callable[[Callable[[np.ndarray], Any]], Any]] = None
 
     @property
     def nbytes(self) -> int:
@@ -607,8 +610,8 @@ def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str
     with open(tmp, "wb") as f:
         reserved = header()
         f.write(reserved)
-        for t in tensors:
-            array = np.asarray(t.fetch())
+        def write(t: PlannedTensor, array: np.ndarray) -> None:
+            array = np.asarray(array)
             if array.dtype != t.dtype or tuple(array.shape) != tuple(t.shape):
                 raise FileFormatError(f"tensor {t.name!r} changed while it was saved "
                                       f"({array.dtype} {array.shape}, planned {t.dtype} {t.shape})")
@@ -620,7 +623,14 @@ def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str
                 digests[t.name] = checksum.digest(array)
             if on_tensor is not None:
                 on_tensor(t, array)
-            del array   # before the next fetch: where reads copy, one copy at a time
+
+        for t in tensors:
+            # one array at a time, gone before the next: where reads copy,
+            # one copy at a time; a lent one is only valid inside ``lend``
+            if t.lend is not None:
+                t.lend(functools.partial(write, t))
+            else:
+                write(t, t.fetch())
         if checksum is not None:
             final = header()
             assert len(final) == len(reserved), "a digest is not of its declared width"

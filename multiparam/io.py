@@ -114,7 +114,7 @@ def _planned(name: str, value) -> PlannedTensor:
     # a deferred entry (a Keras or Gluon value, see state_streams) is read
     # when its bytes are written, one at a time
     if isinstance(value, DeferredArray):
-        return PlannedTensor(name, np.dtype(value.dtype), tuple(value.shape), value.read)
+        return PlannedTensor(name, np.dtype(value.dtype), tuple(value.shape), value.read, value.with_view)
     return PlannedTensor(name, np.asarray(value).dtype, tuple(np.shape(value)), lambda: np.asarray(value))
 
 

@@ -7,6 +7,7 @@ receives a value that is already checked, cast and in native layout: a bad
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Optional
 
 import numpy as np
@@ -222,8 +223,28 @@ class Param:
         """Copy the value into ``out`` (C-contiguous, canonical shape and
         dtype) with the fastest copy here (package-internal)."""
         self._require_value()
-        made = self._read_transposed()
-        fastcopy.copy_into(out, self._read_canonical() if made is None else made)
+        self.lend(functools.partial(fastcopy.copy_into, out), into=True)
+
+    def lend(self, fn: Callable[[np.ndarray], Any], contiguous: bool = False, into: bool = False) -> Any:
+        """``fn(value)`` of a read-only canonical array valid only while
+        ``fn`` runs, for a caller that consumes it at once: a save writing
+        it to its file, a transfer copying it on (package-internal).  Where
+        the framework's reads copy, that is a view of its own memory where
+        it lends one (``Adapter.lend``: Gluon), saving that copy; else the
+        value read as :meth:`read_copy` reads it (``contiguous``), or, with
+        ``into`` (``fn`` copies it on anyway), the framework's plain read.
+        Returns what ``fn`` returns."""
+        self._require_value()
+        model, slot = self._model, self._slot
+        lent = model.adapter.lend(model.adapter_state, slot.ref) if model.adapter.value_reads_copy else None
+        if lent is None:
+            made = self._read_transposed() if contiguous or into else None
+            if made is not None:
+                return fn(made)
+            value = self._read_canonical()
+            return fn(fastcopy.contiguous(value) if contiguous else value)
+        with lent as native:
+            return fn(_layout.to_canonical(native, slot.layout))
 
     def _read_transposed(self) -> Optional[np.ndarray]:
         # a kernel stored transposed, made C-contiguous canonical by the

@@ -42,10 +42,12 @@ class DeferredArray(NamedTuple):
     anyway.  ``in_order``: read on the writing thread in the order of the
     writes, never by a worker beside another write (a gather of a sharded
     parameter: with several processes, a collective each must make in the
-    same order).  ``with_view(fn)``, where the source has one: ``fn`` of
-    that same read-only array, released once ``fn`` returns (a file's
-    pages dropped as a load's copies drop them), for a write that converts
-    the value's dtype in one pass."""
+    same order).  ``with_view(fn)``: ``fn`` of a read-only array of the
+    value valid only until ``fn`` returns: ``view()``'s array where the
+    source has one (a file's pages dropped after, as a load's copies drop
+    them), a parameter's memory where its framework lends it (Gluon), else
+    a read; for a write that converts the value's dtype in one pass, and
+    a save writing it out."""
 
     shape: Tuple[int, ...]
     dtype: np.dtype
@@ -151,9 +153,14 @@ def state_streams(model, contiguous: bool = False) -> StateDict:
 
     def stream(p):
         gathers = may_shard and adapter.sharding(state, p.slot.ref) is not None
-        if copies or gathers:
+        if gathers:
             return DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous), p.read_into,
-                                 in_order=gathers)
+                                 in_order=True)
+        if copies:
+            # where the framework lends its memory (Gluon), a caller that
+            # consumes the value at once reads it there, not a copy
+            return DeferredArray(p.shape, p.dtype, functools.partial(p.read_copy, contiguous), p.read_into,
+                                 with_view=functools.partial(p.lend, contiguous=contiguous))
         return p.value
     return _collect(model, stream)
 

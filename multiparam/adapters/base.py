@@ -36,7 +36,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
@@ -725,6 +725,14 @@ class Adapter:
         See :meth:`fill_array`."""
         return False if isinstance(ref, Composite) else self.fill_array(state, ref, fill)
 
+    def lend(self, state: Any, ref: Any) -> Optional[ContextManager[np.ndarray]]:
+        """A context giving a read-only NumPy view of the parameter's own
+        memory in native layout, valid only inside it (a save writes it to
+        its file there, a transfer copies it on), for a backend whose reads
+        copy (``value_reads_copy``); None where there is no such view: the
+        caller then reads a copy.  See :meth:`lend_array`."""
+        return None if isinstance(ref, Composite) else self.lend_array(state, ref)
+
     def memory_of(self, state: Any, ref: Any) -> Hashable:
         """Primitive: the identity of the memory the array of ``ref`` lives
         in, the same for two parameters that view one block of memory (two
@@ -743,6 +751,14 @@ class Adapter:
         a new array its engine copies on); False where there is no such
         view (immutable JAX arrays, Keras variables: the default)."""
         return False
+
+    def lend_array(self, state: Any, ref: Any) -> Optional[ContextManager[np.ndarray]]:
+        """Primitive: a context giving a read-only NumPy view of the array's
+        own memory, once the framework's pending work on it is done, valid
+        only inside the context; None where there is none (the default).
+        Only a backend whose reads copy needs it (Gluon): elsewhere a read
+        is that view already."""
+        return None
 
     def native_param(self, state: Any, ref: Any) -> Any:
         """The framework's own parameter object (or pytree leaf); for a

@@ -160,3 +160,27 @@ def test_a_bfloat16_checkpoint_loads_into_the_float32_model(real_model, tmp_path
         p = dst[name]
         assert p.dtype == src[name].dtype, name
         np.testing.assert_array_equal(p.value, v.astype(p.dtype), err_msg=name)
+
+
+@pytest.mark.parametrize("forward", [False, True], ids=["right-after-the-writes", "after-a-forward"])
+def test_a_save_stores_the_values_just_written(real_model, kit, tmp_path, forward):
+    """A save reads every value where the framework holds it, once the
+    framework has finished with it: written just before (MXNet's engine
+    makes writes asynchronously, and a Gluon save reads its parameters'
+    own memory), or used by a forward since (MKL-DNN keeps a Gluon
+    convolution's weight in a layout of its own after one).  The file holds
+    the values written, bit for bit."""
+    m = _fresh(real_model, 2468)          # not the shared instance: its values change here
+    rng = np.random.default_rng(2468)
+    # positive values: a running variance among them stays one
+    written = {name: rng.uniform(0.5, 1.5, p.shape).astype(p.dtype)
+               for name, p in m.named_parameters().items() if dtypes.is_floating(p.dtype)}
+    m.load_state_dict(written, strict=False)
+    if forward:
+        kit.infer(m, real_model.x)
+    path = tmp_path / "after.safetensors"
+    mp.save(m, path)
+    with safe_open(str(path), "numpy") as f:
+        assert set(written) <= set(f.keys())
+        for name, value in written.items():
+            np.testing.assert_array_equal(f.get_tensor(name), value, err_msg=name)

@@ -336,24 +336,40 @@ def test_read_into_fills_the_value(X, monkeypatch):
 
 @pytest.fixture
 def source_reads(m, monkeypatch):
-    """What was true at each read ``m``'s adapter made out of ``m``: how
-    many arrays of earlier reads were still alive, and how many values
-    had been written (anywhere) before it."""
+    """What was true at each read ``m``'s adapter made out of ``m``, a copy
+    or a view of its memory lent for a while (``lend_array``): how many
+    arrays of earlier reads were still alive, and how many values had been
+    written (anywhere) before it."""
+    import contextlib
     import weakref
 
     from tests.spies import count_writes
     reads, arrays = [], []
     adapter_type = type(m.adapter)
-    plain_read = adapter_type.read_array
+    plain_read, plain_lend = adapter_type.read_array, adapter_type.lend_array
+
+    def record(array):
+        reads.append({"alive": sum(1 for earlier in arrays if earlier() is not None), "written": writes[0]})
+        arrays.append(weakref.ref(array))
 
     def read(self, state, ref):
         array = plain_read(self, state, ref)
         if state is m.adapter_state:
-            reads.append({"alive": sum(1 for earlier in arrays if earlier() is not None), "written": writes[0]})
-            arrays.append(weakref.ref(array))
+            record(array)
         return array
 
+    @contextlib.contextmanager
+    def recorded(lent):
+        with lent as view:
+            record(view)
+            yield view
+
+    def lend(self, state, ref):
+        lent = plain_lend(self, state, ref)
+        return recorded(lent) if lent is not None and state is m.adapter_state else lent
+
     monkeypatch.setattr(adapter_type, "read_array", read)
+    monkeypatch.setattr(adapter_type, "lend_array", lend)
     writes = count_writes(monkeypatch)
     return reads
 
