@@ -365,3 +365,23 @@ def test_reading_every_tensor_keeps_about_one_span_of_the_file_resident(tmp_path
         held.append(_resident_file_kib() - before)
     assert max(held) < 12 << 10, held
     assert held[-1] < 4 << 10, held      # the last span dropped: 8 tensors are 4 spans
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc accounting")
+@pytest.mark.parametrize("read", WHOLE_FILE_READS.values(), ids=list(WHOLE_FILE_READS))
+def test_a_smaller_file_is_dropped_in_sixteenths(tmp_path, monkeypatch, read):
+    """A file smaller than sixteen spans is dropped in spans of a sixteenth
+    of it, so a model of a hundred megabytes does not hold a whole span
+    (here: a 32 MiB file of 1 MiB tensors, the smallest span lowered to 1
+    MiB; its spans are 2 MiB, never 4 MiB resident)."""
+    monkeypatch.setattr(C, "MIN_DROP_SPAN", 1 << 20)
+    tensors = {f"{i}.weight": np.full((1 << 18,), i, np.float32) for i in range(32)}
+    path = tmp_path / "smaller.safetensors"
+    save_file(tensors, str(path))
+    ck = C.open_checkpoint(path)
+    before = _resident_file_kib()
+    held = []
+    for name, want in tensors.items():
+        np.testing.assert_array_equal(read(ck, name), want)
+        held.append(_resident_file_kib() - before)
+    assert max(held) < 4 << 10, held
