@@ -344,6 +344,22 @@ WHOLE_FILE_READS = {
 }
 
 
+def _file_resident_after_each_read(tmp_path, read, tensors: int, floats: int) -> list:
+    """A file of ``tensors`` float32 tensors of ``floats`` values each, read
+    one tensor at a time with ``read`` (each checked): the KiB of file pages
+    resident after each read, beyond those before the first."""
+    values = {f"{i}.weight": np.full((floats,), i, np.float32) for i in range(tensors)}
+    path = tmp_path / "file.safetensors"
+    save_file(values, str(path))
+    ck = C.open_checkpoint(path)
+    before = _resident_file_kib()
+    held = []
+    for name, want in values.items():
+        np.testing.assert_array_equal(read(ck, name), want)
+        held.append(_resident_file_kib() - before)
+    return held
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc accounting")
 @pytest.mark.parametrize("read", WHOLE_FILE_READS.values(), ids=list(WHOLE_FILE_READS))
 def test_reading_every_tensor_keeps_about_one_span_of_the_file_resident(tmp_path, monkeypatch, read):
@@ -354,15 +370,7 @@ def test_reading_every_tensor_keeps_about_one_span_of_the_file_resident(tmp_path
     and a tensor (here: 8 tensors of 4 MiB read, never more than 12 MiB
     resident)."""
     monkeypatch.setattr(C, "DROP_SPAN", 8 << 20)
-    tensors = {f"{i}.weight": np.full((1 << 20,), i, np.float32) for i in range(8)}
-    path = tmp_path / "big.safetensors"
-    save_file(tensors, str(path))
-    ck = C.open_checkpoint(path)
-    before = _resident_file_kib()
-    held = []
-    for name, want in tensors.items():
-        np.testing.assert_array_equal(read(ck, name), want)
-        held.append(_resident_file_kib() - before)
+    held = _file_resident_after_each_read(tmp_path, read, tensors=8, floats=1 << 20)
     assert max(held) < 12 << 10, held
     assert held[-1] < 4 << 10, held      # the last span dropped: 8 tensors are 4 spans
 
@@ -375,13 +383,5 @@ def test_a_smaller_file_is_dropped_in_sixteenths(tmp_path, monkeypatch, read):
     (here: a 32 MiB file of 1 MiB tensors, the smallest span lowered to 1
     MiB; its spans are 2 MiB, never 4 MiB resident)."""
     monkeypatch.setattr(C, "MIN_DROP_SPAN", 1 << 20)
-    tensors = {f"{i}.weight": np.full((1 << 18,), i, np.float32) for i in range(32)}
-    path = tmp_path / "smaller.safetensors"
-    save_file(tensors, str(path))
-    ck = C.open_checkpoint(path)
-    before = _resident_file_kib()
-    held = []
-    for name, want in tensors.items():
-        np.testing.assert_array_equal(read(ck, name), want)
-        held.append(_resident_file_kib() - before)
+    held = _file_resident_after_each_read(tmp_path, read, tensors=32, floats=1 << 18)
     assert max(held) < 4 << 10, held
