@@ -340,9 +340,9 @@ class Checkpoint:
         # drop the pages of every span read so far once they add up to a
         # span (DROP_SPAN, a sixteenth of a smaller file), so the mapping
         # holds about one span and the tensors in flight, not the file
-        # read so far.  A page another thread still
-        # reads may go too (spans share their edge pages): the mapping is
-        # read-only, and its next touch maps the same bytes again.
+        # read so far.  A page another thread still reads may go too
+        # (spans share their edge pages): the mapping is read-only, and its
+        # next touch maps the same bytes again.
         with self._read_lock:
             spans = self._read.setdefault(path, [])
             spans.append((start, stop))
@@ -623,6 +623,7 @@ def _write_file(tmp: Path, tensors: List[PlannedTensor], metadata: Dict[str, str
     with open(tmp, "wb") as f:
         reserved = header()
         f.write(reserved)
+
         def write(t: PlannedTensor, array: np.ndarray) -> None:
             array = np.asarray(array)
             if array.dtype != t.dtype or tuple(array.shape) != tuple(t.shape):

@@ -231,9 +231,10 @@ class Param:
         it to its file, a transfer copying it on (package-internal).  Where
         the framework's reads copy, that is a view of its own memory where
         it lends one (``Adapter.lend``: Gluon), saving that copy; else the
-        value read as :meth:`read_copy` reads it (``contiguous``), or, with
-        ``into`` (``fn`` copies it on anyway), the framework's plain read.
-        Returns what ``fn`` returns."""
+        value as :meth:`read_copy` reads it (``contiguous``), or, with
+        ``into`` (``fn`` copies it into place anyway), as it comes or
+        through the framework's own transpose.  Returns what ``fn``
+        returns."""
         self._require_value()
         model, slot = self._model, self._slot
         lent = model.adapter.lend(model.adapter_state, slot.ref) if model.adapter.value_reads_copy else None
